@@ -1,0 +1,57 @@
+# Thin wrapper over meson/ninja. `make run` and `make test` work on a fresh
+# Debian machine: they install what is missing, build, then run.
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+MESON_OPTS ?=
+FUZZ_SECONDS ?= 300
+
+.PHONY: all deps build run test test-asan bench lint format fuzz fuzz-build clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) $(MESON_OPTS)
+
+build: deps $(BUILD)/build.ninja
+	@ninja -C $(BUILD)
+
+run: build
+	./$(BUILD)/rampartd --dev
+
+test: build fuzz-build
+	@python3 scripts/run-tests.py --build $(BUILD) --fuzz-build $(FUZZ_BUILD)
+
+$(ASAN_BUILD)/build.ninja:
+	meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug $(MESON_OPTS)
+
+test-asan: deps $(ASAN_BUILD)/build.ninja
+	@ninja -C $(ASAN_BUILD)
+	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		python3 scripts/run-tests.py --build $(ASAN_BUILD) --no-fuzz --slow-factor 3
+
+# libFuzzer needs clang; meson 1.0 has no fuzzer sanitizer option, so the
+# fuzz build is its own directory with the flags set by the `fuzz` option.
+$(FUZZ_BUILD)/build.ninja:
+	CC=clang CXX=clang++ meson setup $(FUZZ_BUILD) -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false -Dtests=true
+
+fuzz-build: deps $(FUZZ_BUILD)/build.ninja
+	@ninja -C $(FUZZ_BUILD) fuzz_http_parser fuzz_config
+
+fuzz: fuzz-build
+	@scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+bench: build
+	@bench/run.sh $(BUILD)
+
+lint: deps
+	@scripts/lint.sh
+
+format:
+	@clang-format -i $$(git ls-files '*.cpp' '*.h' '*.c')
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

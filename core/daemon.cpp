@@ -1,0 +1,336 @@
+#include "daemon.h"
+
+#include <getopt.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+
+#include "config/config.h"
+#include "http/exchange.h"
+#include "http/router.h"
+#include "http/server.h"
+#include "log.h"
+#include "net/address.h"
+#include "rampart_version.h"
+#include "reload.h"
+
+namespace rampart {
+namespace {
+
+void print_diagnostics(const config::LoadResult& result) {
+    for (const auto& d : result.errors) fprintf(stderr, "rampartd: config error: %s\n", d.to_string().c_str());
+    for (const auto& d : result.warnings) fprintf(stderr, "rampartd: config warning: %s\n", d.to_string().c_str());
+}
+
+log::Settings log_settings_for(const config::Config& cfg) {
+    log::Settings s;
+    log::parse_level(cfg.log.level, &s.level);
+    log::parse_format(cfg.log.format, &s.format);
+    s.sampling = cfg.log.sampling;
+    s.node_id = cfg.node.id;
+    return s;
+}
+
+http::ServerSettings server_settings_for(const config::Config& cfg) {
+    http::ServerSettings s;
+    s.limits.max_body_bytes = static_cast<size_t>(cfg.api.max_body_bytes);
+    s.limits.max_header_bytes = static_cast<size_t>(cfg.api.max_header_bytes);
+    s.limits.max_uri_bytes = static_cast<size_t>(cfg.api.max_uri_bytes);
+    s.request_timeout_ms = static_cast<uint64_t>(cfg.api.request_timeout_ms);
+    s.idle_timeout_ms = static_cast<uint64_t>(cfg.api.idle_timeout_ms);
+    s.max_connections = static_cast<size_t>(cfg.api.max_connections);
+    s.max_pipelined = static_cast<size_t>(cfg.api.max_pipelined);
+    return s;
+}
+
+// The soft limit of open files is often 1024 while the hard one is far
+// higher; a daemon holding many connections wants all it may have.
+void raise_open_files_limit() {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) return;
+    rlim_t before = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        log::info("raised open files limit", {{"from", static_cast<long long>(before)},
+                                              {"to", static_cast<long long>(rl.rlim_cur)}});
+    }
+}
+
+bool make_dirs(const std::string& path, std::string* error) {
+    std::string partial;
+    size_t pos = 0;
+    while (pos != std::string::npos) {
+        pos = path.find('/', pos + 1);
+        partial = path.substr(0, pos);
+        if (partial.empty()) continue;
+        if (mkdir(partial.c_str(), 0700) != 0 && errno != EEXIST) {
+            *error = partial + ": " + strerror(errno);
+            return false;
+        }
+    }
+    return true;
+}
+
+// --dev: one node on loopback, data under ./var/dev.
+bool apply_dev_mode(config::Config& cfg, std::string* error) {
+    cfg.node.data_dir = "var/dev";
+    net::Address addr;
+    std::string why;
+    if (!net::parse_address(cfg.api.listen, &addr, &why) || !net::is_loopback(addr)) {
+        *error = "--dev listens on loopback only, but api.listen is " + cfg.api.listen;
+        return false;
+    }
+    return true;
+}
+
+class Daemon {
+public:
+    Daemon(const Options& options, std::unique_ptr<config::Config> cfg)
+        : options_(options), config_(std::move(cfg)) {}
+
+    int run();
+
+private:
+    void install_routes();
+    void install_signals();
+    void reload();
+    void begin_shutdown(int signum);
+    void finish();
+    bool write_pid_file();
+
+    static void cb_signal(uv_signal_t* handle, int signum);
+    static void cb_drain_deadline(uv_timer_t* timer);
+
+    Options options_;
+    std::unique_ptr<config::Config> config_;
+    uv_loop_t loop_{};
+    http::Router router_;
+    std::unique_ptr<http::Server> server_;
+    uv_signal_t sighup_{}, sigterm_{}, sigint_{};
+    uv_timer_t drain_timer_{};
+    bool shutting_down_ = false;
+    int exit_status_ = kExitOk;
+};
+
+void Daemon::install_routes() {
+    router_.add("GET", "/health", [](http::Exchange& ex) {
+        ex.respond(http::Response::json(200, "{\"status\":\"ok\"}\n"));
+    }, /*high_volume=*/true);
+    router_.add("GET", "/ready", [this](http::Exchange& ex) {
+        // Until the store exists, ready means: configuration loaded and
+        // listening, and not shutting down.
+        if (shutting_down_) {
+            http::Response r = http::Response::error(503, "shutting_down", "the node is shutting down");
+            r.headers.emplace_back("Retry-After", "5");
+            ex.respond(std::move(r));
+            return;
+        }
+        ex.respond(http::Response::json(200, "{\"status\":\"ready\"}\n"));
+    }, /*high_volume=*/true);
+}
+
+void Daemon::cb_signal(uv_signal_t* handle, int signum) {
+    auto* self = static_cast<Daemon*>(handle->data);
+    if (signum == SIGHUP) {
+        self->reload();
+    } else {
+        self->begin_shutdown(signum);
+    }
+}
+
+void Daemon::install_signals() {
+    sighup_.data = sigterm_.data = sigint_.data = this;
+    uv_signal_init(&loop_, &sighup_);
+    uv_signal_init(&loop_, &sigterm_);
+    uv_signal_init(&loop_, &sigint_);
+    uv_signal_start(&sighup_, cb_signal, SIGHUP);
+    uv_signal_start(&sigterm_, cb_signal, SIGTERM);
+    uv_signal_start(&sigint_, cb_signal, SIGINT);
+}
+
+void Daemon::reload() {
+    if (shutting_down_) return;
+    log::info("reloading configuration", {{"file", options_.config_path}});
+    config::LoadResult loaded = options_.config_path_given || !options_.dev
+                                    ? config::load_file(options_.config_path, config::process_environment())
+                                    : config::load_defaults(config::process_environment());
+    std::string dev_error;
+    if (loaded.ok() && options_.dev && !apply_dev_mode(*loaded.config, &dev_error)) {
+        loaded.errors.push_back({"environment", 0, 0, "api.listen", dev_error});
+        loaded.config.reset();
+    }
+    if (!loaded.ok()) {
+        for (const auto& d : loaded.errors) log::error("config reload: invalid", {{"problem", d.to_string()}});
+        log::error("config reload failed; keeping the running configuration", {{"errors", loaded.errors.size()}});
+        return;
+    }
+    ReloadPlan plan = plan_reload(*config_, *loaded.config);
+    if (!plan.needs_restart.empty()) {
+        log::warn("config reload: these settings change only at restart", {{"keys", join(plan.needs_restart)}});
+    }
+    config_ = std::make_unique<config::Config>(std::move(plan.next));
+    log::configure(log_settings_for(*config_));
+    server_->apply_settings(server_settings_for(*config_));
+    log::info("configuration reloaded", {{"changed", join(plan.applied)}});
+}
+
+void Daemon::begin_shutdown(int signum) {
+    if (shutting_down_) {
+        log::warn("second signal: closing all connections now", {{"signal", signum}});
+        server_->close_all();
+        return;
+    }
+    shutting_down_ = true;
+    uint64_t deadline = static_cast<uint64_t>(config_->api.shutdown_timeout_ms);
+    log::info("shutting down: draining connections",
+              {{"signal", signum}, {"open_connections", server_->connection_count()},
+               {"deadline_ms", static_cast<long long>(deadline)}});
+    uv_timer_init(&loop_, &drain_timer_);
+    drain_timer_.data = this;
+    uv_timer_start(&drain_timer_, cb_drain_deadline, deadline, 0);
+    server_->begin_drain([this] { finish(); });
+}
+
+void Daemon::cb_drain_deadline(uv_timer_t* timer) {
+    auto* self = static_cast<Daemon*>(timer->data);
+    log::warn("drain deadline passed: closing remaining connections",
+              {{"open_connections", self->server_->connection_count()}});
+    self->server_->close_all();
+}
+
+// Everything is drained: close our own handles so uv_run returns.
+void Daemon::finish() {
+    for (uv_signal_t* s : {&sighup_, &sigterm_, &sigint_}) {
+        uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);
+    }
+    uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
+}
+
+bool Daemon::write_pid_file() {
+    if (config_->node.pid_file.empty()) return true;
+    std::ofstream out(config_->node.pid_file, std::ios::trunc);
+    out << getpid() << "\n";
+    if (!out) {
+        log::error("cannot write pid file", {{"path", config_->node.pid_file}});
+        return false;
+    }
+    return true;
+}
+
+int Daemon::run() {
+    log::configure(log_settings_for(*config_));
+    raise_open_files_limit();
+    std::string error;
+    if (!make_dirs(config_->node.data_dir, &error)) {
+        log::error("cannot create data directory", {{"path", config_->node.data_dir}, {"error", error}});
+        return kExitRuntime;
+    }
+    uv_loop_init(&loop_);
+    install_routes();
+    server_ = std::make_unique<http::Server>(&loop_, &router_, server_settings_for(*config_));
+    net::Address addr;
+    if (!net::parse_address(config_->api.listen, &addr, &error)) {
+        log::error("bad api.listen", {{"address", config_->api.listen}, {"error", error}});
+        return kExitConfigError;
+    }
+    if (server_->listen(addr, &error) != 0) {
+        log::error("cannot listen", {{"address", config_->api.listen}, {"error", error}});
+        server_->shutdown();
+        uv_run(&loop_, UV_RUN_DEFAULT);
+        uv_loop_close(&loop_);
+        return kExitRuntime;
+    }
+    install_signals();
+    if (!write_pid_file()) exit_status_ = kExitRuntime;
+    log::info("rampartd started", {{"version", RAMPART_VERSION}, {"listen", server_->bound_address()},
+                                   {"config", config_->source_file}, {"dev", options_.dev}});
+    if (exit_status_ != kExitOk) {
+        begin_shutdown(SIGTERM);
+    }
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    server_.reset();
+    uv_loop_close(&loop_);
+    if (!config_->node.pid_file.empty()) unlink(config_->node.pid_file.c_str());
+    log::info("rampartd stopped");
+    return exit_status_;
+}
+
+config::LoadResult load_for(const Options& options) {
+    auto env = config::process_environment();
+    // --dev runs without a config file if the default one is not there.
+    if (options.dev && !options.config_path_given && access(options.config_path.c_str(), F_OK) != 0) {
+        return config::load_defaults(env);
+    }
+    return config::load_file(options.config_path, env);
+}
+
+}  // namespace
+
+void print_usage() {
+    fprintf(stderr,
+            "usage: rampartd [-c FILE] [--dev] [--check-config] [--version]\n"
+            "  -c, --config FILE   configuration file (default etc/rampart.yml)\n"
+            "      --dev           one node on loopback, data under ./var/dev\n"
+            "      --check-config  validate the configuration, print every problem, exit 0 or 78\n"
+            "      --version       print the version\n");
+}
+
+bool parse_options(int argc, char** argv, Options* out) {
+    static const struct option long_options[] = {
+        {"config", required_argument, nullptr, 'c'},  {"dev", no_argument, nullptr, 'd'},
+        {"check-config", no_argument, nullptr, 'k'}, {"version", no_argument, nullptr, 'v'},
+        {"help", no_argument, nullptr, 'h'},          {nullptr, 0, nullptr, 0},
+    };
+    optind = 1;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "c:h", long_options, nullptr)) != -1) {
+        switch (opt) {
+        case 'c':
+            out->config_path = optarg;
+            out->config_path_given = true;
+            break;
+        case 'd': out->dev = true; break;
+        case 'k': out->check_config = true; break;
+        case 'v': out->version = true; break;
+        default: return false;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "rampartd: unexpected argument '%s'\n", argv[optind]);
+        return false;
+    }
+    return true;
+}
+
+int run(const Options& options) {
+    if (options.version) {
+        printf("rampartd %s\n", RAMPART_VERSION);
+        return kExitOk;
+    }
+    // Writes to a closed socket must fail with EPIPE, not kill the daemon.
+    signal(SIGPIPE, SIG_IGN);
+    config::LoadResult loaded = load_for(options);
+    std::string dev_error;
+    if (loaded.ok() && options.dev && !apply_dev_mode(*loaded.config, &dev_error)) {
+        fprintf(stderr, "rampartd: config error: %s\n", dev_error.c_str());
+        return kExitConfigError;
+    }
+    print_diagnostics(loaded);
+    if (!loaded.ok()) return kExitConfigError;
+    if (options.check_config) {
+        printf("configuration OK: %s\n", loaded.config->source_file.empty() ? "(defaults)" : loaded.config->source_file.c_str());
+        return kExitOk;
+    }
+    Daemon daemon(options, std::move(loaded.config));
+    return daemon.run();
+}
+
+}  // namespace rampart

@@ -1,0 +1,372 @@
+#include "http/connection.h"
+
+#include <arpa/inet.h>
+
+#include <utility>
+
+#include "http/request_id.h"
+#include "http/server.h"
+#include "log.h"
+
+namespace rampart::http {
+namespace {
+
+// Reads land in one loop-wide buffer: each read is parsed before the next
+// one arrives, so only bytes left over by back-pressure need their own copy.
+char g_read_buffer[64 * 1024];
+
+// Past this much unsent output, stop reading: a client that pipelines but
+// never reads its answers must not grow our memory.
+constexpr size_t kMaxOutputBacklog = 1 << 20;
+constexpr size_t kMaxLoggedPath = 512;
+
+struct WriteRequest {
+    uv_write_t req{};
+    std::string data;
+    Connection* conn = nullptr;
+};
+
+std::string peer_ip(uv_tcp_t* tcp) {
+    sockaddr_storage ss{};
+    int len = sizeof ss;
+    if (uv_tcp_getpeername(tcp, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "unknown";
+    char buf[INET6_ADDRSTRLEN] = {0};
+    if (ss.ss_family == AF_INET6) {
+        inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr, buf, sizeof buf);
+    } else {
+        inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr, buf, sizeof buf);
+    }
+    return buf;
+}
+
+}  // namespace
+
+Connection::Connection(Server* server, const Limits& limits) : server_(server), parser_(limits) {
+    uv_tcp_init(server->loop(), &tcp_);
+    uv_timer_init(server->loop(), &timer_);
+    tcp_.data = this;
+    timer_.data = this;
+    handles_open_ = 2;
+}
+
+void Connection::start(bool over_capacity) {
+    source_ip_ = peer_ip(&tcp_);
+    uv_tcp_nodelay(&tcp_, 1);
+    if (over_capacity) {
+        Response r = Response::error(503, "too_many_connections", "the server is at its connection limit; retry later");
+        r.headers.emplace_back("Retry-After", "1");
+        enqueue_error(std::move(r));
+        return;
+    }
+    resume_reading();
+    update_timer();
+}
+
+void Connection::cb_alloc(uv_handle_t*, size_t, uv_buf_t* buf) {
+    *buf = uv_buf_init(g_read_buffer, sizeof g_read_buffer);
+}
+
+void Connection::cb_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+    auto* conn = static_cast<Connection*>(stream->data);
+    if (nread > 0) {
+        conn->on_data(buf->base, static_cast<size_t>(nread));
+    } else if (nread == UV_EOF) {
+        conn->on_peer_eof();
+    } else if (nread < 0) {
+        conn->close();
+    }
+}
+
+void Connection::on_peer_eof() {
+    peer_eof_ = true;
+    pause_reading();
+    // A half-closed client may still wait for answers to what it sent; an
+    // unfinished request can never complete.
+    if (parser_.in_progress() && inbuf_.empty()) {
+        close();
+        return;
+    }
+    if (!inbuf_.empty()) parse_input();
+    if (queue_.empty()) close_after_flush_ = true;
+    flush();
+}
+
+void Connection::on_data(const char* data, size_t len) {
+    if (stop_parsing_ || closing_) return;
+    in_batch_ = true;
+    if (inbuf_.empty()) {
+        size_t used = parse_span(data, len);
+        if (used < len) inbuf_.assign(data + used, len - used);
+    } else {
+        inbuf_.append(data, len);
+        parse_input();
+    }
+    in_batch_ = false;
+    flush();
+    update_timer();
+}
+
+void Connection::parse_input() {
+    size_t used = parse_span(inbuf_.data(), inbuf_.size());
+    inbuf_.erase(0, used);
+}
+
+size_t Connection::parse_span(const char* data, size_t len) {
+    size_t used = 0;
+    while (used < len && !stop_parsing_ && !closing_) {
+        if (queue_.size() >= server_->settings().max_pipelined || output_backlog() > kMaxOutputBacklog) {
+            pause_reading();
+            break;
+        }
+        used += parser_.feed(data + used, len - used);
+        if (parser_.state() == RequestParser::State::Complete) {
+            dispatch(parser_.take_request());
+        } else if (parser_.state() == RequestParser::State::Error) {
+            const ParseError& err = parser_.error();
+            enqueue_error(Response::error(err.status, err.code, err.message));
+            return len;  // the rest of the stream cannot be trusted
+        } else {
+            break;
+        }
+    }
+    maybe_send_continue();
+    return used;
+}
+
+// "100 Continue" may only go out when nothing earlier is still unanswered.
+void Connection::maybe_send_continue() {
+    if (parser_.expects_continue() && queue_.empty() && !stop_parsing_) {
+        outbuf_ += "HTTP/1.1 100 Continue\r\n\r\n";
+        parser_.mark_continue_sent();
+    }
+}
+
+void Connection::dispatch(Request request) {
+    const std::string* client_id = request.header("x-request-id");
+    std::string id = (client_id && is_sane_request_id(*client_id)) ? *client_id : generate_request_id();
+    auto ex = std::make_shared<Exchange>(this, std::move(request), std::move(id), source_ip_);
+    if (!ex->request_.keep_alive || server_->draining()) {
+        ex->close_after_ = true;
+        stop_parsing_ = true;
+    }
+    queue_.push_back(ex);
+    Router::Match match = server_->router().match(ex->request_.method, ex->request_.path);
+    if (match.route == nullptr) {
+        Response r = match.status == 405
+                         ? Response::error(405, "method_not_allowed", "method " + ex->request_.method + " not allowed on this path")
+                         : Response::error(404, "not_found", "no such route");
+        if (match.status == 405) r.headers.emplace_back("Allow", match.allow);
+        ex->respond(std::move(r));
+        return;
+    }
+    ex->route_ = match.route;
+    try {
+        match.route->handler(*ex);
+    } catch (const std::exception& e) {
+        log::error("handler failed", {{"request_id", ex->request_id_}, {"error", e.what()}});
+        ex->respond(Response::error(500, "internal_error", "internal error"));
+    }
+}
+
+void Connection::enqueue_error(Response response) {
+    Request placeholder;
+    placeholder.method = "-";
+    placeholder.path = "-";
+    auto ex = std::make_shared<Exchange>(this, std::move(placeholder), generate_request_id(), source_ip_);
+    ex->close_after_ = true;
+    stop_parsing_ = true;
+    pause_reading();
+    queue_.push_back(ex);
+    ex->respond(std::move(response));
+}
+
+void Connection::exchange_done() {
+    send_completed();
+    if (!in_batch_) {
+        flush();
+        update_timer();
+    }
+}
+
+// Serialize every answered exchange at the head of the queue, in order.
+void Connection::send_completed() {
+    while (!queue_.empty() && queue_.front()->responded_) {
+        std::shared_ptr<Exchange> ex = std::move(queue_.front());
+        queue_.pop_front();
+        ex->conn_ = nullptr;
+        const Request& req = ex->request_;
+        Framing framing;
+        framing.request_id = ex->request_id_;
+        framing.date = server_->date();
+        framing.close = ex->close_after_;
+        framing.keep_alive_http10 = req.version_minor == 0 && req.keep_alive && !framing.close;
+        framing.head = req.method == "HEAD";
+        serialize(ex->response_, framing, outbuf_);
+        log_access(*ex);
+        if (ex->close_after_) {
+            close_after_flush_ = true;
+            for (auto& rest : queue_) rest->conn_ = nullptr;
+            queue_.clear();
+            return;
+        }
+    }
+    if (!queue_.empty()) return;
+    if (peer_eof_ || server_->draining()) {
+        if (!parser_.in_progress()) close_after_flush_ = true;
+        return;
+    }
+    maybe_send_continue();
+    if (!reading_ && !stop_parsing_ && !closing_) {
+        if (!inbuf_.empty()) parse_input();
+        if (inbuf_.empty()) resume_reading();
+    }
+}
+
+void Connection::log_access(const Exchange& ex) {
+    int status = ex.response_.status;
+    log::Level level = status >= 500 ? log::Level::Error : log::Level::Info;
+    if (!log::enabled(level)) return;
+    bool sampled_route = ex.route_ != nullptr && ex.route_->high_volume && status < 400;
+    if (sampled_route && !log::sample()) return;
+    double ms = static_cast<double>(uv_hrtime() - ex.start_ns_) / 1e6;
+    std::string_view path = ex.request_.path;
+    if (path.size() > kMaxLoggedPath) path = path.substr(0, kMaxLoggedPath);
+    log::write(level, "request",
+               {{"request_id", ex.request_id_},
+                {"source_ip", ex.source_ip_},
+                {"method", ex.request_.method},
+                {"path", path},
+                {"status_code", status},
+                {"duration_ms", ms}});
+}
+
+size_t Connection::output_backlog() const { return outbuf_.size() + bytes_in_flight_; }
+
+void Connection::flush() {
+    if (closing_) return;
+    if (outbuf_.empty()) {
+        if (close_after_flush_ && writes_in_flight_ == 0) close();
+        return;
+    }
+    if (writes_in_flight_ == 0) {
+        uv_buf_t buf = uv_buf_init(outbuf_.data(), static_cast<unsigned>(outbuf_.size()));
+        int n = uv_try_write(reinterpret_cast<uv_stream_t*>(&tcp_), &buf, 1);
+        if (n < 0 && n != UV_EAGAIN) {
+            close();
+            return;
+        }
+        if (n > 0) outbuf_.erase(0, static_cast<size_t>(n));
+        if (outbuf_.empty()) {
+            if (close_after_flush_) close();
+            return;
+        }
+    }
+    if (writes_in_flight_ > 0) return;  // cb_write flushes the rest
+    auto w = std::make_unique<WriteRequest>();
+    w->data.swap(outbuf_);
+    w->conn = this;
+    uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+    w->req.data = w.get();
+    int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&tcp_), &buf, 1, cb_write);
+    if (rc != 0) {
+        close();
+        return;
+    }
+    bytes_in_flight_ += w->data.size();
+    writes_in_flight_++;
+    (void)w.release();  // owned by libuv until cb_write
+}
+
+void Connection::cb_write(uv_write_t* req, int status) {
+    std::unique_ptr<WriteRequest> w(static_cast<WriteRequest*>(req->data));
+    Connection* conn = w->conn;
+    conn->writes_in_flight_--;
+    conn->bytes_in_flight_ -= w->data.size();
+    if (status < 0) {
+        conn->close();
+        return;
+    }
+    conn->flush();
+    if (!conn->closing_ && !conn->reading_ && !conn->stop_parsing_ && conn->queue_.empty()) {
+        conn->send_completed();  // resumes reading now that the backlog shrank
+        conn->flush();
+    }
+    conn->update_timer();
+}
+
+void Connection::update_timer() {
+    if (closing_) return;
+    const ServerSettings& s = server_->settings();
+    if (parser_.in_progress() && !stop_parsing_) {
+        // The deadline counts from a request's first byte; more bytes do
+        // not extend it (slowloris).
+        if (timer_mode_ != TimerMode::Request || timed_request_ != parser_.requests_begun()) {
+            timer_mode_ = TimerMode::Request;
+            timed_request_ = parser_.requests_begun();
+            uv_timer_start(&timer_, cb_timer, s.request_timeout_ms, 0);
+        }
+    } else if (queue_.empty()) {
+        timer_mode_ = TimerMode::Idle;
+        uv_timer_start(&timer_, cb_timer, s.idle_timeout_ms, 0);
+    } else if (timer_mode_ != TimerMode::None) {
+        timer_mode_ = TimerMode::None;
+        uv_timer_stop(&timer_);
+    }
+}
+
+void Connection::cb_timer(uv_timer_t* timer) {
+    auto* conn = static_cast<Connection*>(timer->data);
+    if (conn->timer_mode_ == TimerMode::Request) {
+        conn->timer_mode_ = TimerMode::None;
+        uint64_t ms = conn->server_->settings().request_timeout_ms;
+        conn->enqueue_error(Response::error(408, "request_timeout",
+                                            "request not received completely within " + std::to_string(ms) + " ms"));
+        conn->flush();
+    } else {
+        conn->close();
+    }
+}
+
+void Connection::pause_reading() {
+    if (!reading_) return;
+    reading_ = false;
+    uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+}
+
+void Connection::resume_reading() {
+    if (reading_ || closing_ || peer_eof_ || stop_parsing_) return;
+    if (uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), cb_alloc, cb_read) == 0) reading_ = true;
+}
+
+void Connection::close_when_idle() {
+    stop_parsing_ = true;
+    pause_reading();
+    if (!queue_.empty()) {
+        queue_.back()->close_after_ = true;
+    } else if (parser_.in_progress()) {
+        // Give a request that is still arriving until the drain deadline.
+        stop_parsing_ = false;
+        resume_reading();
+    } else {
+        close_after_flush_ = true;
+        flush();
+    }
+}
+
+void Connection::close() {
+    if (closing_) return;
+    closing_ = true;
+    reading_ = false;
+    for (auto& ex : queue_) ex->conn_ = nullptr;
+    queue_.clear();
+    uv_timer_stop(&timer_);
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer_), cb_closed);
+    uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), cb_closed);
+}
+
+void Connection::cb_closed(uv_handle_t* handle) {
+    auto* conn = static_cast<Connection*>(handle->data);
+    if (--conn->handles_open_ == 0) conn->server_->connection_closed(conn);
+}
+
+}  // namespace rampart::http

@@ -1,0 +1,84 @@
+// One accepted TCP connection of the HTTP front (internal to server.cpp
+// and exchange.cpp).
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <deque>
+#include <list>
+#include <memory>
+#include <string>
+
+#include "http/exchange.h"
+#include "http/parser.h"
+
+namespace rampart::http {
+
+class Server;
+
+class Connection {
+public:
+    Connection(Server* server, const Limits& limits);
+    Connection(const Connection&) = delete;
+    Connection& operator=(const Connection&) = delete;
+
+    // Called right after uv_accept succeeded.
+    void start(bool over_capacity);
+    // Called by an Exchange when its handler has responded.
+    void exchange_done();
+    // Close now; pending responses are dropped.
+    void close();
+    // Finish the current requests, then close (graceful drain).
+    void close_when_idle();
+    bool idle() const { return queue_.empty() && !parser_.in_progress() && !closing_; }
+
+    uv_tcp_t* tcp() { return &tcp_; }
+    std::list<std::unique_ptr<Connection>>::iterator self_;
+
+private:
+    enum class TimerMode { None, Request, Idle };
+
+    static void cb_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
+    static void cb_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+    static void cb_write(uv_write_t* req, int status);
+    static void cb_timer(uv_timer_t* timer);
+    static void cb_closed(uv_handle_t* handle);
+
+    void on_data(const char* data, size_t len);
+    void on_peer_eof();
+    void parse_input();
+    size_t parse_span(const char* data, size_t len);
+    void maybe_send_continue();
+    void dispatch(Request request);
+    void enqueue_error(Response response);
+    void send_completed();
+    void log_access(const Exchange& ex);
+    size_t output_backlog() const;
+    void flush();
+    void update_timer();
+    void pause_reading();
+    void resume_reading();
+
+    Server* server_;
+    uv_tcp_t tcp_{};
+    uv_timer_t timer_{};
+    RequestParser parser_;
+    std::string source_ip_;
+    std::string inbuf_;   // bytes read but not yet parsed (reading paused)
+    std::string outbuf_;  // serialized responses not yet handed to libuv
+    std::deque<std::shared_ptr<Exchange>> queue_;
+    size_t writes_in_flight_ = 0;
+    size_t bytes_in_flight_ = 0;
+    uint64_t timed_request_ = 0;  // which request the Request timer is for
+    int handles_open_ = 0;
+    TimerMode timer_mode_ = TimerMode::None;
+    bool reading_ = false;
+    bool stop_parsing_ = false;  // a closing request or an error was seen
+    bool close_after_flush_ = false;
+    bool closing_ = false;
+    bool peer_eof_ = false;
+    bool in_batch_ = false;  // inside on_data: flush once at the end
+};
+
+}  // namespace rampart::http

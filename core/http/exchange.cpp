@@ -1,0 +1,23 @@
+#include "http/exchange.h"
+
+#include <uv.h>
+
+#include "http/connection.h"
+
+namespace rampart::http {
+
+Exchange::Exchange(Connection* conn, Request request, std::string request_id, std::string source_ip)
+    : conn_(conn),
+      request_(std::move(request)),
+      request_id_(std::move(request_id)),
+      source_ip_(std::move(source_ip)),
+      start_ns_(uv_hrtime()) {}
+
+void Exchange::respond(Response response) {
+    if (responded_) return;
+    responded_ = true;
+    response_ = std::move(response);
+    if (conn_ != nullptr) conn_->exchange_done();
+}
+
+}  // namespace rampart::http

@@ -1,0 +1,45 @@
+// One request and its response on a connection. Handlers receive an
+// Exchange and call respond() once, now or later (asynchronous handlers
+// keep a shared_ptr). If the connection closes first, respond() is a no-op.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "http/parser.h"
+#include "http/response.h"
+
+namespace rampart::http {
+
+class Connection;
+struct Route;
+
+class Exchange : public std::enable_shared_from_this<Exchange> {
+public:
+    Exchange(Connection* conn, Request request, std::string request_id, std::string source_ip);
+
+    const Request& request() const { return request_; }
+    const std::string& request_id() const { return request_id_; }
+    const std::string& source_ip() const { return source_ip_; }
+    const Route* route() const { return route_; }
+
+    void respond(Response response);
+    bool responded() const { return responded_; }
+    // True when the client is gone: async handlers may stop early.
+    bool abandoned() const { return conn_ == nullptr; }
+
+private:
+    friend class Connection;
+    Connection* conn_;  // cleared by the connection when it closes
+    Request request_;
+    std::string request_id_;
+    std::string source_ip_;
+    const Route* route_ = nullptr;
+    Response response_;
+    bool responded_ = false;
+    bool close_after_ = false;  // the connection closes once this is sent
+    uint64_t start_ns_ = 0;
+};
+
+}  // namespace rampart::http

@@ -1,0 +1,112 @@
+// HTTP/1.1 request parsing on top of llhttp, with the limits and checks
+// llhttp 8.1 does not enforce itself: header and URI size, body size,
+// obs-folded headers, whitespace before the colon, exactly one Host on
+// HTTP/1.1, and versions other than 1.0/1.1.
+//
+// The parser is pure (no I/O) so it can be unit-tested and fuzzed. It stops
+// after every complete request so the server can answer pipelined requests
+// in order and apply back-pressure.
+#pragma once
+
+#include <llhttp.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace rampart::http {
+
+struct Limits {
+    size_t max_header_bytes = 8192;  // header fields and values, not the request line
+    size_t max_uri_bytes = 8192;
+    size_t max_body_bytes = 65536;
+};
+
+struct Header {
+    std::string name;  // as received
+    std::string value;
+};
+
+struct Request {
+    std::string method;
+    std::string target;  // the raw request-target
+    std::string path;    // target up to '?', not decoded
+    std::string query;   // after '?', without it
+    int version_major = 1;
+    int version_minor = 1;
+    std::vector<Header> headers;
+    std::string body;
+    bool keep_alive = true;
+
+    // The first header with this name (case-insensitive), or nullptr.
+    const std::string* header(std::string_view name) const;
+};
+
+// A request the server must refuse; the connection closes after the answer.
+struct ParseError {
+    int status = 400;
+    std::string code;     // stable machine-readable code, e.g. "header_too_large"
+    std::string message;  // for the client
+};
+
+class RequestParser {
+public:
+    enum class State { NeedMore, Complete, Error };
+
+    explicit RequestParser(const Limits& limits);
+    RequestParser(const RequestParser&) = delete;
+    RequestParser& operator=(const RequestParser&) = delete;
+
+    // Parse up to `len` bytes. Stops right after a complete request or at an
+    // error; returns how many bytes were consumed. Call again with the rest.
+    size_t feed(const char* data, size_t len);
+
+    State state() const { return state_; }
+    // Valid in State::Complete. Moves the request out and readies the next.
+    Request take_request();
+    const ParseError& error() const { return error_; }
+    // True between the first byte of a request and its completion.
+    bool in_progress() const { return in_progress_; }
+    // How many requests have started so far (tells one request from the next).
+    uint64_t requests_begun() const { return requests_begun_; }
+    // The current request's head is done and it asked for "100-continue".
+    bool expects_continue() const { return expects_continue_; }
+    // Set once the server has sent the interim 100 response.
+    void mark_continue_sent() { expects_continue_ = false; }
+    void set_limits(const Limits& limits) { limits_ = limits; }
+
+private:
+    static int cb_message_begin(llhttp_t* p);
+    static int cb_url(llhttp_t* p, const char* at, size_t len);
+    static int cb_method(llhttp_t* p, const char* at, size_t len);
+    static int cb_header_field(llhttp_t* p, const char* at, size_t len);
+    static int cb_header_value(llhttp_t* p, const char* at, size_t len);
+    static int cb_headers_complete(llhttp_t* p);
+    static int cb_body(llhttp_t* p, const char* at, size_t len);
+    static int cb_message_complete(llhttp_t* p);
+
+    int fail(int status, const char* code, std::string message);
+    bool header_bytes_exceeded(size_t more);
+    int check_head();
+
+    llhttp_t parser_{};
+    llhttp_settings_t settings_{};
+    Limits limits_;
+    State state_ = State::NeedMore;
+    Request current_;
+    ParseError error_;
+    size_t header_bytes_ = 0;
+    size_t host_count_ = 0;
+    bool in_progress_ = false;
+    uint64_t requests_begun_ = 0;
+    bool expects_continue_ = false;
+    bool last_was_value_ = false;
+    // Folding detection needs the byte before a value chunk, which may be
+    // the last byte of the previous feed.
+    const char* feed_start_ = nullptr;
+    char prev_feed_last_ = 0;
+};
+
+}  // namespace rampart::http

@@ -1,0 +1,44 @@
+#include "http/router.h"
+
+namespace rampart::http {
+
+void Router::add(std::string method, std::string pattern, Handler handler, bool high_volume) {
+    Route route;
+    route.prefix = pattern.size() >= 2 && pattern.compare(pattern.size() - 2, 2, "/*") == 0;
+    if (route.prefix) pattern.pop_back();  // keep the trailing '/'
+    route.method = std::move(method);
+    route.pattern = std::move(pattern);
+    route.handler = std::move(handler);
+    route.high_volume = high_volume;
+    routes_.push_back(std::move(route));
+}
+
+bool Router::path_matches(const Route& route, std::string_view path) {
+    if (route.prefix) return path.substr(0, route.pattern.size()) == route.pattern;
+    return path == route.pattern;
+}
+
+Router::Match Router::match(std::string_view method, std::string_view path) const {
+    Match m;
+    std::string_view wanted = method == "HEAD" ? std::string_view("GET") : method;
+    bool path_known = false;
+    for (const Route& route : routes_) {
+        if (!path_matches(route, path)) continue;
+        if (route.method == wanted) {
+            m.route = &route;
+            return m;
+        }
+        if (!path_known) {
+            path_known = true;
+        }
+        if (m.allow.find(route.method) == std::string::npos) {
+            if (!m.allow.empty()) m.allow += ", ";
+            m.allow += route.method;
+            if (route.method == "GET") m.allow += ", HEAD";
+        }
+    }
+    m.status = path_known ? 405 : 404;
+    return m;
+}
+
+}  // namespace rampart::http

@@ -1,0 +1,39 @@
+// Method + path routing with 404 and 405 (with the Allow header).
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace rampart::http {
+
+class Exchange;
+using Handler = std::function<void(Exchange&)>;
+
+struct Route {
+    std::string method;
+    std::string pattern;  // exact path, or a prefix when it ends in "/*"
+    Handler handler;
+    bool high_volume = false;  // access log sampled at info (health, metrics, reads)
+    bool prefix = false;
+};
+
+class Router {
+public:
+    void add(std::string method, std::string pattern, Handler handler, bool high_volume = false);
+
+    struct Match {
+        const Route* route = nullptr;  // set when status is 0
+        int status = 0;                // 404 or 405 when no route
+        std::string allow;             // for 405: "GET, HEAD"
+    };
+    // HEAD is served by the GET route of the same path.
+    Match match(std::string_view method, std::string_view path) const;
+
+private:
+    static bool path_matches(const Route& route, std::string_view path);
+    std::vector<Route> routes_;
+};
+
+}  // namespace rampart::http

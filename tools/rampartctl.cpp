@@ -1,0 +1,99 @@
+// rampartctl: the operator CLI. Finds its node through RAMPART_HTTP_ADDR
+// (or --addr) and its token through RAMPART_HTTP_TOKEN (or --token).
+// Exit status: 0 success, 1 failure, 2 usage.
+#include <getopt.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "http_client.h"
+#include "rampart_version.h"
+
+namespace {
+
+constexpr int kOk = 0;
+constexpr int kFailure = 1;
+constexpr int kUsage = 2;
+
+struct Globals {
+    std::string addr = "127.0.0.1:7700";
+    std::string token;
+    bool json = false;
+    int timeout_ms = 5000;
+};
+
+void usage() {
+    fprintf(stderr,
+            "usage: rampartctl [--addr HOST:PORT] [--token TOKEN] [--json] COMMAND\n"
+            "commands:\n"
+            "  util health    is the node alive (GET /health)\n"
+            "  util ready     is the node ready for traffic (GET /ready)\n"
+            "  version        print the version\n"
+            "environment: RAMPART_HTTP_ADDR, RAMPART_HTTP_TOKEN\n");
+}
+
+// GET `path` and report the answer: a line for people, the body for --json.
+int probe(const Globals& g, const char* path, const char* what) {
+    rampartctl::HttpResult r = rampartctl::http_request(g.addr, "GET", path, g.token, "", g.timeout_ms);
+    if (!r.ok) {
+        fprintf(stderr, "rampartctl: %s\n", r.error.c_str());
+        return kFailure;
+    }
+    bool good = r.status == 200;
+    if (g.json) {
+        fputs(r.body.c_str(), stdout);
+    } else {
+        printf("%s: %s (HTTP %d)\n", g.addr.c_str(), good ? what : "not ok", r.status);
+    }
+    return good ? kOk : kFailure;
+}
+
+int util_command(const Globals& g, const std::vector<std::string>& args) {
+    if (args.size() != 2) {
+        usage();
+        return kUsage;
+    }
+    if (args[1] == "health") return probe(g, "/health", "healthy");
+    if (args[1] == "ready") return probe(g, "/ready", "ready");
+    fprintf(stderr, "rampartctl: unknown util command '%s'\n", args[1].c_str());
+    usage();
+    return kUsage;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Globals g;
+    if (const char* a = getenv("RAMPART_HTTP_ADDR")) g.addr = a;
+    if (const char* t = getenv("RAMPART_HTTP_TOKEN")) g.token = t;
+    static const struct option opts[] = {
+        {"addr", required_argument, nullptr, 'a'}, {"token", required_argument, nullptr, 't'},
+        {"json", no_argument, nullptr, 'j'},       {"version", no_argument, nullptr, 'v'},
+        {"help", no_argument, nullptr, 'h'},       {nullptr, 0, nullptr, 0},
+    };
+    int opt;
+    while ((opt = getopt_long(argc, argv, "+h", opts, nullptr)) != -1) {
+        switch (opt) {
+        case 'a': g.addr = optarg; break;
+        case 't': g.token = optarg; break;
+        case 'j': g.json = true; break;
+        case 'v': printf("rampartctl %s\n", RAMPART_VERSION); return kOk;
+        default: usage(); return kUsage;
+        }
+    }
+    std::vector<std::string> args(argv + optind, argv + argc);
+    if (args.empty()) {
+        usage();
+        return kUsage;
+    }
+    if (args[0] == "version") {
+        printf("rampartctl %s\n", RAMPART_VERSION);
+        return kOk;
+    }
+    if (args[0] == "util") return util_command(g, args);
+    fprintf(stderr, "rampartctl: unknown command '%s'\n", args[0].c_str());
+    usage();
+    return kUsage;
+}

@@ -176,10 +176,12 @@ void Daemon::reload() {
     if (!plan.needs_restart.empty()) {
         log::warn("config reload: these settings change only at restart", {{"keys", join(plan.needs_restart)}});
     }
+    // Logged under the old log settings, so raising the level to warn
+    // still leaves a record of the reload that did it.
+    log::info("configuration reloaded", {{"changed", join(plan.applied)}});
     config_ = std::make_unique<config::Config>(std::move(plan.next));
     log::configure(log_settings_for(*config_));
     server_->apply_settings(server_settings_for(*config_));
-    log::info("configuration reloaded", {{"changed", join(plan.applied)}});
 }
 
 void Daemon::begin_shutdown(int signum) {

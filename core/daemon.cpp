@@ -82,6 +82,7 @@ bool make_dirs(const std::string& path, std::string* error) {
 // --dev: one node on loopback, data under ./var/dev.
 bool apply_dev_mode(config::Config& cfg, std::string* error) {
     cfg.node.data_dir = "var/dev";
+    if (cfg.node.pid_file.empty()) cfg.node.pid_file = "var/dev/rampartd.pid";
     net::Address addr;
     std::string why;
     if (!net::parse_address(cfg.api.listen, &addr, &why) || !net::is_loopback(addr)) {

@@ -4,19 +4,15 @@ namespace rampart {
 
 ReloadPlan plan_reload(const config::Config& running, const config::Config& loaded) {
     ReloadPlan plan;
+    plan.next = loaded;
     for (const std::string& key : config::changed_keys(running, loaded)) {
         (config::is_reloadable(key) ? plan.applied : plan.needs_restart).push_back(key);
     }
-    plan.next = loaded;
-    // Identity, addresses, TLS material and credentials stay as they were
-    // at start; test_reload checks this list against the schema's flags.
-    plan.next.node = running.node;
-    plan.next.api.listen = running.api.listen;
-    plan.next.api.tls = running.api.tls;
-    plan.next.peer = running.peer;
-    plan.next.cluster.join_token = running.cluster.join_token;
-    plan.next.cluster.role = running.cluster.role;
-    plan.next.auth = running.auth;
+    // Keys that need a restart keep their running values: identity,
+    // addresses, TLS material, credentials. The schema decides which.
+    for (const config::KeySpec& spec : config::schema()) {
+        if (!spec.reloadable) config::set_value(plan.next, spec, config::get_value(running, spec));
+    }
     return plan;
 }
 

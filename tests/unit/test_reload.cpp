@@ -38,7 +38,8 @@ std::string other_value(const config::KeySpec& spec) {
         return all.substr(bar + 1, all.find('|', bar + 1) - bar - 1);
     }
     case ValueType::Address: return "127.0.0.1:9999";
-    case ValueType::StringList: return "127.0.0.1:7711";
+    case ValueType::StringList:
+        return std::string(spec.path) == "cluster.seeds" ? "127.0.0.1:7711" : "other_value";
     default: return def == "other_value" ? "another_value" : "other_value";
     }
 }

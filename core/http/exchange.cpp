@@ -13,10 +13,14 @@ Exchange::Exchange(Connection* conn, Request request, std::string request_id, st
       source_ip_(std::move(source_ip)),
       start_ns_(uv_hrtime()) {}
 
+double Exchange::elapsed_seconds() const { return static_cast<double>(uv_hrtime() - start_ns_) / 1e9; }
+
 void Exchange::respond(Response response) {
     if (responded_) return;
     responded_ = true;
     response_ = std::move(response);
+    for (auto& header : extra_headers_) response_.headers.push_back(std::move(header));
+    extra_headers_.clear();
     if (conn_ != nullptr) conn_->exchange_done();
 }
 

@@ -6,7 +6,10 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "auth/identity.h"
 #include "http/parser.h"
 #include "http/response.h"
 
@@ -24,6 +27,15 @@ public:
     const std::string& source_ip() const { return source_ip_; }
     const Route* route() const { return route_; }
 
+    // Set by authentication before admission hooks and the handler run.
+    const auth::Identity& identity() const { return identity_; }
+    void set_identity(auth::Identity identity) { identity_ = std::move(identity); }
+    // Added to whatever response this request gets (e.g. RateLimit headers).
+    void add_response_header(std::string name, std::string value) {
+        extra_headers_.emplace_back(std::move(name), std::move(value));
+    }
+    double elapsed_seconds() const;
+
     void respond(Response response);
     bool responded() const { return responded_; }
     // True when the client is gone: async handlers may stop early.
@@ -36,6 +48,8 @@ private:
     std::string request_id_;
     std::string source_ip_;
     const Route* route_ = nullptr;
+    auth::Identity identity_;
+    std::vector<std::pair<std::string, std::string>> extra_headers_;
     Response response_;
     bool responded_ = false;
     bool close_after_ = false;  // the connection closes once this is sent

@@ -2,7 +2,7 @@
 
 namespace rampart::http {
 
-void Router::add(std::string method, std::string pattern, Handler handler, bool high_volume) {
+void Router::add(std::string method, std::string pattern, Handler handler, bool high_volume, const void* owner) {
     Route route;
     route.prefix = pattern.size() >= 2 && pattern.compare(pattern.size() - 2, 2, "/*") == 0;
     if (route.prefix) pattern.pop_back();  // keep the trailing '/'
@@ -10,7 +10,21 @@ void Router::add(std::string method, std::string pattern, Handler handler, bool 
     route.pattern = std::move(pattern);
     route.handler = std::move(handler);
     route.high_volume = high_volume;
+    route.owner = owner;
     routes_.push_back(std::move(route));
+}
+
+bool Router::has_route(std::string_view method, std::string_view pattern) const {
+    bool prefix = pattern.size() >= 2 && pattern.substr(pattern.size() - 2) == "/*";
+    if (prefix) pattern.remove_suffix(1);
+    for (const Route& r : routes_) {
+        if (r.method == method && r.pattern == pattern && r.prefix == prefix) return true;
+    }
+    return false;
+}
+
+void Router::remove_owner(const void* owner) {
+    std::erase_if(routes_, [owner](const Route& r) { return r.owner == owner; });
 }
 
 bool Router::path_matches(const Route& route, std::string_view path) {
@@ -28,9 +42,7 @@ Router::Match Router::match(std::string_view method, std::string_view path) cons
             m.route = &route;
             return m;
         }
-        if (!path_known) {
-            path_known = true;
-        }
+        path_known = true;
         if (m.allow.find(route.method) == std::string::npos) {
             if (!m.allow.empty()) m.allow += ", ";
             m.allow += route.method;

@@ -17,11 +17,17 @@ struct Route {
     Handler handler;
     bool high_volume = false;  // access log sampled at info (health, metrics, reads)
     bool prefix = false;
+    const void* owner = nullptr;  // the plugin that added it; nullptr for the core
 };
 
 class Router {
 public:
-    void add(std::string method, std::string pattern, Handler handler, bool high_volume = false);
+    void add(std::string method, std::string pattern, Handler handler, bool high_volume = false,
+             const void* owner = nullptr);
+    // Whether this exact method and pattern is taken.
+    bool has_route(std::string_view method, std::string_view pattern) const;
+    // Drop every route `owner` added (a plugin that failed or unloaded).
+    void remove_owner(const void* owner);
 
     struct Match {
         const Route* route = nullptr;  // set when status is 0

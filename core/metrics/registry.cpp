@@ -1,0 +1,272 @@
+#include "metrics/registry.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+namespace rampart::metrics {
+namespace {
+
+// The series every label set past the cap is folded into, so a flood of
+// distinct values (addresses, paths) cannot grow memory without bound.
+constexpr std::string_view kOverflowLabel = "_other";
+
+const char* type_name(Type t) {
+    switch (t) {
+    case Type::Counter: return "counter";
+    case Type::Gauge: return "gauge";
+    default: return "histogram";
+    }
+}
+
+void append_number(std::string& out, double v) {
+    if (std::isinf(v)) {
+        out += v > 0 ? "+Inf" : "-Inf";
+        return;
+    }
+    if (std::isnan(v)) {
+        out += "NaN";
+        return;
+    }
+    char buf[32];
+    if (v == std::floor(v) && std::fabs(v) < 1e15) {
+        snprintf(buf, sizeof buf, "%.0f", v);
+    } else {
+        snprintf(buf, sizeof buf, "%.17g", v);
+    }
+    out += buf;
+}
+
+void append_label_value(std::string& out, std::string_view v) {
+    for (char c : v) {
+        if (c == '\\') out += "\\\\";
+        else if (c == '"') out += "\\\"";
+        else if (c == '\n') out += "\\n";
+        else out += c;
+    }
+}
+
+void append_help(std::string& out, std::string_view help) {
+    for (char c : help) {
+        if (c == '\\') out += "\\\\";
+        else if (c == '\n') out += "\\n";
+        else out += c;
+    }
+}
+
+// {a="1",b="2"} plus an optional extra label (le for buckets).
+void append_labels(std::string& out, const std::vector<std::string>& names, const std::vector<std::string>& values,
+                   std::string_view extra_name = {}, std::string_view extra_value = {}) {
+    if (names.empty() && extra_name.empty()) return;
+    out += '{';
+    bool first = true;
+    for (size_t i = 0; i < names.size(); ++i) {
+        if (!first) out += ',';
+        first = false;
+        out += names[i];
+        out += "=\"";
+        append_label_value(out, values[i]);
+        out += '"';
+    }
+    if (!extra_name.empty()) {
+        if (!first) out += ',';
+        out += extra_name;
+        out += "=\"";
+        out += extra_value;
+        out += '"';
+    }
+    out += '}';
+}
+
+bool name_char(char c, bool first, bool colon_ok) {
+    bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (colon_ok && c == ':');
+    return alpha || (!first && c >= '0' && c <= '9');
+}
+
+}  // namespace
+
+bool valid_metric_name(std::string_view name) {
+    if (name.empty()) return false;
+    for (size_t i = 0; i < name.size(); ++i) {
+        if (!name_char(name[i], i == 0, true)) return false;
+    }
+    return true;
+}
+
+bool valid_label_name(std::string_view name) {
+    if (name.empty() || name.substr(0, 2) == "__" || name == "le" || name == "quantile") return false;
+    for (size_t i = 0; i < name.size(); ++i) {
+        if (!name_char(name[i], i == 0, false)) return false;
+    }
+    return true;
+}
+
+Metric::Metric(Type type, std::string name, std::string help, std::vector<std::string> label_names,
+               std::vector<double> buckets, size_t max_series)
+    : type_(type),
+      name_(std::move(name)),
+      help_(std::move(help)),
+      label_names_(std::move(label_names)),
+      buckets_(std::move(buckets)),
+      max_series_(max_series) {}
+
+Series& Metric::series_for(const std::vector<std::string_view>& label_values) {
+    std::vector<std::string> key(label_names_.size());
+    for (size_t i = 0; i < key.size() && i < label_values.size(); ++i) key[i].assign(label_values[i]);
+    auto it = series_.find(key);
+    if (it != series_.end()) return it->second;
+    if (series_.size() >= max_series_) {
+        std::fill(key.begin(), key.end(), std::string(kOverflowLabel));
+        it = series_.find(key);
+        if (it != series_.end()) return it->second;
+    }
+    Series& s = series_[key];
+    if (type_ == Type::Histogram) s.bucket_counts.assign(buckets_.size(), 0);
+    return s;
+}
+
+void Metric::add(const std::vector<std::string_view>& label_values, double delta) {
+    if (type_ == Type::Histogram || (type_ == Type::Counter && !(delta >= 0))) return;
+    series_for(label_values).value += delta;
+}
+
+void Metric::set(const std::vector<std::string_view>& label_values, double value) {
+    if (type_ != Type::Gauge) return;
+    series_for(label_values).value = value;
+}
+
+void Metric::observe(const std::vector<std::string_view>& label_values, double value) {
+    if (type_ != Type::Histogram || std::isnan(value)) return;
+    Series& s = series_for(label_values);
+    auto it = std::lower_bound(buckets_.begin(), buckets_.end(), value);
+    if (it != buckets_.end()) s.bucket_counts[static_cast<size_t>(it - buckets_.begin())]++;
+    s.sum += value;
+    s.count++;
+}
+
+double Metric::value(const std::vector<std::string>& label_values) const {
+    auto it = series_.find(label_values);
+    if (it == series_.end()) return 0;
+    return type_ == Type::Histogram ? static_cast<double>(it->second.count) : it->second.value;
+}
+
+void Metric::render(std::string& out) const {
+    out += "# HELP ";
+    out += name_;
+    out += ' ';
+    append_help(out, help_);
+    out += "\n# TYPE ";
+    out += name_;
+    out += ' ';
+    out += type_name(type_);
+    out += '\n';
+    // A metric without labels is shown as 0 before its first update, so
+    // dashboards see it exist.
+    if (series_.empty() && label_names_.empty() && type_ != Type::Histogram) {
+        out += name_;
+        out += " 0\n";
+        return;
+    }
+    for (const auto& [values, s] : series_) {
+        if (type_ != Type::Histogram) {
+            out += name_;
+            append_labels(out, label_names_, values);
+            out += ' ';
+            append_number(out, s.value);
+            out += '\n';
+            continue;
+        }
+        uint64_t cumulative = 0;
+        for (size_t i = 0; i <= buckets_.size(); ++i) {
+            std::string le = "+Inf";
+            if (i < buckets_.size()) {
+                cumulative += s.bucket_counts[i];
+                le.clear();
+                append_number(le, buckets_[i]);
+            } else {
+                cumulative = s.count;
+            }
+            out += name_;
+            out += "_bucket";
+            append_labels(out, label_names_, values, "le", le);
+            out += ' ';
+            append_number(out, static_cast<double>(cumulative));
+            out += '\n';
+        }
+        out += name_;
+        out += "_sum";
+        append_labels(out, label_names_, values);
+        out += ' ';
+        append_number(out, s.sum);
+        out += '\n';
+        out += name_;
+        out += "_count";
+        append_labels(out, label_names_, values);
+        out += ' ';
+        append_number(out, static_cast<double>(s.count));
+        out += '\n';
+    }
+}
+
+Metric* Registry::add(Type type, std::string_view name, std::string_view help, const std::vector<std::string>& labels,
+                      const std::vector<double>& buckets, std::string* error) {
+    auto fail = [&](std::string why) -> Metric* {
+        if (error) *error = std::string(name) + ": " + why;
+        return nullptr;
+    };
+    if (!valid_metric_name(name)) return fail("invalid metric name");
+    if (name.substr(0, 8) != "rampart_") return fail("metric names start with rampart_");
+    bool total = name.size() > 6 && name.substr(name.size() - 6) == "_total";
+    if (type == Type::Counter && !total) return fail("counter names end in _total");
+    if (type != Type::Counter && total) return fail("only counters end in _total");
+    if (labels.size() > kMaxLabels) return fail("more than 8 labels");
+    for (const auto& l : labels) {
+        if (!valid_label_name(l)) return fail("invalid label name \"" + l + "\"");
+    }
+    if (type == Type::Histogram) {
+        if (buckets.empty() || !std::is_sorted(buckets.begin(), buckets.end()) ||
+            std::adjacent_find(buckets.begin(), buckets.end()) != buckets.end()) {
+            return fail("histogram buckets must be non-empty and strictly increasing");
+        }
+    }
+    auto it = metrics_.find(name);
+    if (it != metrics_.end()) {
+        Metric* m = it->second.get();
+        if (m->type() == type && m->label_names() == labels && m->buckets() == buckets) return m;
+        return fail("already registered with another type, labels or buckets");
+    }
+    auto metric = std::make_unique<Metric>(type, std::string(name), std::string(help), labels,
+                                           type == Type::Histogram ? buckets : std::vector<double>{}, max_series_);
+    Metric* raw = metric.get();
+    metrics_.emplace(std::string(name), std::move(metric));
+    return raw;
+}
+
+Metric* Registry::counter(std::string_view name, std::string_view help, const std::vector<std::string>& labels,
+                          std::string* error) {
+    return add(Type::Counter, name, help, labels, {}, error);
+}
+
+Metric* Registry::gauge(std::string_view name, std::string_view help, const std::vector<std::string>& labels,
+                        std::string* error) {
+    return add(Type::Gauge, name, help, labels, {}, error);
+}
+
+Metric* Registry::histogram(std::string_view name, std::string_view help, const std::vector<std::string>& labels,
+                            const std::vector<double>& buckets, std::string* error) {
+    return add(Type::Histogram, name, help, labels, buckets, error);
+}
+
+Metric* Registry::find(std::string_view name) const {
+    auto it = metrics_.find(name);
+    return it == metrics_.end() ? nullptr : it->second.get();
+}
+
+std::string Registry::render() const {
+    std::string out;
+    out.reserve(4096);
+    for (const auto& [name, metric] : metrics_) metric->render(out);
+    return out;
+}
+
+}  // namespace rampart::metrics

@@ -1,0 +1,80 @@
+// The host's bookkeeping for one loaded plugin, and the concrete types
+// behind the ABI's opaque handles. Internal to core/plugin.
+#pragma once
+
+#include <uv.h>
+
+#include <list>
+#include <memory>
+#include <string>
+
+#include "auth/identity.h"
+#include "plugin/host.h"
+#include "plugin/loader.h"
+#include "rampart/plugin.h"
+
+namespace rampart::http {
+class Exchange;
+}
+
+namespace rampart::plugin {
+struct LoadedPlugin;
+}
+
+struct rampart_plugin_ctx {
+    rampart::plugin::PluginHost* host = nullptr;
+    rampart::plugin::LoadedPlugin* plugin = nullptr;
+};
+
+struct rampart_timer {
+    uv_timer_t handle{};
+    rampart::plugin::LoadedPlugin* owner = nullptr;
+    rampart_timer_fn fn = nullptr;
+    void* arg = nullptr;
+    bool repeating = false;
+    bool stopped = false;
+    std::list<std::unique_ptr<rampart_timer>>::iterator self;
+};
+
+// Valid only during one hook or handler call.
+struct rampart_request {
+    rampart::http::Exchange* exchange = nullptr;
+    rampart_identity identity{};
+    std::string scratch;  // a string a service returned that needed building
+};
+
+namespace rampart::plugin {
+
+struct LoadedPlugin {
+    std::string name;
+    Opened opened;
+    const rampart_plugin* descriptor = nullptr;
+    rampart_plugin_ctx ctx;
+    void* state = nullptr;
+    bool initialized = false;
+    bool in_init = false;  // routes may be added only now
+    SectionValues config;
+    std::list<std::unique_ptr<rampart_timer>> timers;
+    std::string render_buffer;  // metrics_render's result
+
+    const rampart_hooks* hooks() const { return descriptor->hooks; }
+    // A hook member exists in the plugin's struct and is set.
+    template <typename Member>
+    bool has(Member rampart_hooks::*member, size_t end_offset) const {
+        const rampart_hooks* h = descriptor->hooks;
+        return h != nullptr && h->struct_size >= end_offset && h->*member != nullptr;
+    }
+};
+
+// The one services table every plugin receives.
+const rampart_host* host_services();
+// Fill a request handle for `ex`.
+void bind_request(rampart_request* req, http::Exchange& ex);
+// Stop every timer the plugin left running (before fini).
+void stop_all_timers(LoadedPlugin& plugin);
+
+}  // namespace rampart::plugin
+
+// Whether hook `field` is within the struct the plugin was built with.
+#define RAMPART_HOOK(plugin, field) \
+    ((plugin).has(&rampart_hooks::field, offsetof(rampart_hooks, field) + sizeof(void*)))

@@ -1,0 +1,99 @@
+// The plugin host: loads the configured plugins, gives each its context
+// and the host-services table, and runs their hooks in the documented
+// order (include/rampart/plugin.h).
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "plugin/loader.h"
+#include "rampart/plugin.h"
+
+namespace rampart::http {
+class Exchange;
+class Router;
+struct Response;
+}  // namespace rampart::http
+namespace rampart::metrics {
+class Registry;
+}
+
+namespace rampart::plugin {
+
+// Values of one plugin's configuration section: key -> textual values
+// (one for scalars, any number for lists), already checked against the
+// plugin's schema by validate_section().
+using SectionValues = std::map<std::string, std::vector<std::string>, std::less<>>;
+
+// A raw key from the YAML file or the environment, with where it came from.
+struct RawSetting {
+    std::vector<std::string> values;
+    bool is_list = false;
+    std::string origin;  // "file:line:column" or "environment RAMPART_X_Y"
+};
+using RawSection = std::map<std::string, RawSetting, std::less<>>;
+
+// Check a raw section against a plugin's schema; fill defaults. Problems
+// are appended to *errors as "origin: plugin.key: message".
+bool validate_section(const std::string& plugin, const rampart_config_key* schema, const RawSection& raw,
+                      SectionValues* out, std::vector<std::string>* errors);
+
+struct LoadedPlugin;
+
+class PluginHost {
+public:
+    PluginHost(uv_loop_t* loop, metrics::Registry* registry, http::Router* router);
+    ~PluginHost();
+    PluginHost(const PluginHost&) = delete;
+    PluginHost& operator=(const PluginHost&) = delete;
+
+    // Load `names` from `dir` in order. All or nothing: on any failure every
+    // plugin loaded so far is finalised and the errors say why.
+    bool load(const std::string& dir, const std::vector<std::string>& names,
+              const std::map<std::string, RawSection, std::less<>>& sections, std::vector<std::string>* errors);
+    // SIGHUP: re-validate each plugin's section and call its reload. A
+    // plugin whose section is invalid or whose reload fails keeps its
+    // previous configuration (the errors say which).
+    void reload(const std::map<std::string, RawSection, std::less<>>& sections, std::vector<std::string>* errors);
+    void unload_all();
+
+    // Hooks, in the documented order.
+    bool accept(std::string_view source_ip);
+    // Steps 3 and 4; true when a plugin answered.
+    bool admit(http::Exchange& ex);
+    // Step 6: every plugin sees the response about to be sent.
+    void response(http::Exchange& ex, const http::Response& resp);
+    void auth_failure(std::string_view source_ip, std::string_view reason);
+    // A new policy generation: deliver exported data each plugin asked for.
+    // `lookup` returns the JSON of policy:key, or false when absent.
+    void policy_changed(const std::function<bool(const std::string&, const std::string&, std::string*)>& lookup,
+                        std::vector<std::string>* errors);
+    // "policy:key" strings every loaded plugin asked for.
+    std::vector<std::string> wanted_policy_data() const;
+
+    size_t count() const { return plugins_.size(); }
+    std::vector<std::string> names() const;
+
+    // Used by the C service functions.
+    uv_loop_t* loop() const { return loop_; }
+    metrics::Registry* registry() const { return registry_; }
+    http::Router* router() const { return router_; }
+
+private:
+    bool load_one(const std::string& dir, const std::string& name, const RawSection* section,
+                  std::vector<std::string>* errors);
+    void finalize(LoadedPlugin& plugin);
+
+    uv_loop_t* loop_;
+    metrics::Registry* registry_;
+    http::Router* router_;
+    std::vector<std::unique_ptr<LoadedPlugin>> plugins_;
+};
+
+}  // namespace rampart::plugin

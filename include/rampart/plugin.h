@@ -1,0 +1,306 @@
+/*
+ * rampart plugin ABI — the only header a plugin includes.
+ *
+ * A plugin is a shared object (<name>.so) that exports one function,
+ * `rampart_plugin_entry`, returning a constant descriptor. The daemon loads
+ * the plugins listed in `plugins.load` from `plugins.dir`, checks the ABI,
+ * validates the plugin's configuration section against the schema the
+ * plugin declares, and calls `init` with a table of host services.
+ *
+ * Versioning
+ *   RAMPART_ABI_MAJOR must match the host's exactly; otherwise the host
+ *   refuses the plugin with "plugin X built for ABI n, host has m: rebuild".
+ *   Structs only grow: new fields are appended, never reordered or removed,
+ *   and every struct that can grow starts with `struct_size`, so either side
+ *   can tell which fields the other one knows. Before using a host service
+ *   added after ABI 1.0, test it with RAMPART_HOST_HAS(host, field).
+ *
+ * Threads and lifetime
+ *   Everything here runs on the daemon's single event-loop thread: hooks,
+ *   route handlers, timer callbacks, init/reload/fini. No locks are needed
+ *   and none may block: a hook that sleeps stalls every connection.
+ *   Strings passed to a plugin are borrowed: valid only during the call
+ *   unless stated otherwise; copy what you keep. Strings a plugin passes
+ *   to the host are copied by the host.
+ *
+ * Errors
+ *   Functions returning int return 0 on success and a negative errno on
+ *   failure (-EINVAL, -ENOMEM, -EBUSY ...). No C++ exception may cross this
+ *   boundary: a C++ plugin catches everything inside its callbacks.
+ *
+ * Hook order for every request (fixed; see docs/plugins.md)
+ *   1. on_accept        a connection arrived (may refuse it)
+ *   2. (core)           the request head is parsed and the core
+ *                       authenticates it: identity and role are set, or an
+ *                       auth failure is answered 401/403 and reported to
+ *                       every plugin's on_auth_failure
+ *   3. on_admission     rate limiting and other admission control, in
+ *                       load order; a plugin may answer early (e.g. 429)
+ *   4. on_dedup         idempotency lookup; may answer early (replay, 409, 422)
+ *   5. (core)           the route handler runs (core or plugin route)
+ *   6. on_response      every answer, early ones included, right before it
+ *                       is sent (idempotency captures it, metrics count it)
+ *   Once a plugin answers in step 3 or 4, later plugins' hooks of steps 3-4
+ *   are skipped, but every plugin's on_response still runs.
+ */
+#ifndef RAMPART_PLUGIN_H
+#define RAMPART_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RAMPART_ABI_MAJOR 1
+#define RAMPART_ABI_MINOR 0
+
+/* The symbol every plugin exports. */
+#define RAMPART_PLUGIN_ENTRY_SYMBOL "rampart_plugin_entry"
+
+/* True when the host's service table is new enough to hold `field`. */
+#define RAMPART_HOST_HAS(host, field) \
+    ((host)->struct_size >= offsetof(rampart_host, field) + sizeof((host)->field) && (host)->field != NULL)
+
+/* ---- opaque handles ---------------------------------------------------- */
+
+/* One per loaded plugin; identifies the caller to the host. Owned by the
+ * host, valid from init until fini returns. */
+typedef struct rampart_plugin_ctx rampart_plugin_ctx;
+
+/* A request in flight. Borrowed: valid only during the hook or handler
+ * call it is passed to. */
+typedef struct rampart_request rampart_request;
+
+/* A registered metric. Owned by the host; valid until the plugin is
+ * unloaded. */
+typedef struct rampart_metric rampart_metric;
+
+/* A timer. Owned by the host; valid until it fires (one-shot), or until
+ * timer_stop, or until the plugin is unloaded (the host stops any timer a
+ * plugin leaves behind). */
+typedef struct rampart_timer rampart_timer;
+
+/* ---- logging ----------------------------------------------------------- */
+
+typedef enum rampart_log_level {
+    RAMPART_LOG_DEBUG = 0,
+    RAMPART_LOG_INFO = 1,
+    RAMPART_LOG_WARN = 2,
+    RAMPART_LOG_ERROR = 3
+} rampart_log_level;
+
+/* ---- configuration schema ---------------------------------------------- */
+
+typedef enum rampart_config_type {
+    RAMPART_CONFIG_STRING = 1,
+    RAMPART_CONFIG_INT = 2,
+    RAMPART_CONFIG_BOOL = 3,
+    RAMPART_CONFIG_STRING_LIST = 4
+} rampart_config_type;
+
+/* One key of the plugin's configuration section. The section is the
+ * top-level YAML mapping named after the plugin; each key can also be set
+ * by the environment as RAMPART_<PLUGIN>_<KEY>. The host rejects unknown
+ * keys (listing these), wrong types and out-of-range values, naming
+ * file:line:column, before init is called. A plugin declares an array of
+ * these terminated by an entry whose `key` is NULL. */
+typedef struct rampart_config_key {
+    const char* key;            /* lower_snake_case */
+    rampart_config_type type;
+    const char* default_value;  /* textual, as in YAML; NULL = "" / 0 / false */
+    int64_t min;                /* INT: inclusive bounds; STRING: max length in `max` (0 = 4096) */
+    int64_t max;
+    const char* description;    /* one line, shown in errors and docs */
+} rampart_config_key;
+
+/* ---- request identity -------------------------------------------------- */
+
+typedef enum rampart_identity_kind {
+    RAMPART_IDENTITY_NONE = 0,        /* unauthenticated */
+    RAMPART_IDENTITY_TOKEN = 1,       /* an API token */
+    RAMPART_IDENTITY_CERTIFICATE = 2, /* a verified client certificate */
+    RAMPART_IDENTITY_PEER = 3         /* another node of the cluster (internal traffic) */
+} rampart_identity_kind;
+
+/* Who sent a request, as the core established it in step 2. Borrowed. */
+typedef struct rampart_identity {
+    uint32_t struct_size;
+    rampart_identity_kind kind;
+    const char* name;       /* token name, certificate node id, or "" */
+    const char* role;       /* "admin" | "write" | "read" | "" */
+    const char* source_ip;  /* the client's address, without port */
+} rampart_identity;
+
+/* ---- responses --------------------------------------------------------- */
+
+/* A response as on_response sees it. Borrowed. */
+typedef struct rampart_response_view {
+    uint32_t struct_size;
+    int status;
+    const char* content_type;
+    const char* body;
+    size_t body_len;
+    size_t header_count;               /* extra headers, beyond Content-Type/Length */
+    const char* const* header_names;
+    const char* const* header_values;
+    double duration_seconds;           /* from request parsed to this answer */
+} rampart_response_view;
+
+/* ---- hooks ------------------------------------------------------------- */
+
+typedef enum rampart_verdict {
+    RAMPART_CONTINUE = 0, /* go on to the next plugin / the handler */
+    RAMPART_ANSWERED = 1  /* the plugin called host->respond(); stop here */
+} rampart_verdict;
+
+/* A plugin route handler: answer with host->respond() before returning. */
+typedef void (*rampart_route_fn)(void* arg, rampart_request* req);
+typedef void (*rampart_timer_fn)(void* arg);
+
+/* Every member may be NULL. `state` is what init stored. */
+typedef struct rampart_hooks {
+    uint32_t struct_size;
+    /* Step 1. Return 0 to accept, a negative errno to refuse: the host
+     * closes the connection at once. */
+    int (*on_accept)(void* state, const char* source_ip);
+    /* Step 3. */
+    rampart_verdict (*on_admission)(void* state, rampart_request* req);
+    /* Step 4. */
+    rampart_verdict (*on_dedup)(void* state, rampart_request* req);
+    /* Step 6. */
+    void (*on_response)(void* state, rampart_request* req, const rampart_response_view* resp);
+    /* An authentication failure (bad, unknown or missing token where one
+     * is needed). `reason` is a stable code such as "invalid_token". The
+     * token itself is never passed. */
+    void (*on_auth_failure)(void* state, const char* source_ip, const char* reason);
+    /* A new policy generation was swapped in: `json` holds the data the
+     * policy exported under `key` (e.g. policy "ratelimit", key "rules"),
+     * as JSON text. Called after init and after every successful reload
+     * for the policies the plugin named in its descriptor. */
+    void (*on_policy)(void* state, const char* policy, const char* key, const char* json);
+} rampart_hooks;
+
+/* ---- host services ----------------------------------------------------- */
+
+typedef struct rampart_host {
+    uint32_t struct_size;
+    uint32_t abi_major;
+    uint32_t abi_minor;
+    const char* host_version;  /* "0.1.0" */
+
+    /* Logging: a line attributed to the plugin ("plugin": name). `msg` must
+     * not contain secrets; the host adds ts, level and node_id. */
+    void (*log)(rampart_plugin_ctx* ctx, rampart_log_level level, const char* msg);
+
+    /* Configuration: the plugin's own section, already validated. Unknown
+     * keys return the zero value. The returned string is valid until the
+     * next reload of this plugin. */
+    const char* (*config_string)(rampart_plugin_ctx* ctx, const char* key);
+    int64_t (*config_int)(rampart_plugin_ctx* ctx, const char* key);
+    int (*config_bool)(rampart_plugin_ctx* ctx, const char* key);
+    size_t (*config_list_size)(rampart_plugin_ctx* ctx, const char* key);
+    const char* (*config_list_item)(rampart_plugin_ctx* ctx, const char* key, size_t index);
+
+    /* Metrics (served by the metrics plugin, if loaded). `name` must start
+     * with "rampart_"; counters end in "_total". `label_names` has
+     * `label_count` entries (at most 8). Histograms take `buckets` upper
+     * bounds in increasing order. Registering the same name twice returns
+     * the same metric if the shape matches, else NULL. Each metric keeps at
+     * most `metrics_max_series` label sets; further ones are folded into
+     * one series whose label values are all "_other". */
+    rampart_metric* (*counter_register)(rampart_plugin_ctx* ctx, const char* name, const char* help,
+                                        const char* const* label_names, size_t label_count);
+    rampart_metric* (*gauge_register)(rampart_plugin_ctx* ctx, const char* name, const char* help,
+                                      const char* const* label_names, size_t label_count);
+    rampart_metric* (*histogram_register)(rampart_plugin_ctx* ctx, const char* name, const char* help,
+                                          const char* const* label_names, size_t label_count,
+                                          const double* buckets, size_t bucket_count);
+    /* `label_values` has as many entries as the metric's label names. */
+    void (*counter_add)(rampart_metric* metric, const char* const* label_values, double delta);
+    void (*gauge_set)(rampart_metric* metric, const char* const* label_values, double value);
+    void (*histogram_observe)(rampart_metric* metric, const char* const* label_values, double value);
+    /* The whole registry in the Prometheus text format (0.0.4). The
+     * returned buffer is owned by the host and valid until the next call. */
+    const char* (*metrics_render)(rampart_plugin_ctx* ctx, size_t* len);
+
+    /* Timers on the event loop. `repeat_ms` 0 = one-shot. */
+    rampart_timer* (*timer_start)(rampart_plugin_ctx* ctx, uint64_t timeout_ms, uint64_t repeat_ms,
+                                  rampart_timer_fn fn, void* arg);
+    void (*timer_stop)(rampart_timer* timer);
+    /* Monotonic milliseconds (the loop's clock) and wall-clock unix ms. */
+    uint64_t (*now_ms)(rampart_plugin_ctx* ctx);
+    int64_t (*wall_ms)(rampart_plugin_ctx* ctx);
+
+    /* Routes: only during init (later calls return -EBUSY). The path is an
+     * exact path, or a prefix when it ends in "/" followed by "*". A plugin route gets the
+     * same hooks as core routes. `high_volume` routes are sampled in the
+     * access log. Returns -EEXIST if the method and path are taken. */
+    int (*route_add)(rampart_plugin_ctx* ctx, const char* method, const char* path, rampart_route_fn fn,
+                     void* arg, int high_volume);
+
+    /* The request. All strings are borrowed (valid during the call). */
+    const char* (*request_method)(rampart_request* req);
+    const char* (*request_path)(rampart_request* req);   /* without the query */
+    const char* (*request_query)(rampart_request* req);  /* without '?', "" if none */
+    /* First header with this name (case-insensitive), or NULL. */
+    const char* (*request_header)(rampart_request* req, const char* name);
+    const char* (*request_body)(rampart_request* req, size_t* len);
+    const char* (*request_id)(rampart_request* req);
+    /* The matched route's pattern (e.g. the prefix route "/v1/kv/"), or NULL when none matched. */
+    const char* (*request_route)(rampart_request* req);
+    const rampart_identity* (*request_identity)(rampart_request* req);
+
+    /* Answer the request now (steps 3-5 only; returns -EALREADY if it was
+     * answered). The body is copied. */
+    int (*respond)(rampart_request* req, int status, const char* content_type, const char* body, size_t len);
+    /* Add a header to whatever response this request gets (its own answer
+     * or the handler's), e.g. RateLimit headers. Copied. */
+    int (*response_header_add)(rampart_request* req, const char* name, const char* value);
+} rampart_host;
+
+/* ---- the descriptor ---------------------------------------------------- */
+
+typedef struct rampart_plugin {
+    uint32_t abi_major;   /* RAMPART_ABI_MAJOR */
+    uint32_t struct_size; /* sizeof(rampart_plugin) as the plugin was built */
+    const char* name;     /* equals the .so name without ".so" */
+    const char* version;  /* the plugin's own semver */
+    const char* description;
+
+    /* The plugin's configuration section, NULL-key terminated; may be NULL. */
+    const rampart_config_key* config_schema;
+
+    /* Policies whose exported data the plugin wants in on_policy, as
+     * "policy:key" strings, NULL-terminated; may be NULL. A listed policy
+     * that does not export the key fails the load. */
+    const char* const* policy_data;
+
+    /* Called once after the configuration validated. Store the plugin's
+     * state in *state. Register routes, metrics and timers here. Return 0,
+     * or a negative errno: the host then unregisters whatever the plugin
+     * registered and refuses to start (exit 78) or keeps the old plugin set
+     * (at reload). `host` stays valid until fini returns. */
+    int (*init)(rampart_plugin_ctx* ctx, const rampart_host* host, void** state);
+
+    /* SIGHUP: the plugin's section changed or was re-read. Keep what can
+     * be kept (counters, buckets, records). Return 0, or a negative errno to
+     * keep running with the previous configuration. May be NULL. */
+    int (*reload)(void* state, rampart_plugin_ctx* ctx);
+
+    /* Free everything. Called only when no request, timer or route of the
+     * plugin is live. May be NULL. */
+    void (*fini)(void* state);
+
+    const rampart_hooks* hooks;
+} rampart_plugin;
+
+/* The one exported symbol. */
+typedef const rampart_plugin* (*rampart_plugin_entry_fn)(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RAMPART_PLUGIN_H */

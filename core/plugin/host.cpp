@@ -147,7 +147,7 @@ bool PluginHost::accept(std::string_view source_ip) {
     return true;
 }
 
-bool PluginHost::admit(http::Exchange& ex) {
+bool PluginHost::admission(http::Exchange& ex) {
     rampart_request req;
     bind_request(&req, ex);
     for (auto& p : plugins_) {
@@ -156,6 +156,12 @@ bool PluginHost::admit(http::Exchange& ex) {
         guarded_call(*p, "on_admission", [&] { v = p->hooks()->on_admission(p->state, &req); });
         if (v == RAMPART_ANSWERED || ex.responded()) return true;
     }
+    return false;
+}
+
+bool PluginHost::dedup(http::Exchange& ex) {
+    rampart_request req;
+    bind_request(&req, ex);
     for (auto& p : plugins_) {
         if (!RAMPART_HOOK(*p, on_dedup)) continue;
         rampart_verdict v = RAMPART_CONTINUE;

@@ -65,8 +65,11 @@ public:
 
     // Hooks, in the documented order.
     bool accept(std::string_view source_ip);
-    // Steps 3 and 4; true when a plugin answered.
-    bool admit(http::Exchange& ex);
+    // Step 3 (rate limits and other admission control); true when a
+    // plugin answered.
+    bool admission(http::Exchange& ex);
+    // Step 4 (idempotency); true when a plugin answered.
+    bool dedup(http::Exchange& ex);
     // Step 6: every plugin sees the response about to be sent.
     void response(http::Exchange& ex, const http::Response& resp);
     void auth_failure(std::string_view source_ip, std::string_view reason);

@@ -1,0 +1,28 @@
+#include "request_pipeline.h"
+
+#include "http/exchange.h"
+#include "http/response.h"
+
+namespace rampart {
+
+bool RequestPipeline::accept(std::string_view source_ip) { return plugins_->accept(source_ip); }
+
+bool RequestPipeline::before_handler(http::Exchange& ex) {
+    auth::Decision d = auth_->decide(ex.request());
+    ex.set_identity(d.identity);
+    if (d.outcome == auth::Decision::Outcome::Unauthenticated || d.outcome == auth::Decision::Outcome::Forbidden) {
+        // Plugins hear of the failure (the rate limiter counts it) before
+        // the answer goes out, so its headers can ride on the 401.
+        plugins_->auth_failure(ex.source_ip(), d.code);
+        if (plugins_->admission(ex)) return true;
+        http::Response r = http::Response::error(d.status, d.code, d.message);
+        if (d.status == 401) r.headers.emplace_back("WWW-Authenticate", "Bearer");
+        ex.respond(std::move(r));
+        return true;
+    }
+    return plugins_->admission(ex) || plugins_->dedup(ex);
+}
+
+void RequestPipeline::before_send(http::Exchange& ex, const http::Response& resp) { plugins_->response(ex, resp); }
+
+}  // namespace rampart

@@ -96,8 +96,8 @@ public:
         const std::vector<std::string> sections = children("");
         for (const YamlEntry& entry : doc.root.entries) {
             if (std::find(sections.begin(), sections.end(), entry.key) == sections.end()) {
-                add_error(at(entry, entry.key, "unknown section " + quote_for_message(entry.key) +
-                                                   "; allowed: " + join(sections)));
+                // Maybe a plugin's section: decided once plugins.load is known.
+                extra_sections_.push_back(entry);
             } else {
                 walk(entry, entry.key);
             }
@@ -109,7 +109,7 @@ public:
             if (!starts_with(name, kEnvPrefix) || is_cli_variable(name)) continue;
             const KeySpec* spec = find_env(name);
             if (spec == nullptr) {
-                warn_unknown_env(name);
+                unmatched_env_.emplace_back(name, text);
                 continue;
             }
             std::string why;
@@ -147,6 +147,23 @@ public:
         }
     }
 
+    // Sections and variables no core key claimed belong to a plugin listed
+    // in plugins.load, or are errors (sections) / warnings (variables).
+    void resolve_plugin_sections() {
+        const auto& loaded = std::get<std::vector<std::string>>(value_of("plugins.load"));
+        for (const YamlEntry& entry : extra_sections_) {
+            if (std::find(loaded.begin(), loaded.end(), entry.key) == loaded.end()) {
+                add_error(at(entry, entry.key, "unknown section " + quote_for_message(entry.key) + "; allowed: " +
+                                                   join(children("")) + ", or a plugin named in plugins.load"));
+                continue;
+            }
+            plugin_section_from_yaml(entry);
+        }
+        for (const auto& [name, text] : unmatched_env_) {
+            if (!plugin_setting_from_env(loaded, name, text)) warn_unknown_env(name);
+        }
+    }
+
     LoadResult finish() {
         LoadResult result;
         // File problems in file order (YAML errors were found first), then
@@ -164,6 +181,7 @@ public:
         result.config = std::make_unique<Config>();
         for (const KeySpec& spec : schema()) set_value(*result.config, spec, values_[index_of(spec)]);
         result.config->source_file = file_;
+        result.config->plugin_sections = std::move(plugin_sections_);
         return result;
     }
 
@@ -176,6 +194,63 @@ public:
     }
 
 private:
+    std::string position(const YamlNode& node) const {
+        return file_ + ":" + std::to_string(node.line) + ":" + std::to_string(node.column);
+    }
+
+    // A plugin's section is flat: key: scalar, or key: [scalars].
+    void plugin_section_from_yaml(const YamlEntry& section) {
+        Config::PluginSection& out = plugin_sections_[section.key];
+        const YamlNode& node = section.value;
+        if (node.is_null()) return;
+        if (node.kind != YamlNode::Kind::Mapping) {
+            add_error(at(node, section.key, "expected a mapping of keys, got " + std::string(kind_name(node))));
+            return;
+        }
+        for (const YamlEntry& child : node.entries) {
+            std::string path = section.key + "." + child.key;
+            Config::PluginSetting setting;
+            setting.origin = position(child.value);
+            if (child.value.kind == YamlNode::Kind::Sequence) {
+                setting.is_list = true;
+                for (const YamlNode& item : child.value.items) {
+                    if (item.kind != YamlNode::Kind::Scalar) {
+                        add_error(at(item, path, "list items must be strings, got " + std::string(kind_name(item))));
+                        continue;
+                    }
+                    setting.values.push_back(item.scalar);
+                }
+            } else if (child.value.kind == YamlNode::Kind::Scalar) {
+                setting.values.push_back(child.value.is_null() ? "" : child.value.scalar);
+            } else {
+                add_error(at(child.value, path, "plugin settings are scalars or lists, got " +
+                                                    std::string(kind_name(child.value))));
+                continue;
+            }
+            out[child.key] = std::move(setting);
+        }
+    }
+
+    // RAMPART_<PLUGIN>_<KEY> for a plugin in plugins.load (names may hold
+    // '_', so match whole plugin names as prefixes).
+    bool plugin_setting_from_env(const std::vector<std::string>& loaded, const std::string& name,
+                                 const std::string& text) {
+        for (const std::string& plugin : loaded) {
+            std::string prefix = std::string(kEnvPrefix) + plugin + "_";
+            for (char& c : prefix) c = static_cast<char>(toupper(static_cast<unsigned char>(c)));
+            if (!starts_with(name, prefix) || name.size() == prefix.size()) continue;
+            std::string key = name.substr(prefix.size());
+            for (char& c : key) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+            Config::PluginSetting setting;
+            setting.values.push_back(text);
+            setting.from_env = true;
+            setting.origin = "environment " + name;
+            plugin_sections_[plugin][key] = std::move(setting);
+            return true;
+        }
+        return false;
+    }
+
     // `entry` is a section or a nested group ("api.tls") at `path`.
     void walk(const YamlEntry& entry, const std::string& path) {
         const YamlNode& node = entry.value;
@@ -300,6 +375,9 @@ private:
     std::vector<Value> values_;    // indexed like schema()
     std::vector<Origin> origins_;  // indexed like schema()
     std::vector<bool> rejected_;   // indexed like schema(): a source gave a bad value
+    std::vector<YamlEntry> extra_sections_;  // top-level sections no core key claimed
+    std::vector<std::pair<std::string, std::string>> unmatched_env_;
+    std::map<std::string, Config::PluginSection, std::less<>> plugin_sections_;
     std::vector<Diagnostic> errors_;
     std::vector<Diagnostic> warnings_;
 };
@@ -370,6 +448,7 @@ LoadResult load_string(std::string_view yaml, const std::string& file, const Env
         loader.apply_defaults();
         loader.apply_yaml(yaml);
         loader.apply_environment(env);
+        loader.resolve_plugin_sections();
         loader.cross_check();
         return loader.finish();
     });
@@ -390,6 +469,7 @@ LoadResult load_defaults(const Environment& env) {
         Loader loader("");
         loader.apply_defaults();
         loader.apply_environment(env);
+        loader.resolve_plugin_sections();
         loader.cross_check();
         return loader.finish();
     });

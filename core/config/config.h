@@ -79,6 +79,17 @@ struct Config {
     } ratelimit;
 
     std::string source_file;  // the YAML file this came from ("" = defaults only)
+
+    // Sections named after a plugin in plugins.load, passed through as
+    // text; the plugin host checks them against the plugin's own schema.
+    struct PluginSetting {
+        std::vector<std::string> values;  // one for a scalar, any for a list
+        bool is_list = false;
+        bool from_env = false;  // "a,b" from the environment: split for list keys
+        std::string origin;     // "file:line:column" or "environment RAMPART_X_Y"
+    };
+    using PluginSection = std::map<std::string, PluginSetting, std::less<>>;
+    std::map<std::string, PluginSection, std::less<>> plugin_sections;
 };
 
 enum class ValueType { String, Int, Bool, Enum, StringList, Address };

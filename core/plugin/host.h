@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "config/config.h"
 #include "plugin/loader.h"
 #include "rampart/plugin.h"
 
@@ -31,13 +32,9 @@ namespace rampart::plugin {
 // plugin's schema by validate_section().
 using SectionValues = std::map<std::string, std::vector<std::string>, std::less<>>;
 
-// A raw key from the YAML file or the environment, with where it came from.
-struct RawSetting {
-    std::vector<std::string> values;
-    bool is_list = false;
-    std::string origin;  // "file:line:column" or "environment RAMPART_X_Y"
-};
-using RawSection = std::map<std::string, RawSetting, std::less<>>;
+// A plugin's section as the config loader passed it through.
+using RawSetting = config::Config::PluginSetting;
+using RawSection = config::Config::PluginSection;
 
 // Check a raw section against a plugin's schema; fill defaults. Problems
 // are appended to *errors as "origin: plugin.key: message".

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <cstring>
 #include <string>
 
 #include "config/config.h"
@@ -232,7 +233,37 @@ void test_docs_and_example_cover_schema(void**) {
 void test_unknown_section(void**) {
     assert_string_equal(only_error(load("node: {}\napis:\n  listen: 1.2.3.4:1\n")).c_str(),
                         "t.yml:2:1: apis: unknown section \"apis\"; allowed: node, api, peer, cluster, log, "
-                        "plugins, policies, auth, ratelimit");
+                        "plugins, policies, auth, ratelimit, or a plugin named in plugins.load");
+}
+
+// A section named after a loaded plugin passes through for the plugin
+// host to check against the plugin's own schema.
+void test_plugin_section_passes_through(void**) {
+    Environment env{{"RAMPART_MOCK_GOOD_GREETING", "hi"}, {"RAMPART_MOCK_GOOD_TAGS", "a,b"}};
+    LoadResult r = load_string(
+        "plugins:\n  load: [mock_good]\nmock_good:\n  limit: 5\n  names: [x, y]\n", "t.yml", env);
+    assert_true(r.ok());
+    const auto& section = r.config->plugin_sections.at("mock_good");
+    assert_string_equal(section.at("limit").values.at(0).c_str(), "5");
+    assert_string_equal(section.at("limit").origin.c_str(), "t.yml:4:10");
+    assert_true(section.at("names").is_list);
+    assert_int_equal(section.at("names").values.size(), 2);
+    assert_string_equal(section.at("greeting").values.at(0).c_str(), "hi");
+    assert_true(section.at("tags").from_env);
+    assert_string_equal(section.at("greeting").origin.c_str(), "environment RAMPART_MOCK_GOOD_GREETING");
+}
+
+void test_plugin_section_needs_the_plugin_loaded(void**) {
+    LoadResult r = load_string("mock_good:\n  limit: 5\n", "t.yml", {});
+    assert_false(r.ok());
+    assert_non_null(strstr(r.errors.at(0).to_string().c_str(), "t.yml:1:1: mock_good: unknown section"));
+}
+
+void test_plugin_section_must_be_flat(void**) {
+    LoadResult r =
+        load_string("plugins:\n  load: [mock_good]\nmock_good:\n  deep: {a: 1}\n", "t.yml", {});
+    assert_false(r.ok());
+    assert_non_null(strstr(r.errors.at(0).to_string().c_str(), "mock_good.deep: plugin settings are scalars or lists"));
 }
 
 void test_unknown_key_lists_allowed(void**) {
@@ -630,6 +661,9 @@ int main(void) {
         cmocka_unit_test(test_changed_keys),
         cmocka_unit_test(test_docs_and_example_cover_schema),
         cmocka_unit_test(test_unknown_section),
+        cmocka_unit_test(test_plugin_section_passes_through),
+        cmocka_unit_test(test_plugin_section_needs_the_plugin_loaded),
+        cmocka_unit_test(test_plugin_section_must_be_flat),
         cmocka_unit_test(test_unknown_key_lists_allowed),
         cmocka_unit_test(test_wrong_types),
         cmocka_unit_test(test_out_of_range),

@@ -13,11 +13,16 @@
 #include <fstream>
 #include <memory>
 
+#include "auth/authenticator.h"
+#include "auth/token_setup.h"
 #include "config/config.h"
 #include "http/exchange.h"
 #include "http/router.h"
 #include "http/server.h"
 #include "log.h"
+#include "metrics/registry.h"
+#include "plugin/host.h"
+#include "request_pipeline.h"
 #include "net/address.h"
 #include "rampart_version.h"
 #include "reload.h"
@@ -92,6 +97,23 @@ bool apply_dev_mode(config::Config& cfg, std::string* error) {
     return true;
 }
 
+// Plugin sections from the config; the core's `ratelimit` keys (which the
+// brief fixes, with their RAMPART_RATELIMIT_* names) are the ratelimit
+// plugin's section.
+std::map<std::string, plugin::RawSection, std::less<>> plugin_sections_for(const config::Config& cfg) {
+    auto sections = cfg.plugin_sections;
+    plugin::RawSection& rl = sections["ratelimit"];
+    for (const config::KeySpec& spec : config::schema()) {
+        std::string_view path = spec.path;
+        if (path.substr(0, 10) != "ratelimit.") continue;
+        plugin::RawSetting setting;
+        setting.values.push_back(config::format_value(cfg, spec));
+        setting.origin = "ratelimit";
+        rl[std::string(path.substr(10))] = std::move(setting);
+    }
+    return sections;
+}
+
 class Daemon {
 public:
     Daemon(const Options& options, std::unique_ptr<config::Config> cfg)
@@ -106,6 +128,7 @@ private:
     void begin_shutdown(int signum);
     void finish();
     bool write_pid_file();
+    bool start_plugins();
 
     static void cb_signal(uv_signal_t* handle, int signum);
     static void cb_drain_deadline(uv_timer_t* timer);
@@ -115,6 +138,10 @@ private:
     uv_loop_t loop_{};
     http::Router router_;
     std::unique_ptr<http::Server> server_;
+    metrics::Registry registry_;
+    auth::Authenticator auth_;
+    std::unique_ptr<plugin::PluginHost> plugins_;
+    std::unique_ptr<RequestPipeline> pipeline_;
     uv_signal_t sighup_{}, sigterm_{}, sigint_{};
     uv_timer_t drain_timer_{};
     bool shutting_down_ = false;
@@ -183,6 +210,9 @@ void Daemon::reload() {
     config_ = std::make_unique<config::Config>(std::move(plan.next));
     log::configure(log_settings_for(*config_));
     server_->apply_settings(server_settings_for(*config_));
+    std::vector<std::string> plugin_errors;
+    plugins_->reload(plugin_sections_for(*config_), &plugin_errors);
+    for (const auto& e : plugin_errors) log::error("plugin reload", {{"problem", e}});
 }
 
 void Daemon::begin_shutdown(int signum) {
@@ -217,6 +247,17 @@ void Daemon::finish() {
     uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
 }
 
+bool Daemon::start_plugins() {
+    plugins_ = std::make_unique<plugin::PluginHost>(&loop_, &registry_, &router_);
+    pipeline_ = std::make_unique<RequestPipeline>(&auth_, plugins_.get());
+    std::vector<std::string> errors;
+    if (!plugins_->load(config_->plugins.dir, config_->plugins.load, plugin_sections_for(*config_), &errors)) {
+        for (const auto& e : errors) log::error("plugin refused", {{"problem", e}});
+        return false;
+    }
+    return true;
+}
+
 bool Daemon::write_pid_file() {
     if (config_->node.pid_file.empty()) return true;
     std::ofstream out(config_->node.pid_file, std::ios::trunc);
@@ -238,7 +279,17 @@ int Daemon::run() {
     }
     uv_loop_init(&loop_);
     install_routes();
+    if (!auth::setup_tokens(*config_, options_.dev, &auth_, &error)) {
+        log::error("cannot set up API tokens", {{"error", error}});
+        return kExitConfigError;
+    }
+    if (!start_plugins()) {
+        uv_run(&loop_, UV_RUN_NOWAIT);
+        uv_loop_close(&loop_);
+        return kExitConfigError;
+    }
     server_ = std::make_unique<http::Server>(&loop_, &router_, server_settings_for(*config_));
+    server_->set_pipeline(pipeline_.get());
     net::Address addr;
     if (!net::parse_address(config_->api.listen, &addr, &error)) {
         log::error("bad api.listen", {{"address", config_->api.listen}, {"error", error}});
@@ -260,6 +311,8 @@ int Daemon::run() {
     }
     uv_run(&loop_, UV_RUN_DEFAULT);
     server_.reset();
+    plugins_->unload_all();
+    uv_run(&loop_, UV_RUN_DEFAULT);  // let plugin timers finish closing
     uv_loop_close(&loop_);
     if (!config_->node.pid_file.empty()) unlink(config_->node.pid_file.c_str());
     log::info("rampartd stopped");
@@ -329,6 +382,11 @@ int run(const Options& options) {
     print_diagnostics(loaded);
     if (!loaded.ok()) return kExitConfigError;
     if (options.check_config) {
+        std::vector<std::string> errors;
+        plugin::PluginHost::check(loaded.config->plugins.dir, loaded.config->plugins.load,
+                                  plugin_sections_for(*loaded.config), &errors);
+        for (const auto& e : errors) fprintf(stderr, "rampartd: config error: %s\n", e.c_str());
+        if (!errors.empty()) return kExitConfigError;
         printf("configuration OK: %s\n", loaded.config->source_file.empty() ? "(defaults)" : loaded.config->source_file.c_str());
         return kExitOk;
     }

@@ -3,11 +3,14 @@
 #include <uv.h>
 
 #include "http/connection.h"
+#include "http/pipeline.h"
 
 namespace rampart::http {
 
-Exchange::Exchange(Connection* conn, Request request, std::string request_id, std::string source_ip)
+Exchange::Exchange(Connection* conn, Request request, std::string request_id, std::string source_ip,
+                   Pipeline* pipeline)
     : conn_(conn),
+      pipeline_(pipeline),
       request_(std::move(request)),
       request_id_(std::move(request_id)),
       source_ip_(std::move(source_ip)),
@@ -21,6 +24,9 @@ void Exchange::respond(Response response) {
     response_ = std::move(response);
     for (auto& header : extra_headers_) response_.headers.push_back(std::move(header));
     extra_headers_.clear();
+    // Plugins see every answer (idempotency captures it, metrics count it),
+    // even when the client has gone.
+    if (pipeline_ != nullptr) pipeline_->before_send(*this, response_);
     if (conn_ != nullptr) conn_->exchange_done();
 }
 

@@ -20,7 +20,8 @@ struct Route;
 
 class Exchange : public std::enable_shared_from_this<Exchange> {
 public:
-    Exchange(Connection* conn, Request request, std::string request_id, std::string source_ip);
+    Exchange(Connection* conn, Request request, std::string request_id, std::string source_ip,
+             class Pipeline* pipeline = nullptr);
 
     const Request& request() const { return request_; }
     const std::string& request_id() const { return request_id_; }
@@ -44,6 +45,7 @@ public:
 private:
     friend class Connection;
     Connection* conn_;  // cleared by the connection when it closes
+    class Pipeline* pipeline_;  // sees the response before it is queued
     Request request_;
     std::string request_id_;
     std::string source_ip_;

@@ -14,6 +14,7 @@
 
 #include "http/exchange.h"
 #include "http/parser.h"
+#include "http/pipeline.h"
 #include "http/router.h"
 #include "net/address.h"
 
@@ -55,6 +56,10 @@ public:
     // libuv can finish closing the handles.
     void shutdown();
 
+    // Authentication and plugin hooks around every request (may be null).
+    void set_pipeline(Pipeline* pipeline) { pipeline_ = pipeline; }
+    Pipeline* pipeline() const { return pipeline_; }
+
     size_t connection_count() const { return connections_.size(); }
     uv_loop_t* loop() const { return loop_; }
     const Router& router() const { return *router_; }
@@ -70,6 +75,7 @@ private:
 
     uv_loop_t* loop_;
     const Router* router_;
+    Pipeline* pipeline_ = nullptr;
     ServerSettings settings_;
     std::unique_ptr<uv_tcp_t> listener_;
     bool listening_ = false;

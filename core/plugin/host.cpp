@@ -53,6 +53,24 @@ bool PluginHost::load(const std::string& dir, const std::vector<std::string>& na
     return true;
 }
 
+bool PluginHost::check(const std::string& dir, const std::vector<std::string>& names,
+                       const std::map<std::string, RawSection, std::less<>>& sections,
+                       std::vector<std::string>* errors) {
+    size_t before = errors->size();
+    for (const std::string& name : names) {
+        Opened opened;
+        std::string error;
+        if (!open_plugin(dir, name, &opened, &error)) {
+            errors->push_back(error);
+            continue;
+        }
+        SectionValues values;
+        const RawSection* raw = section_for(sections, name);
+        validate_section(name, opened.descriptor->config_schema, raw ? *raw : RawSection{}, &values, errors);
+    }
+    return errors->size() == before;
+}
+
 bool PluginHost::load_one(const std::string& dir, const std::string& name, const RawSection* section,
                           std::vector<std::string>* errors) {
     for (const auto& p : plugins_) {

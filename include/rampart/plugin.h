@@ -296,8 +296,17 @@ typedef struct rampart_plugin {
     const rampart_hooks* hooks;
 } rampart_plugin;
 
-/* The one exported symbol. */
+/* The one exported symbol. Declare it with RAMPART_PLUGIN_EXPORT so it
+ * stays visible when the plugin is built with -fvisibility=hidden (as the
+ * shipped plugins are):
+ *     RAMPART_PLUGIN_EXPORT const rampart_plugin* rampart_plugin_entry(void) { return &descriptor; }
+ */
 typedef const rampart_plugin* (*rampart_plugin_entry_fn)(void);
+#if defined(__GNUC__)
+#define RAMPART_PLUGIN_EXPORT __attribute__((visibility("default")))
+#else
+#define RAMPART_PLUGIN_EXPORT
+#endif
 
 #ifdef __cplusplus
 }

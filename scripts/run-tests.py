@@ -54,16 +54,24 @@ CMOCKA_FAILED = re.compile(r"^\[  FAILED  \] (\d+) test")
 
 def run_unit(tally, build, timeout):
     section("unit tests (cmocka)")
-    test_dir = os.path.join(build, "tests")
-    binaries = sorted(f for f in os.listdir(test_dir) if f.startswith("test_")
-                      and os.access(os.path.join(test_dir, f), os.X_OK)) if os.path.isdir(test_dir) else []
+    # Unit binaries are the test_* executables anywhere in the build tree
+    # (core units under tests/, plugin units under plugins/<name>/).
+    binaries = []
+    for dirpath, dirnames, filenames in os.walk(build):
+        dirnames[:] = [d for d in dirnames if not d.endswith(".p") and not d.startswith("meson-")]
+        for f in filenames:
+            path = os.path.join(dirpath, f)
+            if f.startswith("test_") and "." not in f and os.access(path, os.X_OK):
+                binaries.append(path)
+    binaries.sort()
     if not binaries:
-        tally.add("unit binaries exist", False, f"none in {test_dir}")
+        tally.add("unit binaries exist", False, f"none under {build}")
         return
-    for name in binaries:
+    for path in binaries:
+        name = os.path.relpath(path, build)
         env = dict(os.environ, CMOCKA_MESSAGE_OUTPUT="stdout")
         try:
-            proc = subprocess.run([os.path.join(test_dir, name)], capture_output=True, text=True,
+            proc = subprocess.run([path], capture_output=True, text=True,
                                   timeout=timeout, env=env, cwd=ROOT)
         except subprocess.TimeoutExpired:
             tally.add(name, False, "timed out")

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <memory>
 
 #include "http/exchange.h"
 #include "http/router.h"
@@ -129,15 +130,19 @@ const char* svc_metrics_render(rampart_plugin_ctx* ctx, size_t* len) {
 
 // ---- timers and clocks ---------------------------------------------------
 
+// uv_close completes on a later loop turn, by which time the owning plugin
+// may be gone (unload, failed init): the close callback owns the timer,
+// not the plugin's list.
 void free_timer(uv_handle_t* handle) {
-    auto* t = static_cast<rampart_timer*>(handle->data);
-    t->owner->timers.erase(t->self);  // destroys t
+    std::unique_ptr<rampart_timer> owned(static_cast<rampart_timer*>(handle->data));
 }
 
 void retire_timer(rampart_timer* t) {
     if (t->stopped) return;
     t->stopped = true;
     uv_timer_stop(&t->handle);
+    t->self->release();
+    t->owner->timers.erase(t->self);
     uv_close(reinterpret_cast<uv_handle_t*>(&t->handle), free_timer);
 }
 
@@ -340,7 +345,7 @@ void bind_request(rampart_request* req, http::Exchange& ex) {
 }
 
 void stop_all_timers(LoadedPlugin& plugin) {
-    for (auto& t : plugin.timers) retire_timer(t.get());
+    while (!plugin.timers.empty()) retire_timer(plugin.timers.front().get());
 }
 
 }  // namespace rampart::plugin

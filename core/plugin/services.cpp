@@ -195,10 +195,16 @@ int svc_route_add(rampart_plugin_ctx* ctx, const char* method, const char* path,
     if (!p->in_init) return -EBUSY;
     http::Router* router = ctx->host->router();
     if (router->has_route(method, path)) return -EEXIST;
-    router->add(method, path, [fn, arg](http::Exchange& ex) {
+    router->add(method, path, [fn, arg, name = p->name](http::Exchange& ex) {
         rampart_request req;
         bind_request(&req, ex);
-        fn(arg, &req);
+        // Like every other plugin callback: an exception must not unwind
+        // into the HTTP server and through libuv.
+        try {
+            fn(arg, &req);
+        } catch (...) {
+            log::error("plugin route handler threw an exception", {{"plugin", name}, {"route", ex.request().path}});
+        }
         if (!ex.responded()) {
             ex.respond(http::Response::error(500, "internal_error", "plugin route did not answer"));
         }

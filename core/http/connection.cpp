@@ -112,12 +112,21 @@ void Connection::parse_input() {
 }
 
 size_t Connection::parse_span(const char* data, size_t len) {
+    // Handlers may answer synchronously from dispatch(), which re-enters
+    // send_completed(); while this scope is open that must neither start a
+    // second parse over the same unconsumed bytes nor flush per response
+    // (every caller flushes once afterwards).
+    ParseScope scope(*this);
     size_t used = 0;
     while (used < len && !stop_parsing_ && !closing_) {
         if (queue_.size() >= server_->settings().max_pipelined || output_backlog() > kMaxOutputBacklog) {
             pause_reading();
             break;
         }
+        // Each request gets the limits in force when it begins, so a reload
+        // reaches keep-alive connections opened before it too; a request
+        // already arriving keeps its own.
+        if (!parser_.in_progress()) parser_.set_limits(server_->settings().limits);
         used += parser_.feed(data + used, len - used);
         if (parser_.state() == RequestParser::State::Complete) {
             dispatch(parser_.take_request());
@@ -211,6 +220,11 @@ void Connection::send_completed() {
         }
     }
     if (!queue_.empty()) return;
+    // Re-entered from a handler inside parse_span(): that parse goes on by
+    // itself and its caller decides what comes next. Parsing inbuf_ again
+    // here would dispatch the same request over and over (unbounded
+    // recursion: a pipelining client could crash the daemon).
+    if (parsing_) return;
     if (peer_eof_ || server_->draining()) {
         if (!parser_.in_progress()) close_after_flush_ = true;
         return;

@@ -78,7 +78,30 @@ private:
     bool close_after_flush_ = false;
     bool closing_ = false;
     bool peer_eof_ = false;
-    bool in_batch_ = false;  // inside on_data: flush once at the end
+    bool in_batch_ = false;  // inside on_data or parse_span: flush once at the end
+    bool parsing_ = false;   // inside parse_span (see send_completed)
+
+    // Marks parse_span() in progress and batches its output; restores the
+    // previous batch state on every exit.
+    class ParseScope {
+    public:
+        explicit ParseScope(Connection& conn)
+            : conn_(conn), outer_batch_(conn.in_batch_), outer_parsing_(conn.parsing_) {
+            conn_.in_batch_ = true;
+            conn_.parsing_ = true;
+        }
+        ~ParseScope() {
+            conn_.in_batch_ = outer_batch_;
+            conn_.parsing_ = outer_parsing_;
+        }
+        ParseScope(const ParseScope&) = delete;
+        ParseScope& operator=(const ParseScope&) = delete;
+
+    private:
+        Connection& conn_;
+        bool outer_batch_;
+        bool outer_parsing_;
+    };
 };
 
 }  // namespace rampart::http

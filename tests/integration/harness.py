@@ -283,3 +283,75 @@ def recv_response(sock):
 def run_cli(args, env=None, timeout=30, cwd=None):
     return subprocess.run(args, capture_output=True, text=True, timeout=scaled(timeout),
                           env=env, cwd=cwd or ROOT)
+
+
+# -- streaming responses (pipelining, keep-alive, HEAD) -------------------------
+class ResponseStream:
+    """Reads responses one by one from a socket, keeping any bytes that
+    belong to the next response (pipelining). Knows that a HEAD response
+    has no body whatever its Content-Length says."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+        self.eof = False
+
+    def _fill(self):
+        if self.eof:
+            return False
+        try:
+            data = self.sock.recv(65536)
+        except ConnectionResetError:
+            data = b""
+        if not data:
+            self.eof = True
+            return False
+        self.buf += data
+        return True
+
+    def next(self, head=False, interim=False):
+        """The next response, or None if the peer closed before sending one.
+        Interim (1xx) responses are skipped unless `interim` is true.
+        Raises socket.timeout if nothing whole arrives in the socket's timeout."""
+        while True:
+            while b"\r\n\r\n" not in self.buf:
+                if not self._fill():
+                    if self.buf:
+                        raise ValueError(f"connection closed inside a response head: {self.buf[:200]!r}")
+                    return None
+            head_bytes, _, rest = self.buf.partition(b"\r\n\r\n")
+            lines = head_bytes.decode("latin-1").split("\r\n")
+            _, status, reason = (lines[0].split(" ", 2) + [""])[:3]
+            headers = {}
+            for line in lines[1:]:
+                k, _, v = line.partition(":")
+                headers[k.strip().lower()] = v.strip()
+            status = int(status)
+            if 100 <= status < 200:
+                self.buf = rest
+                if interim:
+                    return Response(status, reason, headers, b"")
+                continue
+            length = 0 if head else int(headers.get("content-length", "0"))
+            while len(rest) < length:
+                if not self._fill():
+                    raise ValueError("connection closed inside a response body")
+                rest = self.buf.partition(b"\r\n\r\n")[2]
+            self.buf = rest[length:]
+            return Response(status, reason, headers, rest[:length])
+
+    def read(self, count, head=False):
+        out = []
+        for _ in range(count):
+            r = self.next(head=head)
+            if r is None:
+                break
+            out.append(r)
+        return out
+
+    def closed_by_peer(self):
+        """True when the peer closes (EOF or reset) with no further bytes;
+        False when more bytes arrive. socket.timeout if neither happens."""
+        if self.buf:
+            return False
+        return not self._fill()

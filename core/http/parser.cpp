@@ -26,8 +26,13 @@ bool is_token(std::string_view s) {
     return true;
 }
 
-// Per header: ": " and CRLF, counted so the limit matches bytes on the wire.
-constexpr size_t kHeaderLineOverhead = 4;
+constexpr size_t kMaxHeaders = 256;
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+}
 
 }  // namespace
 
@@ -54,25 +59,74 @@ RequestParser::RequestParser(const Limits& limits) : limits_(limits) {
 
 size_t RequestParser::feed(const char* data, size_t len) {
     if (state_ != State::NeedMore || len == 0) return 0;
-    feed_start_ = data;
-    llhttp_errno_t err = llhttp_execute(&parser_, data, len);
-    size_t consumed = len;
-    if (err == HPE_PAUSED) {
-        consumed = static_cast<size_t>(llhttp_get_error_pos(&parser_) - data);
-        llhttp_resume(&parser_);
-    } else if (err != HPE_OK) {
-        if (state_ != State::Error) {
-            // An llhttp-detected violation: CL+TE, duplicate or invalid
-            // Content-Length, bad chunk size, bad characters...
-            const char* reason = llhttp_get_error_reason(&parser_);
-            fail(400, "bad_request", std::string("malformed request: ") + (reason ? reason : llhttp_errno_name(err)));
+    head_end_seen_ = false;
+    if (scanning_head_ && !scan_head(data, len)) return len;
+    size_t offset = 0;
+    for (;;) {
+        llhttp_errno_t err = llhttp_execute(&parser_, data + offset, len - offset);
+        if (err == HPE_OK) return len;
+        size_t pos = static_cast<size_t>(llhttp_get_error_pos(&parser_) - data);
+        if (err != HPE_PAUSED) {
+            if (state_ != State::Error) {
+                // An llhttp-detected violation: CL+TE, duplicate or invalid
+                // Content-Length, bad chunk size, bad characters...
+                const char* reason = llhttp_get_error_reason(&parser_);
+                fail(400, "bad_request", std::string("malformed request: ") + (reason ? reason : llhttp_errno_name(err)));
+            }
+            return pos > len ? len : pos;
         }
-        consumed = static_cast<size_t>(llhttp_get_error_pos(&parser_) - data);
-        if (consumed > len) consumed = len;
+        llhttp_resume(&parser_);
+        if (!paused_at_head_) return pos;  // a complete request
+        paused_at_head_ = false;
+        if (!head_end_seen_ || head_end_in_feed_ != pos) {
+            fail(400, "bad_request", "malformed header section (bare CR or misplaced line break)");
+            return len;
+        }
+        // Go on even with no bytes left: a request without a body
+        // completes on this (empty) call.
+        offset = pos;
     }
-    if (consumed > 0) prev_feed_last_ = data[consumed - 1];
-    feed_start_ = nullptr;
-    return consumed;
+}
+
+// Walk the head's raw bytes up to its empty line. A line that starts with
+// a space or tab is an obs-fold continuation (RFC 9112 5.2: reject), and
+// header lines may not add up to more than max_header_bytes. Bytes past
+// the head (a body, the next request) are left alone: feed() stops after
+// each request, so a new head always starts at a feed's first byte.
+bool RequestParser::scan_head(const char* data, size_t len) {
+    for (size_t i = 0; i < len && scanning_head_; ++i) {
+        char c = data[i];
+        bool ends_line = c == '\n';
+        if (ends_line && line_length_ == 0) {
+            // An empty line: the end of the head, or (before the request
+            // line) a stray CRLF that llhttp skips.
+            if (head_lines_ > 0) {
+                scanning_head_ = false;
+                head_end_seen_ = true;
+                head_end_in_feed_ = i + 1;
+            }
+            continue;
+        }
+        if (c == '\r' && line_length_ == 0) continue;
+        if (!ends_line && c != '\r' && line_length_ == 0 && head_lines_ > 0 && (c == ' ' || c == '\t')) {
+            fail(400, "bad_request", "obsolete header line folding is not allowed");
+            return false;
+        }
+        // Header lines count as on the wire, CRLF included; the request
+        // line has its own limit (max_uri_bytes).
+        if (head_lines_ > 0 && ++header_bytes_ > limits_.max_header_bytes) {
+            fail(431, "header_too_large",
+                 "request headers larger than " + std::to_string(limits_.max_header_bytes) + " bytes");
+            return false;
+        }
+        if (ends_line) {
+            head_lines_++;
+            line_length_ = 0;
+        } else {
+            line_length_++;
+        }
+    }
+    return true;
 }
 
 Request RequestParser::take_request() {
@@ -91,17 +145,13 @@ int RequestParser::fail(int status, const char* code, std::string message) {
     return -1;
 }
 
-bool RequestParser::header_bytes_exceeded(size_t more) {
-    header_bytes_ += more;
-    return header_bytes_ > limits_.max_header_bytes;
-}
-
 int RequestParser::cb_message_begin(llhttp_t* p) {
     RequestParser* r = self(p);
     r->in_progress_ = true;
     r->requests_begun_++;
-    r->header_bytes_ = 0;
     r->host_count_ = 0;
+    r->trailer_bytes_ = 0;
+    r->headers_done_ = false;
     r->last_was_value_ = false;
     r->expects_continue_ = false;
     return 0;
@@ -124,14 +174,25 @@ int RequestParser::cb_url(llhttp_t* p, const char* at, size_t len) {
     return 0;
 }
 
+// Trailers (fields after a chunked body) must not be merged into the
+// request's headers (RFC 9110 6.5.1): they are bounded and dropped.
+static bool trailer_overflow(size_t* trailer_bytes, size_t len, size_t limit) {
+    *trailer_bytes += len;
+    return *trailer_bytes > limit;
+}
+
 int RequestParser::cb_header_field(llhttp_t* p, const char* at, size_t len) {
     RequestParser* r = self(p);
-    if (r->header_bytes_exceeded(len + (r->last_was_value_ ? kHeaderLineOverhead : 0))) {
-        return r->fail(431, "header_too_large",
-                       "request headers larger than " + std::to_string(r->limits_.max_header_bytes) + " bytes");
+    if (r->headers_done_) {
+        if (trailer_overflow(&r->trailer_bytes_, len, r->limits_.max_header_bytes)) {
+            return r->fail(431, "header_too_large", "request trailers too large");
+        }
+        return 0;
     }
     if (r->last_was_value_ || r->current_.headers.empty()) {
-        if (r->current_.headers.size() >= 256) return r->fail(431, "header_too_large", "more than 256 request headers");
+        if (r->current_.headers.size() >= kMaxHeaders) {
+            return r->fail(431, "header_too_large", "more than 256 request headers");
+        }
         r->current_.headers.emplace_back();
     }
     r->current_.headers.back().name.append(at, len);
@@ -141,15 +202,11 @@ int RequestParser::cb_header_field(llhttp_t* p, const char* at, size_t len) {
 
 int RequestParser::cb_header_value(llhttp_t* p, const char* at, size_t len) {
     RequestParser* r = self(p);
-    if (r->header_bytes_exceeded(len)) {
-        return r->fail(431, "header_too_large",
-                       "request headers larger than " + std::to_string(r->limits_.max_header_bytes) + " bytes");
-    }
-    if (len > 0) {
-        // llhttp passes an obs-fold continuation line as another value chunk
-        // right after the line break; a plain value never follows a '\n'.
-        char before = (at > r->feed_start_) ? at[-1] : r->prev_feed_last_;
-        if (before == '\n') return r->fail(400, "bad_request", "obsolete header line folding is not allowed");
+    if (r->headers_done_) {
+        if (trailer_overflow(&r->trailer_bytes_, len, r->limits_.max_header_bytes)) {
+            return r->fail(431, "header_too_large", "request trailers too large");
+        }
+        return 0;
     }
     if (!r->last_was_value_) {
         const std::string& name = r->current_.headers.back().name;
@@ -158,6 +215,25 @@ int RequestParser::cb_header_value(llhttp_t* p, const char* at, size_t len) {
     }
     r->current_.headers.back().value.append(at, len);
     r->last_was_value_ = true;
+    return 0;
+}
+
+// The only transfer coding accepted is a single "chunked": anything else
+// (gzip, "gzip, chunked", two TE headers) would hand the handler a body it
+// cannot read, or frame it differently from a proxy in front.
+int RequestParser::check_transfer_encoding() {
+    std::string codings;
+    for (const Header& h : current_.headers) {
+        if (!iequals(h.name, "transfer-encoding")) continue;
+        if (!codings.empty()) codings += ",";
+        codings += h.value;
+    }
+    if (codings.empty()) return 0;
+    if (!iequals(trim(codings), "chunked")) {
+        return fail(400, "bad_request", "Transfer-Encoding must be exactly \"chunked\"");
+    }
+    // HTTP/1.0 has no chunked framing: read it, then close (RFC 9112 6.1).
+    if (current_.version_minor == 0) current_.keep_alive = false;
     return 0;
 }
 
@@ -175,12 +251,15 @@ int RequestParser::check_head() {
     }
     if (host_count_ > 1) return fail(400, "bad_request", "more than one Host header");
     if (parser_.upgrade) return fail(400, "bad_request", "protocol upgrades are not supported");
+    if (check_transfer_encoding() != 0) return -1;
     bool has_length = (parser_.flags & F_CONTENT_LENGTH) != 0;
     if (has_length && parser_.content_length > limits_.max_body_bytes) {
         return fail(413, "body_too_large",
                     "request body larger than " + std::to_string(limits_.max_body_bytes) + " bytes");
     }
-    if (const std::string* expect = req.header("expect")) {
+    // Expect is an HTTP/1.1 mechanism; a 1.0 server ignores it (RFC 9110 10.1.1).
+    const std::string* expect = req.version_minor >= 1 ? req.header("expect") : nullptr;
+    if (expect != nullptr) {
         if (!iequals(*expect, "100-continue")) return fail(417, "expectation_failed", "unsupported Expect header");
         expects_continue_ = true;
     }
@@ -193,11 +272,10 @@ int RequestParser::check_head() {
 
 int RequestParser::cb_headers_complete(llhttp_t* p) {
     RequestParser* r = self(p);
-    if (r->last_was_value_ && r->header_bytes_exceeded(kHeaderLineOverhead)) {
-        return r->fail(431, "header_too_large",
-                       "request headers larger than " + std::to_string(r->limits_.max_header_bytes) + " bytes");
-    }
-    return r->check_head();
+    r->headers_done_ = true;
+    if (r->check_head() != 0) return -1;
+    r->paused_at_head_ = true;
+    return HPE_PAUSED;
 }
 
 int RequestParser::cb_body(llhttp_t* p, const char* at, size_t len) {
@@ -213,8 +291,12 @@ int RequestParser::cb_body(llhttp_t* p, const char* at, size_t len) {
 
 int RequestParser::cb_message_complete(llhttp_t* p) {
     RequestParser* r = self(p);
-    r->current_.keep_alive = llhttp_should_keep_alive(p) != 0;
+    r->current_.keep_alive = r->current_.keep_alive && llhttp_should_keep_alive(p) != 0;
     r->state_ = State::Complete;
+    r->scanning_head_ = true;
+    r->head_lines_ = 0;
+    r->line_length_ = 0;
+    r->header_bytes_ = 0;
     r->in_progress_ = false;
     r->expects_continue_ = false;
     return HPE_PAUSED;

@@ -88,8 +88,9 @@ private:
     static int cb_message_complete(llhttp_t* p);
 
     int fail(int status, const char* code, std::string message);
-    bool header_bytes_exceeded(size_t more);
+    bool scan_head(const char* data, size_t len);
     int check_head();
+    int check_transfer_encoding();
 
     llhttp_t parser_{};
     llhttp_settings_t settings_{};
@@ -97,16 +98,27 @@ private:
     State state_ = State::NeedMore;
     Request current_;
     ParseError error_;
-    size_t header_bytes_ = 0;
+    // The head is also scanned byte by byte, independently of llhttp:
+    // folded lines and the exact header size are found on the raw bytes,
+    // whatever way llhttp splits values into callbacks.
+    bool scanning_head_ = true;
+    size_t head_lines_ = 0;     // lines ended so far in this head
+    size_t line_length_ = 0;    // bytes of the current line, CR excluded
+    size_t header_bytes_ = 0;   // bytes of header lines (request line excluded)
+    size_t trailer_bytes_ = 0;  // trailers are read, bounded and dropped
+    bool headers_done_ = false;
+    // Where the scanner saw this feed's head end (index after its final
+    // LF), and whether llhttp paused at its own end of the head. The two
+    // must agree, or the request is refused: a disagreement about framing
+    // is how requests get smuggled.
+    size_t head_end_in_feed_ = 0;
+    bool head_end_seen_ = false;
+    bool paused_at_head_ = false;
     size_t host_count_ = 0;
     bool in_progress_ = false;
     uint64_t requests_begun_ = 0;
     bool expects_continue_ = false;
     bool last_was_value_ = false;
-    // Folding detection needs the byte before a value chunk, which may be
-    // the last byte of the previous feed.
-    const char* feed_start_ = nullptr;
-    char prev_feed_last_ = 0;
 };
 
 }  // namespace rampart::http

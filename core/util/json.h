@@ -8,8 +8,9 @@
 namespace rampart::util {
 
 // Append `s` to `out` as the inside of a JSON string (no quotes).
-// Control characters become \u00XX; invalid UTF-8 bytes pass through
-// escaped as \u00XX so a hostile path cannot break a log line.
+// Control characters and every byte >= 0x7f become \u00XX, so the output
+// is plain ASCII and a hostile path cannot break a log line (non-ASCII text
+// shows as its bytes, e.g. "é" as "\u00c3\u00a9").
 inline void json_escape_append(std::string& out, std::string_view s) {
     static constexpr char kHex[] = "0123456789abcdef";
     for (unsigned char c : s) {

@@ -8,6 +8,7 @@ and a short libFuzzer run of each fuzz target.
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -127,10 +128,13 @@ def run_fuzz_smoke(tally, fuzz_build, seconds):
             continue
         corpus_src = os.path.join(ROOT, "tests", "fuzz", "corpus", target)
         args = [exe, f"-max_total_time={seconds}", "-max_len=65536", "-timeout=10", "-rss_limit_mb=2048"]
-        if os.path.isdir(corpus_src):
-            args.append(corpus_src)
-        # Read-only corpus: findings go to a scratch dir, not the repo.
+        # libFuzzer adds new inputs to its first corpus directory: give it a
+        # scratch copy so the repository's seeds stay as committed.
         scratch = subprocess.run(["mktemp", "-d"], capture_output=True, text=True).stdout.strip()
+        if os.path.isdir(corpus_src):
+            corpus = os.path.join(scratch, "corpus")
+            shutil.copytree(corpus_src, corpus)
+            args.append(corpus)
         proc = subprocess.run(args, capture_output=True, text=True, cwd=scratch,
                               env=dict(os.environ, ASAN_OPTIONS="detect_leaks=1"))
         ok = proc.returncode == 0

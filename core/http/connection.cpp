@@ -52,6 +52,10 @@ Connection::Connection(Server* server, const Limits& limits) : server_(server), 
 void Connection::start(bool over_capacity) {
     source_ip_ = peer_ip(&tcp_);
     uv_tcp_nodelay(&tcp_, 1);
+    if (server_->pipeline() != nullptr && !server_->pipeline()->accept(source_ip_)) {
+        close();
+        return;
+    }
     if (over_capacity) {
         Response r = Response::error(503, "too_many_connections", "the server is at its connection limit; retry later");
         r.headers.emplace_back("Retry-After", "1");
@@ -153,13 +157,18 @@ void Connection::maybe_send_continue() {
 void Connection::dispatch(Request request) {
     const std::string* client_id = request.header("x-request-id");
     std::string id = (client_id && is_sane_request_id(*client_id)) ? *client_id : generate_request_id();
-    auto ex = std::make_shared<Exchange>(this, std::move(request), std::move(id), source_ip_);
+    Pipeline* pipeline = server_->pipeline();
+    auto ex = std::make_shared<Exchange>(this, std::move(request), std::move(id), source_ip_, pipeline);
     if (!ex->request_.keep_alive || server_->draining()) {
         ex->close_after_ = true;
         stop_parsing_ = true;
     }
     queue_.push_back(ex);
     Router::Match match = server_->router().match(ex->request_.method, ex->request_.path);
+    ex->route_ = match.route;
+    // Authentication and admission run for unrouted requests too, so a
+    // scanner's 404s count against its limits.
+    if (pipeline != nullptr && pipeline->before_handler(*ex)) return;
     if (match.route == nullptr) {
         Response r = match.status == 405
                          ? Response::error(405, "method_not_allowed", "method " + ex->request_.method + " not allowed on this path")
@@ -168,7 +177,6 @@ void Connection::dispatch(Request request) {
         ex->respond(std::move(r));
         return;
     }
-    ex->route_ = match.route;
     try {
         match.route->handler(*ex);
     } catch (const std::exception& e) {

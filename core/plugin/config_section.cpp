@@ -104,8 +104,11 @@ bool validate_section(const std::string& plugin, const rampart_config_key* schem
             continue;
         }
         bool wants_list = key->type == RAMPART_CONFIG_STRING_LIST;
-        if (setting.is_list && !wants_list) {
-            errors->push_back(where + "expected a single value, got a list");
+        if (!wants_list && (setting.is_list || setting.values.size() != 1)) {
+            // No value at all would leave an empty string, read as 0 or
+            // false: outside the declared bounds for an INT such as 1..100.
+            errors->push_back(where + "expected a single value, got " +
+                              (setting.is_list || !setting.values.empty() ? "a list" : "none"));
             continue;
         }
         std::vector<std::string> items = setting.values;

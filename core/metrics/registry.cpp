@@ -1,6 +1,7 @@
 #include "metrics/registry.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 
@@ -31,9 +32,20 @@ void append_number(std::string& out, double v) {
     char buf[32];
     if (v == std::floor(v) && std::fabs(v) < 1e15) {
         snprintf(buf, sizeof buf, "%.0f", v);
-    } else {
-        snprintf(buf, sizeof buf, "%.17g", v);
+        out += buf;
+        return;
     }
+    // The fewest digits that read back as the same double, printed the way
+    // Prometheus client libraries do (Go's 'g', -1): le="0.0005", not
+    // le="0.00050000000000000001" or "5e-04" (dashboards and alerts match
+    // bucket bounds as strings).
+    int digits = 17;
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific);
+    if (ec == std::errc()) {
+        digits = 0;
+        for (const char* c = buf; c < end && *c != 'e'; ++c) digits += (*c >= '0' && *c <= '9') ? 1 : 0;
+    }
+    snprintf(buf, sizeof buf, "%.*g", digits, v);
     out += buf;
 }
 

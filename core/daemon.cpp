@@ -58,15 +58,33 @@ http::ServerSettings server_settings_for(const config::Config& cfg) {
 
 // The soft limit of open files is often 1024 while the hard one is far
 // higher; a daemon holding many connections wants all it may have.
-void raise_open_files_limit() {
+// Returns the soft limit now in force.
+rlim_t raise_open_files_limit() {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) return;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return RLIM_INFINITY;
+    if (rl.rlim_cur >= rl.rlim_max) return rl.rlim_cur;
     rlim_t before = rl.rlim_cur;
     rl.rlim_cur = rl.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &rl) == 0) {
-        log::info("raised open files limit", {{"from", static_cast<long long>(before)},
-                                              {"to", static_cast<long long>(rl.rlim_cur)}});
-    }
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) return before;
+    log::info("raised open files limit", {{"from", static_cast<long long>(before)},
+                                          {"to", static_cast<long long>(rl.rlim_cur)}});
+    return rl.rlim_cur;
+}
+
+// Connections past the descriptor limit would be dropped by the kernel
+// without the clean 503: keep max_connections below it, with room for the
+// daemon's own files (logs, data, plugins, peers).
+constexpr int64_t kReservedDescriptors = 64;
+
+void clamp_connections(config::Config& cfg, rlim_t open_files) {
+    if (open_files == RLIM_INFINITY) return;
+    int64_t room = static_cast<int64_t>(open_files) - kReservedDescriptors;
+    if (room < 1 || cfg.api.max_connections <= room) return;
+    log::warn("api.max_connections exceeds what the open-files limit allows; lowering it",
+              {{"configured", static_cast<long long>(cfg.api.max_connections)},
+               {"effective", static_cast<long long>(room)},
+               {"open_files_limit", static_cast<long long>(open_files)}});
+    cfg.api.max_connections = room;
 }
 
 bool make_dirs(const std::string& path, std::string* error) {
@@ -146,6 +164,7 @@ private:
     uv_timer_t drain_timer_{};
     bool shutting_down_ = false;
     int exit_status_ = kExitOk;
+    rlim_t open_files_ = RLIM_INFINITY;
 };
 
 void Daemon::install_routes() {
@@ -208,6 +227,7 @@ void Daemon::reload() {
     // still leaves a record of the reload that did it.
     log::info("configuration reloaded", {{"changed", join(plan.applied)}});
     config_ = std::make_unique<config::Config>(std::move(plan.next));
+    clamp_connections(*config_, open_files_);
     log::configure(log_settings_for(*config_));
     server_->apply_settings(server_settings_for(*config_));
     std::vector<std::string> plugin_errors;
@@ -271,7 +291,8 @@ bool Daemon::write_pid_file() {
 
 int Daemon::run() {
     log::configure(log_settings_for(*config_));
-    raise_open_files_limit();
+    open_files_ = raise_open_files_limit();
+    clamp_connections(*config_, open_files_);
     std::string error;
     if (!make_dirs(config_->node.data_dir, &error)) {
         log::error("cannot create data directory", {{"path", config_->node.data_dir}, {"error", error}});

@@ -223,12 +223,14 @@ int RequestParser::cb_header_value(llhttp_t* p, const char* at, size_t len) {
 // cannot read, or frame it differently from a proxy in front.
 int RequestParser::check_transfer_encoding() {
     std::string codings;
+    bool present = false;  // an empty Transfer-Encoding is still one
     for (const Header& h : current_.headers) {
         if (!iequals(h.name, "transfer-encoding")) continue;
-        if (!codings.empty()) codings += ",";
+        if (present) codings += ",";
+        present = true;
         codings += h.value;
     }
-    if (codings.empty()) return 0;
+    if (!present) return 0;
     if (!iequals(trim(codings), "chunked")) {
         return fail(400, "bad_request", "Transfer-Encoding must be exactly \"chunked\"");
     }

@@ -846,6 +846,13 @@ void test_error_codes_and_messages(void**) {
 // llhttp ends a head at "\r" followed by any byte; the core's own scan of
 // the head disagrees, and a disagreement about framing is refused (found by
 // the fuzzer's split-vs-whole invariant).
+// llhttp treats an empty Transfer-Encoding as absent, so CL+TE slipped by.
+void test_empty_transfer_encoding_refused(void**) {
+    expect_error("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: \r\nContent-Length: 3\r\n\r\nabc", 400,
+                 "bad_request");
+    expect_error("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding:\r\n\r\n", 400, "bad_request");
+}
+
 void test_bare_cr_end_of_head_refused(void**) {
     expect_error("GET / HTTP/1.1\r\nHost: h\r\n\r2\nX: y\r\n\r\n", 400, "bad_request");
     expect_error("GET / HTTP/1.1\r\nHost: h\r\n\rGET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n", 400, "bad_request");
@@ -1244,6 +1251,7 @@ int main(void) {
         cmocka_unit_test(test_split_everywhere),
         cmocka_unit_test(test_error_codes_and_messages),
         cmocka_unit_test(test_bare_cr_end_of_head_refused),
+        cmocka_unit_test(test_empty_transfer_encoding_refused),
         cmocka_unit_test(bug_obs_fold_after_empty_value),
         cmocka_unit_test(bug_transfer_coding_before_chunked),
         cmocka_unit_test(bug_trailers_merged_into_headers),

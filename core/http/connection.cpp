@@ -189,7 +189,10 @@ void Connection::enqueue_error(Response response) {
     Request placeholder;
     placeholder.method = "-";
     placeholder.path = "-";
-    auto ex = std::make_shared<Exchange>(this, std::move(placeholder), generate_request_id(), source_ip_);
+    // The pipeline sees these answers too, so 400/408/413/414/431/503
+    // made before any handler still count in metrics.
+    auto ex = std::make_shared<Exchange>(this, std::move(placeholder), generate_request_id(), source_ip_,
+                                         server_->pipeline());
     ex->close_after_ = true;
     stop_parsing_ = true;
     pause_reading();
@@ -328,8 +331,14 @@ void Connection::update_timer() {
             uv_timer_start(&timer_, cb_timer, s.request_timeout_ms, 0);
         }
     } else if (queue_.empty()) {
-        timer_mode_ = TimerMode::Idle;
-        uv_timer_start(&timer_, cb_timer, s.idle_timeout_ms, 0);
+        // Re-arming a timer per request costs a heap update each time; note
+        // the activity instead, and let the timer re-arm itself for the
+        // time left when it fires early.
+        idle_since_ = uv_now(server_->loop());
+        if (timer_mode_ != TimerMode::Idle) {
+            timer_mode_ = TimerMode::Idle;
+            uv_timer_start(&timer_, cb_timer, s.idle_timeout_ms, 0);
+        }
     } else if (timer_mode_ != TimerMode::None) {
         timer_mode_ = TimerMode::None;
         uv_timer_stop(&timer_);
@@ -344,9 +353,15 @@ void Connection::cb_timer(uv_timer_t* timer) {
         conn->enqueue_error(Response::error(408, "request_timeout",
                                             "request not received completely within " + std::to_string(ms) + " ms"));
         conn->flush();
-    } else {
-        conn->close();
+        return;
     }
+    uint64_t idle_ms = conn->server_->settings().idle_timeout_ms;
+    uint64_t idle_for = uv_now(conn->server_->loop()) - conn->idle_since_;
+    if (idle_for < idle_ms) {
+        uv_timer_start(&conn->timer_, cb_timer, idle_ms - idle_for, 0);
+        return;
+    }
+    conn->close();
 }
 
 void Connection::pause_reading() {

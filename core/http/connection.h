@@ -71,6 +71,7 @@ private:
     size_t writes_in_flight_ = 0;
     size_t bytes_in_flight_ = 0;
     uint64_t timed_request_ = 0;  // which request the Request timer is for
+    uint64_t idle_since_ = 0;     // loop time of the last activity (idle mode)
     int handles_open_ = 0;
     TimerMode timer_mode_ = TimerMode::None;
     bool reading_ = false;

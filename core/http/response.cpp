@@ -1,5 +1,6 @@
 #include "http/response.h"
 
+#include <charconv>
 #include <ctime>
 
 #include "util/json.h"
@@ -54,11 +55,28 @@ const char* status_reason(int status) {
     }
 }
 
+namespace {
+
+// "HTTP/1.1 200 OK\r\n" without building it from pieces each time.
+void append_status_line(std::string& out, int status) {
+    char code[4] = {static_cast<char>('0' + (status / 100) % 10), static_cast<char>('0' + (status / 10) % 10),
+                    static_cast<char>('0' + status % 10), ' '};
+    out.append("HTTP/1.1 ", 9);
+    out.append(code, 4);
+    out += status_reason(status);
+}
+
+void append_decimal(std::string& out, size_t n) {
+    char buf[24];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n);
+    out.append(buf, static_cast<size_t>(end - buf));
+}
+
+}  // namespace
+
 void serialize(const Response& resp, const Framing& framing, std::string& out) {
-    out += "HTTP/1.1 ";
-    out += std::to_string(resp.status);
-    out += ' ';
-    out += status_reason(resp.status);
+    out.reserve(out.size() + 160 + resp.body.size());
+    append_status_line(out, resp.status);
     out += "\r\nDate: ";
     out += framing.date;
     if (!resp.body.empty() || !resp.content_type.empty()) {
@@ -66,7 +84,7 @@ void serialize(const Response& resp, const Framing& framing, std::string& out) {
         out += resp.content_type;
     }
     out += "\r\nContent-Length: ";
-    out += std::to_string(resp.body.size());
+    append_decimal(out, resp.body.size());
     if (!framing.request_id.empty()) {
         out += "\r\nX-Request-Id: ";
         out += framing.request_id;

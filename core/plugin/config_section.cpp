@@ -58,6 +58,9 @@ std::string check_value(const rampart_config_key& key, std::string_view value) {
     default: {
         int64_t max = key.max > 0 ? key.max : kDefaultStringMax;
         if (static_cast<int64_t>(value.size()) > max) return "longer than " + std::to_string(max) + " characters";
+        if (!value.empty() && static_cast<int64_t>(value.size()) < key.min) {
+            return "shorter than " + std::to_string(key.min) + " characters";
+        }
         for (unsigned char c : value) {
             if (c < 0x20 || c == 0x7f) return "contains a control character";
         }

@@ -110,7 +110,8 @@ typedef struct rampart_config_key {
     const char* key;            /* lower_snake_case */
     rampart_config_type type;
     const char* default_value;  /* textual, as in YAML; NULL = "" / 0 / false */
-    int64_t min;                /* INT: inclusive bounds; STRING: max length in `max` (0 = 4096) */
+    int64_t min;                /* INT: inclusive bounds; STRING: length bounds (max 0 = 4096),
+                                   checked for non-empty values (empty = unset) */
     int64_t max;
     const char* description;    /* one line, shown in errors and docs */
 } rampart_config_key;

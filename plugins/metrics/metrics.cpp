@@ -220,7 +220,7 @@ int cb_reload(void* state, rampart_plugin_ctx* ctx) {
 void cb_fini(void* state) { delete static_cast<metrics_state*>(state); }
 
 constexpr rampart_config_key kSchema[] = {
-    {"token", RAMPART_CONFIG_STRING, "", 0, kMaxTokenLength,
+    {"token", RAMPART_CONFIG_STRING, "", static_cast<int64_t>(kMinTokenLength), kMaxTokenLength,
      "Bearer token GET /metrics requires (secret; at least 16 characters; empty: /metrics is open)"},
     {nullptr, static_cast<rampart_config_type>(0), nullptr, 0, 0, nullptr},
 };

@@ -231,8 +231,12 @@ class ConfigErrors(unittest.TestCase):
         d = Daemon(config=config(metrics={"token": "short"}))
         d.start(wait=False)
         self.assertEqual(d.wait(), 78)
-        self.assertIn("token must be at least 16 characters", d.log_text())
-        self.assertIn("plugin metrics: init failed", d.log_text())
+        # Caught by the schema (min length), with the file position.
+        self.assertRegex(d.log_text(), r"rampart\.yml:\d+:\d+: metrics\.token: shorter than 16 characters")
+        out = subprocess.run([os.path.join(BUILD, "rampartd"), "--check-config", "-c", d.config_path],
+                             capture_output=True, text=True, timeout=scaled(10), env=d.env, cwd=d.dir)
+        self.assertEqual(out.returncode, 78)
+        self.assertIn("metrics.token: shorter than 16 characters", out.stderr)
         d.cleanup()
 
     def test_check_config_reports_unknown_key(self):

@@ -90,6 +90,43 @@ void append_labels(std::string& out, const std::vector<std::string>& names, cons
     out += '}';
 }
 
+// Length of the valid UTF-8 sequence at s[i], or 0 when none starts there
+// (strict: no overlongs, surrogates or code points past U+10FFFF).
+size_t utf8_sequence(std::string_view s, size_t i) {
+    auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+    unsigned char c = byte(i);
+    if (c < 0x80) return 1;
+    size_t len = (c >= 0xc2 && c <= 0xdf) ? 2 : (c >= 0xe0 && c <= 0xef) ? 3 : (c >= 0xf0 && c <= 0xf4) ? 4 : 0;
+    if (len == 0 || i + len > s.size()) return 0;
+    for (size_t k = 1; k < len; ++k) {
+        if ((byte(i + k) & 0xc0) != 0x80) return 0;
+    }
+    unsigned char c1 = byte(i + 1);
+    if ((c == 0xe0 && c1 < 0xa0) || (c == 0xed && c1 > 0x9f) || (c == 0xf0 && c1 < 0x90) || (c == 0xf4 && c1 > 0x8f)) {
+        return 0;
+    }
+    return len;
+}
+
+// Prometheus refuses a whole scrape over one invalid UTF-8 byte, and label
+// values come from plugins (paths, peers, reasons): replace bad bytes with
+// U+FFFD when a series or help text is stored.
+void assign_utf8(std::string& out, std::string_view s) {
+    size_t i = 0;
+    for (size_t n; i < s.size() && (n = utf8_sequence(s, i)) != 0;) i += n;
+    out.assign(s.substr(0, i));
+    while (i < s.size()) {
+        size_t n = utf8_sequence(s, i);
+        if (n == 0) {
+            out += "\xef\xbf\xbd";
+            ++i;
+        } else {
+            out.append(s.substr(i, n));
+            i += n;
+        }
+    }
+}
+
 bool name_char(char c, bool first, bool colon_ok) {
     bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (colon_ok && c == ':');
     return alpha || (!first && c >= '0' && c <= '9');
@@ -117,14 +154,15 @@ Metric::Metric(Type type, std::string name, std::string help, std::vector<std::s
                std::vector<double> buckets, size_t max_series)
     : type_(type),
       name_(std::move(name)),
-      help_(std::move(help)),
       label_names_(std::move(label_names)),
       buckets_(std::move(buckets)),
-      max_series_(max_series) {}
+      max_series_(max_series) {
+    assign_utf8(help_, help);
+}
 
 Series& Metric::series_for(const std::vector<std::string_view>& label_values) {
     std::vector<std::string> key(label_names_.size());
-    for (size_t i = 0; i < key.size() && i < label_values.size(); ++i) key[i].assign(label_values[i]);
+    for (size_t i = 0; i < key.size() && i < label_values.size(); ++i) assign_utf8(key[i], label_values[i]);
     auto it = series_.find(key);
     if (it != series_.end()) return it->second;
     if (series_.size() >= max_series_) {
@@ -232,10 +270,17 @@ Metric* Registry::add(Type type, std::string_view name, std::string_view help, c
     if (type == Type::Counter && !total) return fail("counter names end in _total");
     if (type != Type::Counter && total) return fail("only counters end in _total");
     if (labels.size() > kMaxLabels) return fail("more than 8 labels");
-    for (const auto& l : labels) {
-        if (!valid_label_name(l)) return fail("invalid label name \"" + l + "\"");
+    for (auto l = labels.begin(); l != labels.end(); ++l) {
+        if (!valid_label_name(*l)) return fail("invalid label name \"" + *l + "\"");
+        // {a="1",a="2"} would make the whole exposition unparsable.
+        if (std::find(labels.begin(), l, *l) != l) return fail("duplicate label name \"" + *l + "\"");
     }
     if (type == Type::Histogram) {
+        // NaN passes the ordering checks below (it compares false), and the
+        // +Inf bucket is always rendered: an explicit one would appear twice.
+        if (std::any_of(buckets.begin(), buckets.end(), [](double b) { return !std::isfinite(b); })) {
+            return fail("histogram buckets must be finite (+Inf is implicit)");
+        }
         if (buckets.empty() || !std::is_sorted(buckets.begin(), buckets.end()) ||
             std::adjacent_find(buckets.begin(), buckets.end()) != buckets.end()) {
             return fail("histogram buckets must be non-empty and strictly increasing");

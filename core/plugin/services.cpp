@@ -171,6 +171,11 @@ rampart_timer* svc_timer_start(rampart_plugin_ctx* ctx, uint64_t timeout_ms, uin
     t->self = std::prev(p->timers.end());
     uv_timer_init(ctx->host->loop(), &t->handle);
     t->handle.data = t;
+    // Plugin timers are housekeeping: they must not keep uv_run going once
+    // the daemon has drained and closed its own handles (a repeating timer
+    // would otherwise make SIGTERM hang until SIGKILL). The host stops them
+    // when it unloads the plugin after the loop returns.
+    uv_unref(reinterpret_cast<uv_handle_t*>(&t->handle));
     uv_timer_start(&t->handle, cb_timer, timeout_ms, repeat_ms);
     return t;
 }

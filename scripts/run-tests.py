@@ -79,7 +79,8 @@ def run_unit(tally, build, timeout):
             print(f"FAIL {name}: timed out")
             continue
         passed = failed = 0
-        for line in proc.stdout.splitlines():
+        # cmocka prints its summary lines on stderr.
+        for line in (proc.stdout + "\n" + proc.stderr).splitlines():
             m = CMOCKA_PASSED.match(line)
             if m:
                 passed += int(m.group(1))

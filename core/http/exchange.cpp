@@ -14,7 +14,10 @@ Exchange::Exchange(Connection* conn, Request request, std::string request_id, st
       request_(std::move(request)),
       request_id_(std::move(request_id)),
       source_ip_(std::move(source_ip)),
-      start_ns_(uv_hrtime()) {}
+      start_ns_(uv_hrtime()) {
+    static uint64_t next_serial = 1;  // one loop thread: no atomics needed
+    serial_ = next_serial++;
+}
 
 double Exchange::elapsed_seconds() const { return static_cast<double>(uv_hrtime() - start_ns_) / 1e9; }
 

@@ -25,6 +25,8 @@ public:
 
     const Request& request() const { return request_; }
     const std::string& request_id() const { return request_id_; }
+    // Unique within the process (request ids may come from clients).
+    uint64_t serial() const { return serial_; }
     const std::string& source_ip() const { return source_ip_; }
     const Route* route() const { return route_; }
 
@@ -56,6 +58,7 @@ private:
     bool responded_ = false;
     bool close_after_ = false;  // the connection closes once this is sent
     uint64_t start_ns_ = 0;
+    uint64_t serial_ = 0;
 };
 
 }  // namespace rampart::http

@@ -292,6 +292,11 @@ int svc_response_header_add(rampart_request* req, const char* name, const char* 
     return 0;
 }
 
+uint64_t svc_request_serial(rampart_request* req) {
+    auto* ex = exchange_of(req);
+    return ex ? ex->serial() : 0;
+}
+
 rampart_host make_services() {
     rampart_host h{};
     h.struct_size = sizeof h;
@@ -326,6 +331,7 @@ rampart_host make_services() {
     h.request_identity = svc_request_identity;
     h.respond = svc_respond;
     h.response_header_add = svc_response_header_add;
+    h.request_serial = svc_request_serial;
     return h;
 }
 

@@ -79,7 +79,8 @@ typedef struct rampart_metric rampart_metric;
 
 /* A timer. Owned by the host; valid until it fires (one-shot), or until
  * timer_stop, or until the plugin is unloaded (the host stops any timer a
- * plugin leaves behind). */
+ * plugin leaves behind). A plugin's timers never keep the daemon running:
+ * shutdown does not wait for them. */
 typedef struct rampart_timer rampart_timer;
 
 /* ---- logging ----------------------------------------------------------- */
@@ -259,6 +260,11 @@ typedef struct rampart_host {
     /* Add a header to whatever response this request gets (its own answer
      * or the handler's), e.g. RateLimit headers. Copied. */
     int (*response_header_add)(rampart_request* req, const char* name, const char* value);
+
+    /* A number no other request of this process has had (unlike the
+     * request id, which a client may choose). Use it to tell a request's
+     * own answer from another one's, e.g. to complete an in-flight record. */
+    uint64_t (*request_serial)(rampart_request* req);
 } rampart_host;
 
 /* ---- the descriptor ---------------------------------------------------- */

@@ -292,6 +292,19 @@ Metric* Registry::add(Type type, std::string_view name, std::string_view help, c
         if (m->type() == type && m->label_names() == labels && m->buckets() == buckets) return m;
         return fail("already registered with another type, labels or buckets");
     }
+    // A histogram X also writes X_bucket, X_sum and X_count: another metric
+    // with one of those names makes parsers reject the whole exposition.
+    for (std::string_view suffix : {"_bucket", "_sum", "_count"}) {
+        if (type == Type::Histogram && metrics_.count(std::string(name) + std::string(suffix)) != 0) {
+            return fail("histogram series would clash with " + std::string(name) + std::string(suffix));
+        }
+        if (name.size() > suffix.size() && name.substr(name.size() - suffix.size()) == suffix) {
+            Metric* base = find(name.substr(0, name.size() - suffix.size()));
+            if (base != nullptr && base->type() == Type::Histogram) {
+                return fail("clashes with the series of histogram " + base->name());
+            }
+        }
+    }
     auto metric = std::make_unique<Metric>(type, std::string(name), std::string(help), labels,
                                            type == Type::Histogram ? buckets : std::vector<double>{}, max_series_);
     Metric* raw = metric.get();

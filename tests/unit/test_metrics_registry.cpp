@@ -182,6 +182,29 @@ void test_nonfinite_buckets(void**) {
     assert_false(contains(r.render(), "NaN"));
 }
 
+// A histogram X renders X_bucket, X_sum and X_count; a metric of its own
+// under one of those names gives a second HELP/TYPE for the same family,
+// and promtool rejects the whole exposition.
+void test_histogram_series_name_clash(void**) {
+    Registry r;
+    std::string e;
+    assert_non_null(r.histogram("rampart_req_seconds", "h", {}, {1}, &e));
+    refused(r.gauge("rampart_req_seconds_count", "h", {}, &e), e,
+            "rampart_req_seconds_count: clashes with the series of histogram rampart_req_seconds");
+    refused(r.gauge("rampart_req_seconds_sum", "h", {}, &e), e,
+            "rampart_req_seconds_sum: clashes with the series of histogram rampart_req_seconds");
+    refused(r.histogram("rampart_req_seconds_bucket", "h", {}, {1}, &e), e,
+            "rampart_req_seconds_bucket: clashes with the series of histogram rampart_req_seconds");
+    // The other order.
+    assert_non_null(r.gauge("rampart_lat_seconds_sum", "h", {}, &e));
+    refused(r.histogram("rampart_lat_seconds", "h", {}, {1}, &e), e,
+            "rampart_lat_seconds: histogram series would clash with rampart_lat_seconds_sum");
+    // Not a clash: a gauge whose base is not a histogram, and _total counters.
+    assert_non_null(r.gauge("rampart_queue", "h", {}, &e));
+    assert_non_null(r.gauge("rampart_queue_count", "h", {}, &e));
+    assert_non_null(r.counter("rampart_req_seconds_count_total", "h", {}, &e));
+}
+
 void test_reregistration(void**) {
     Registry r;
     std::string e;
@@ -479,6 +502,7 @@ int main(void) {
         cmocka_unit_test(test_registration_rules),
         cmocka_unit_test(test_duplicate_label_names),
         cmocka_unit_test(test_nonfinite_buckets),
+        cmocka_unit_test(test_histogram_series_name_clash),
         cmocka_unit_test(test_reregistration),
         cmocka_unit_test(test_counter_gauge_semantics),
         cmocka_unit_test(test_cardinality_cap),

@@ -73,8 +73,9 @@ typedef struct rampart_plugin_ctx rampart_plugin_ctx;
  * call it is passed to. */
 typedef struct rampart_request rampart_request;
 
-/* A registered metric. Owned by the host; valid until the plugin is
- * unloaded. */
+/* A registered metric. Owned by the host's registry and valid for the
+ * life of the process: metric families are never unregistered, so a
+ * plugin that failed init or was unloaded may leave families behind. */
 typedef struct rampart_metric rampart_metric;
 
 /* A timer. Owned by the host; valid until it fires (one-shot), or until
@@ -286,9 +287,9 @@ typedef struct rampart_plugin {
 
     /* Called once after the configuration validated. Store the plugin's
      * state in *state. Register routes, metrics and timers here. Return 0,
-     * or a negative errno: the host then unregisters whatever the plugin
-     * registered and refuses to start (exit 78) or keeps the old plugin set
-     * (at reload). `host` stays valid until fini returns. */
+     * or a negative errno: the host then removes the routes and stops the
+     * timers the plugin registered (metrics stay, see rampart_metric) and
+     * refuses to start (exit 78). `host` stays valid until fini returns. */
     int (*init)(rampart_plugin_ctx* ctx, const rampart_host* host, void** state);
 
     /* SIGHUP: the plugin's section changed or was re-read. Keep what can

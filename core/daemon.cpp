@@ -123,10 +123,17 @@ std::map<std::string, plugin::RawSection, std::less<>> plugin_sections_for(const
     plugin::RawSection& rl = sections["ratelimit"];
     for (const config::KeySpec& spec : config::schema()) {
         std::string_view path = spec.path;
-        if (path.substr(0, 10) != "ratelimit.") continue;
+        // Only what the file or environment set: the rest is the policy's.
+        if (path.substr(0, 10) != "ratelimit." || !cfg.is_explicit(path)) continue;
         plugin::RawSetting setting;
-        setting.values.push_back(config::format_value(cfg, spec));
-        setting.origin = "ratelimit";
+        config::Value value = config::get_value(cfg, spec);
+        if (const auto* list = std::get_if<std::vector<std::string>>(&value)) {
+            setting.values = *list;
+            setting.is_list = true;
+        } else {
+            setting.values.push_back(config::format_value(cfg, spec));
+        }
+        setting.origin = (cfg.source_file.empty() ? std::string("config") : cfg.source_file) + ": " + std::string(path);
         rl[std::string(path.substr(10))] = std::move(setting);
     }
     return sections;

@@ -182,6 +182,10 @@ public:
         for (const KeySpec& spec : schema()) set_value(*result.config, spec, values_[index_of(spec)]);
         result.config->source_file = file_;
         result.config->plugin_sections = std::move(plugin_sections_);
+        for (const KeySpec& spec : schema()) {
+            const Origin& o = origins_[index_of(spec)];
+            if (o.line > 0 || !o.env_var.empty()) result.config->explicit_keys.emplace_back(spec.path);
+        }
         return result;
     }
 

@@ -76,6 +76,8 @@ struct Config {
         int64_t auth_failures_block_min = 0;
         int64_t requests_per_min = 0;
         int64_t unauth_per_min = 0;
+        int64_t max_tracked_keys = 0;
+        std::vector<std::string> allow_cidrs;
     } ratelimit;
 
     std::string source_file;  // the YAML file this came from ("" = defaults only)
@@ -90,6 +92,16 @@ struct Config {
     };
     using PluginSection = std::map<std::string, PluginSetting, std::less<>>;
     std::map<std::string, PluginSection, std::less<>> plugin_sections;
+
+    // Dotted paths the file or the environment set (the rest are defaults),
+    // so a plugin can tell "set to the default" from "not set".
+    std::vector<std::string> explicit_keys;
+    bool is_explicit(std::string_view path) const {
+        for (const auto& k : explicit_keys) {
+            if (k == path) return true;
+        }
+        return false;
+    }
 };
 
 enum class ValueType { String, Int, Bool, Enum, StringList, Address };

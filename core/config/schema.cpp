@@ -81,7 +81,7 @@ constexpr KeySpec kSchema[] = {
 
     {"plugins.dir", String, "build/plugins", 1, kPathMax, nullptr, false, false,
      "Directory holding the plugin .so files"},
-    {"plugins.load", StringList, "", 0, kListMax, nullptr, true, false,
+    {"plugins.load", StringList, "", 0, kListMax, nullptr, false, false,
      "Plugins to load, by name without .so (e.g. transport_tls, metrics)"},
 
     {"policies.dir", String, "policies", 1, kPathMax, nullptr, true, false,
@@ -100,6 +100,10 @@ constexpr KeySpec kSchema[] = {
      "Authenticated requests per identity per minute"},
     {"ratelimit.unauth_per_min", Int, "30", 1, 1000000, nullptr, true, false,
      "Unauthenticated requests (health checks etc.) per source IP per minute"},
+    {"ratelimit.max_tracked_keys", Int, "100000", 16, 10000000, nullptr, true, false,
+     "Addresses and identities tracked at most (least recently seen evicted first)"},
+    {"ratelimit.allow_cidrs", StringList, "", 0, kListMax, nullptr, true, false,
+     "Networks never rate limited, e.g. [127.0.0.0/8, \"::1/128\"] (checked by the ratelimit plugin)"},
 };
 // clang-format on
 
@@ -269,6 +273,7 @@ constexpr Field kFields[] = {
     RAMPART_FIELD(auth.enabled), RAMPART_FIELD(auth.bootstrap_token),
     RAMPART_FIELD(ratelimit.auth_failures_per_min), RAMPART_FIELD(ratelimit.auth_failures_block_min),
     RAMPART_FIELD(ratelimit.requests_per_min), RAMPART_FIELD(ratelimit.unauth_per_min),
+    RAMPART_FIELD(ratelimit.max_tracked_keys), RAMPART_FIELD(ratelimit.allow_cidrs),
 };
 #undef RAMPART_FIELD
 static_assert(std::size(kFields) == std::size(kSchema), "every schema key needs a Config field");

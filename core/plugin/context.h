@@ -7,6 +7,7 @@
 #include <list>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "auth/identity.h"
 #include "plugin/host.h"
@@ -54,6 +55,7 @@ struct LoadedPlugin {
     bool initialized = false;
     bool in_init = false;  // routes may be added only now
     SectionValues config;
+    std::vector<std::string> explicit_config;  // keys the file/environment set
     std::list<std::unique_ptr<rampart_timer>> timers;
     std::string render_buffer;  // metrics_render's result
 

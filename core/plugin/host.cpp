@@ -10,6 +10,14 @@
 namespace rampart::plugin {
 namespace {
 
+std::vector<std::string> keys_of(const RawSection* raw) {
+    std::vector<std::string> keys;
+    if (raw != nullptr) {
+        for (const auto& [key, setting] : *raw) keys.push_back(key);
+    }
+    return keys;
+}
+
 const RawSection* section_for(const std::map<std::string, RawSection, std::less<>>& sections, const std::string& name) {
     auto it = sections.find(name);
     return it == sections.end() ? nullptr : &it->second;
@@ -91,6 +99,7 @@ bool PluginHost::load_one(const std::string& dir, const std::string& name, const
                           &plugin->config, errors)) {
         return false;
     }
+    plugin->explicit_config = keys_of(section);
     plugin->ctx.host = this;
     plugin->ctx.plugin = plugin.get();
     LoadedPlugin& p = *plugin;
@@ -140,14 +149,18 @@ void PluginHost::reload(const std::map<std::string, RawSection, std::less<>>& se
         }
         if (p->descriptor->reload == nullptr) {
             p->config = std::move(fresh);
+            p->explicit_config = keys_of(raw);
             continue;
         }
         SectionValues previous = std::move(p->config);
+        std::vector<std::string> previous_explicit = std::move(p->explicit_config);
         p->config = std::move(fresh);
+        p->explicit_config = keys_of(raw);
         int rc = -1;
         bool ok = guarded_call(*p, "reload", [&] { rc = p->descriptor->reload(p->state, &p->ctx); });
         if (!ok || rc != 0) {
             p->config = std::move(previous);
+            p->explicit_config = std::move(previous_explicit);
             errors->push_back("plugin " + p->name + ": reload failed (" + std::to_string(rc) +
                               "); keeping its previous configuration");
         }

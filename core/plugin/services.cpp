@@ -297,6 +297,15 @@ uint64_t svc_request_serial(rampart_request* req) {
     return ex ? ex->serial() : 0;
 }
 
+int svc_config_is_set(rampart_plugin_ctx* ctx, const char* key) {
+    LoadedPlugin* p = plugin_of(ctx);
+    if (p == nullptr || key == nullptr) return 0;
+    for (const auto& k : p->explicit_config) {
+        if (k == key) return 1;
+    }
+    return 0;
+}
+
 rampart_host make_services() {
     rampart_host h{};
     h.struct_size = sizeof h;
@@ -332,6 +341,7 @@ rampart_host make_services() {
     h.respond = svc_respond;
     h.response_header_add = svc_response_header_add;
     h.request_serial = svc_request_serial;
+    h.config_is_set = svc_config_is_set;
     return h;
 }
 

@@ -266,6 +266,11 @@ typedef struct rampart_host {
      * request id, which a client may choose). Use it to tell a request's
      * own answer from another one's, e.g. to complete an in-flight record. */
     uint64_t (*request_serial)(rampart_request* req);
+
+    /* 1 when the key of the plugin's section was set by the file or the
+     * environment, 0 when it holds its declared default. Lets a plugin give
+     * precedence to something else (a policy) over its defaults. */
+    int (*config_is_set)(rampart_plugin_ctx* ctx, const char* key);
 } rampart_host;
 
 /* ---- the descriptor ---------------------------------------------------- */

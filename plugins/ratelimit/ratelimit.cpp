@@ -67,12 +67,21 @@ void log(State* s, rampart_log_level level, const std::string& msg) { s->host->l
 
 uint64_t now_ms(State* s) { return s->host->now_ms(s->ctx); }
 
+// A key the file or environment set, or kUnset. Hosts older than
+// config_is_set cannot say: a value equal to the default counts as unset.
+int64_t override_of(State* s, const char* key, int64_t default_value) {
+    int64_t v = s->host->config_int(s->ctx, key);
+    bool set = RAMPART_HOST_HAS(s->host, config_is_set) ? s->host->config_is_set(s->ctx, key) != 0
+                                                         : v != default_value;
+    return set ? v : kUnset;
+}
+
 Overrides read_overrides(State* s) {
     Overrides o;
-    o.auth_failures_per_min = s->host->config_int(s->ctx, "auth_failures_per_min");
-    o.auth_failures_block_min = s->host->config_int(s->ctx, "auth_failures_block_min");
-    o.requests_per_min = s->host->config_int(s->ctx, "requests_per_min");
-    o.unauth_per_min = s->host->config_int(s->ctx, "unauth_per_min");
+    o.auth_failures_per_min = override_of(s, "auth_failures_per_min", kDefaultAuthFailuresPerMin);
+    o.auth_failures_block_min = override_of(s, "auth_failures_block_min", kDefaultAuthFailuresBlockMin);
+    o.requests_per_min = override_of(s, "requests_per_min", kDefaultRequestsPerMin);
+    o.unauth_per_min = override_of(s, "unauth_per_min", kDefaultUnauthPerMin);
     return o;
 }
 

@@ -369,12 +369,12 @@ bool parse_rules(std::string_view json, std::vector<Rule>* out, std::string* err
 
 std::vector<std::string> apply_overrides(std::vector<Rule>* rules, const Overrides& o) {
     std::vector<std::string> notes;
-    if (o.auth_failures_per_min != kDefaultAuthFailuresPerMin) {
+    if (o.auth_failures_per_min != kUnset) {
         for (Rule* r : targets(rules, "auth_failures", AuthMatch::Failed)) {
             set_per_minute(r, o.auth_failures_per_min, "auth_failures_per_min", &notes);
         }
     }
-    if (o.auth_failures_block_min != kDefaultAuthFailuresBlockMin) {
+    if (o.auth_failures_block_min != kUnset) {
         for (Rule* r : targets(rules, "auth_failures", AuthMatch::Failed)) {
             if (r->auth != AuthMatch::Failed) continue;
             if (o.auth_failures_block_min <= 0) {
@@ -389,12 +389,12 @@ std::vector<std::string> apply_overrides(std::vector<Rule>* rules, const Overrid
                             " overrides rule " + r->name);
         }
     }
-    if (o.requests_per_min != kDefaultRequestsPerMin) {
+    if (o.requests_per_min != kUnset) {
         for (Rule* r : targets(rules, "authenticated", AuthMatch::Authenticated)) {
             set_per_minute(r, o.requests_per_min, "requests_per_min", &notes);
         }
     }
-    if (o.unauth_per_min != kDefaultUnauthPerMin) {
+    if (o.unauth_per_min != kUnset) {
         for (Rule* r : targets(rules, "unauthenticated", AuthMatch::Unauthenticated)) {
             set_per_minute(r, o.unauth_per_min, "unauth_per_min", &notes);
         }

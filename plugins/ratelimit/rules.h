@@ -85,18 +85,19 @@ bool parse_rules(std::string_view json, std::vector<Rule>* out, std::string* err
 
 // The `ratelimit` config section (environment > rampart.yml, resolved by
 // the core).
+// kUnset: the key was not set (file or environment), so the policy's
+// number stands.
+constexpr int64_t kUnset = -1;
 struct Overrides {
-    int64_t auth_failures_per_min = kDefaultAuthFailuresPerMin;
-    int64_t auth_failures_block_min = kDefaultAuthFailuresBlockMin;
-    int64_t requests_per_min = kDefaultRequestsPerMin;
-    int64_t unauth_per_min = kDefaultUnauthPerMin;
+    int64_t auth_failures_per_min = kUnset;
+    int64_t auth_failures_block_min = kUnset;
+    int64_t requests_per_min = kUnset;
+    int64_t unauth_per_min = kUnset;
     bool operator==(const Overrides&) const = default;
 };
 
-// Applies the config keys over the policy's numbers. A key still at its
-// default leaves the policy's number alone (the host does not say whether a
-// key was set, and the shipped policy has the same defaults); a key set to
-// anything else wins. Each key targets the rule of the shipped policy's name
+// Applies the config keys that were set over the policy's numbers (unset
+// ones leave the policy alone: environment > rampart.yml > policy). Each key targets the rule of the shipped policy's name
 // (auth_failures, authenticated, unauthenticated); if the policy has no
 // rule of that name, every rule with the same match.auth. Returns one note
 // per change, for the log.

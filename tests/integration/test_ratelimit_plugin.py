@@ -210,12 +210,19 @@ class RateLimitPlugin(unittest.TestCase):
         d.start(wait=False)
         self.assertEqual(d.wait(), 78)
         d.cleanup()
-        # The plugin's own key (environment only for now: see the README).
+        # max_tracked_keys and allow_cidrs, from the environment or the file.
         d = limited(env={"RAMPART_RATELIMIT_MAX_TRACKED_KEYS": "15"})
         d.start(wait=False)
         self.assertEqual(d.wait(), 78)
-        self.assertIn("max_tracked_keys", d.log_text())
+        self.assertIn("RAMPART_RATELIMIT_MAX_TRACKED_KEYS: 15 is out of range", d.log_text())
         d.cleanup()
+        d = limited(ratelimit={"max_tracked_keys": 15})
+        d.start(wait=False)
+        self.assertEqual(d.wait(), 78)
+        self.assertRegex(d.log_text(), r"rampart\.yml:\d+:\d+: ratelimit\.max_tracked_keys")
+        d.cleanup()
+        with limited(ratelimit={"max_tracked_keys": 16, "allow_cidrs": ["10.0.0.0/8"]}) as d:
+            self.assertEqual(d.request("GET", "/health").status, 200)
         with limited(env={"RAMPART_RATELIMIT_MAX_TRACKED_KEYS": "16"}) as d:
             self.assertEqual(d.request("GET", "/health").status, 200)
         d = limited(env={"RAMPART_RATELIMIT_ALLOW_CIDRS": "127.0.0.0/8,127.0.0.1/33"})

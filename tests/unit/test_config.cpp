@@ -122,7 +122,7 @@ void test_full_valid_file(void**) {
         "policies: {dir: /etc/rampart/policies}\n"
         "auth: {enabled: true, bootstrap_token: tok}\n"
         "ratelimit: {auth_failures_per_min: 5, auth_failures_block_min: 0, requests_per_min: 1000000,"
-        " unauth_per_min: 7}\n");
+        " unauth_per_min: 7, max_tracked_keys: 16, allow_cidrs: [10.0.0.0/8]}\n");
     assert_true(r.ok());
     const Config& c = *r.config;
     assert_string_equal(c.node.id.c_str(), "edge-7");
@@ -185,7 +185,7 @@ void test_reloadable_keys(void**) {
         "api.max_uri_bytes", "api.request_timeout_ms", "api.idle_timeout_ms", "api.max_connections",
         "api.max_pipelined", "api.shutdown_timeout_ms", "ratelimit.auth_failures_per_min",
         "ratelimit.auth_failures_block_min", "ratelimit.requests_per_min", "ratelimit.unauth_per_min",
-        "plugins.load", "policies.dir", "cluster.seeds"};
+        "ratelimit.max_tracked_keys", "ratelimit.allow_cidrs", "policies.dir", "cluster.seeds"};
     for (const KeySpec& spec : schema()) assert_int_equal(is_reloadable(spec.path), reloadable.count(spec.path));
     assert_false(is_reloadable("no.such_key"));
 }

@@ -22,6 +22,8 @@
 #include "log.h"
 #include "metrics/registry.h"
 #include "plugin/host.h"
+#include "policy/policy_host.h"
+#include "policy/shipped.h"
 #include "request_pipeline.h"
 #include "net/address.h"
 #include "rampart_version.h"
@@ -139,6 +141,33 @@ std::map<std::string, plugin::RawSection, std::less<>> plugin_sections_for(const
     return sections;
 }
 
+// The policies directory to load, or "" to run the built-in defaults (the
+// default directory is absent: a node started outside a source tree).
+// An explicitly configured directory that does not exist is an error.
+bool policy_dir_for(const config::Config& cfg, std::string* dir, std::string* error) {
+    *dir = cfg.policies.dir;
+    if (access(dir->c_str(), F_OK) == 0) return true;
+    if (cfg.is_explicit("policies.dir")) {
+        *error = "policies.dir " + *dir + " does not exist";
+        return false;
+    }
+    dir->clear();
+    return true;
+}
+
+// Exported policy data for plugins, as JSON. Without a ratelimit policy the
+// seed's rules (the same numbers as policies/ratelimit.lua) stand in.
+bool policy_data_json(const policy::Generation& g, const std::string& name, const std::string& key,
+                      std::string* json) {
+    *json = g.rules_json(name, key);
+    if (*json != "null") return true;
+    if (name == "ratelimit" && key == "rules") {
+        *json = policy::ratelimit_rules_json(g);
+        return true;
+    }
+    return false;
+}
+
 class Daemon {
 public:
     Daemon(const Options& options, std::unique_ptr<config::Config> cfg)
@@ -149,11 +178,16 @@ public:
 private:
     void install_routes();
     void install_signals();
-    void reload();
+    bool reload();
+    bool reload_config();
     void begin_shutdown(int signum);
     void finish();
     bool write_pid_file();
     bool start_plugins();
+    bool start_policies();
+    bool deliver_policy_data();
+    bool reload_policies();
+    void register_core_metrics();
 
     static void cb_signal(uv_signal_t* handle, int signum);
     static void cb_drain_deadline(uv_timer_t* timer);
@@ -167,6 +201,10 @@ private:
     auth::Authenticator auth_;
     std::unique_ptr<plugin::PluginHost> plugins_;
     std::unique_ptr<RequestPipeline> pipeline_;
+    policy::PolicyHost policies_;
+    metrics::Metric* reload_total_ = nullptr;
+    metrics::Metric* policy_generation_ = nullptr;
+    metrics::Metric* policy_errors_ = nullptr;
     uv_signal_t sighup_{}, sigterm_{}, sigint_{};
     uv_timer_t drain_timer_{};
     bool shutting_down_ = false;
@@ -189,6 +227,16 @@ void Daemon::install_routes() {
         }
         ex.respond(http::Response::json(200, "{\"status\":\"ready\"}\n"));
     }, /*high_volume=*/true);
+    // Needs an admin token (every /v1/admin/ route does).
+    router_.add("POST", "/v1/admin/reload", [this](http::Exchange& ex) {
+        if (reload()) {
+            ex.respond(http::Response::json(
+                200, "{\"reloaded\":true,\"policy_generation\":" + std::to_string(policies_.generation_number()) + "}\n"));
+        } else {
+            ex.respond(http::Response::error(422, "reload_failed",
+                                             "reload refused; the running configuration and policies stay (see the log)"));
+        }
+    });
 }
 
 void Daemon::cb_signal(uv_signal_t* handle, int signum) {
@@ -210,8 +258,18 @@ void Daemon::install_signals() {
     uv_signal_start(&sigint_, cb_signal, SIGINT);
 }
 
-void Daemon::reload() {
-    if (shutting_down_) return;
+// SIGHUP and POST /v1/admin/reload: the configuration, then the policies
+// (policies.dir may have changed); each keeps its running version on error.
+bool Daemon::reload() {
+    if (shutting_down_) return false;
+    bool config_ok = reload_config();
+    bool policies_ok = reload_policies();
+    bool ok = config_ok && policies_ok;
+    reload_total_->add({ok ? "success" : "failure"}, 1);
+    return ok;
+}
+
+bool Daemon::reload_config() {
     log::info("reloading configuration", {{"file", options_.config_path}});
     config::LoadResult loaded = options_.config_path_given || !options_.dev
                                     ? config::load_file(options_.config_path, config::process_environment())
@@ -224,7 +282,7 @@ void Daemon::reload() {
     if (!loaded.ok()) {
         for (const auto& d : loaded.errors) log::error("config reload: invalid", {{"problem", d.to_string()}});
         log::error("config reload failed; keeping the running configuration", {{"errors", loaded.errors.size()}});
-        return;
+        return false;
     }
     ReloadPlan plan = plan_reload(*config_, *loaded.config);
     if (!plan.needs_restart.empty()) {
@@ -240,6 +298,7 @@ void Daemon::reload() {
     std::vector<std::string> plugin_errors;
     plugins_->reload(plugin_sections_for(*config_), &plugin_errors);
     for (const auto& e : plugin_errors) log::error("plugin reload", {{"problem", e}});
+    return plugin_errors.empty();
 }
 
 void Daemon::begin_shutdown(int signum) {
@@ -285,6 +344,69 @@ bool Daemon::start_plugins() {
     return true;
 }
 
+void Daemon::register_core_metrics() {
+    reload_total_ = registry_.counter("rampart_reload_total", "Reloads (SIGHUP) by result", {"result"});
+    policy_generation_ = registry_.gauge("rampart_policy_generation", "The running policy generation", {});
+    policy_errors_ = registry_.counter("rampart_policy_errors_total",
+                                       "Policy calls that failed and fell back to the default", {"policy"});
+    registry_.gauge("rampart_build_info", "Build information", {"version"})->set({RAMPART_VERSION}, 1);
+    policies_.set_error_sink([this](std::string_view policy, std::string_view message) {
+        policy_errors_->add({policy}, 1);
+        log::warn("policy call failed; using its default", {{"policy", policy}, {"error", message}});
+    });
+}
+
+bool Daemon::start_policies() {
+    std::string dir, error;
+    if (!policy_dir_for(*config_, &dir, &error)) {
+        log::error("policy refused", {{"problem", error}});
+        return false;
+    }
+    if (dir.empty()) {
+        log::warn("policy directory not found: running the built-in policy defaults",
+                  {{"dir", config_->policies.dir}});
+        return true;
+    }
+    policy::LoadReport report = policies_.load(dir);
+    for (const auto& e : report.errors) log::error(e);
+    if (!report.ok) return false;
+    policy_generation_->set({}, static_cast<double>(report.generation));
+    log::info("policies loaded", {{"dir", dir}, {"generation", static_cast<long long>(report.generation)},
+                                  {"policies", join(report.policies)}});
+    return true;
+}
+
+// Give every plugin the policy data it asked for (after each new generation).
+bool Daemon::deliver_policy_data() {
+    std::shared_ptr<const policy::Generation> g = policies_.current();
+    std::vector<std::string> errors;
+    plugins_->policy_changed(
+        [&g](const std::string& name, const std::string& key, std::string* json) {
+            return policy_data_json(*g, name, key, json);
+        },
+        &errors);
+    for (const auto& e : errors) log::error("policy data refused", {{"problem", e}});
+    return errors.empty();
+}
+
+// All or nothing: on any error the running generation stays.
+bool Daemon::reload_policies() {
+    std::string dir, error;
+    if (!policy_dir_for(*config_, &dir, &error)) {
+        log::error("policy reload halted", {{"problem", error}});
+        return false;
+    }
+    if (dir.empty()) return true;
+    policy::LoadReport report = policies_.load(dir);
+    if (!report.ok) {
+        for (const auto& e : report.errors) log::error(e);
+        return false;
+    }
+    policy_generation_->set({}, static_cast<double>(report.generation));
+    log::info("policies reloaded", {{"generation", static_cast<long long>(report.generation)}});
+    return deliver_policy_data();
+}
+
 bool Daemon::write_pid_file() {
     if (config_->node.pid_file.empty()) return true;
     std::ofstream out(config_->node.pid_file, std::ios::trunc);
@@ -311,7 +433,9 @@ int Daemon::run() {
         log::error("cannot set up API tokens", {{"error", error}});
         return kExitConfigError;
     }
-    if (!start_plugins()) {
+    register_core_metrics();
+    if (!start_policies() || !start_plugins() || !deliver_policy_data()) {
+        if (plugins_) plugins_->unload_all();
         uv_run(&loop_, UV_RUN_NOWAIT);
         uv_loop_close(&loop_);
         return kExitConfigError;
@@ -413,6 +537,12 @@ int run(const Options& options) {
         std::vector<std::string> errors;
         plugin::PluginHost::check(loaded.config->plugins.dir, loaded.config->plugins.load,
                                   plugin_sections_for(*loaded.config), &errors);
+        std::string dir, error;
+        if (!policy_dir_for(*loaded.config, &dir, &error)) errors.push_back(error);
+        if (!dir.empty()) {
+            policy::LoadReport report = policy::PolicyHost().check(dir);
+            errors.insert(errors.end(), report.errors.begin(), report.errors.end());
+        }
         for (const auto& e : errors) fprintf(stderr, "rampartd: config error: %s\n", e.c_str());
         if (!errors.empty()) return kExitConfigError;
         printf("configuration OK: %s\n", loaded.config->source_file.empty() ? "(defaults)" : loaded.config->source_file.c_str());

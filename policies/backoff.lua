@@ -35,21 +35,21 @@ function M.budget_ms()
   return REQUEST_BUDGET_MS
 end
 
--- The seed's table: retry n waits within [lo, hi] ms.
-local EXPECTED = {
-  { 80, 120 }, { 160, 240 }, { 320, 480 }, { 640, 960 }, { 1280, 1920 },
-  { 2560, 3840 }, { 4000, 6000 }, { 4000, 6000 }, { 4000, 6000 },
-}
-
+-- Invariants any sensible edit keeps (the seed's exact numbers are checked
+-- by the tests, not here, so an operator may change them): delays are
+-- positive, grow with the attempt, stay within the jittered cap, and jitter
+-- stays inside [lo, hi].
 function M.selftest()
-  for n, range in ipairs(EXPECTED) do
+  local cap = MAX_MS * (1 + JITTER)
+  local previous_lo = 0
+  for n = 1, 30 do
     local lo, mid, hi = M.delay_ms(n, 0), M.delay_ms(n, 0.5), M.delay_ms(n, 1)
-    assert(lo == range[1] and hi == range[2], "delay_ms(" .. n .. ") spans " .. lo .. "-" .. hi)
-    assert(lo <= mid and mid <= hi, "delay_ms(" .. n .. ", 0.5) outside its range")
+    assert(lo > 0 and lo <= mid and mid <= hi, "delay_ms(" .. n .. "): jitter out of order")
+    assert(hi <= cap + 1, "delay_ms(" .. n .. ") = " .. hi .. " exceeds the cap")
+    assert(lo >= previous_lo, "delay_ms must not shrink as attempts grow")
+    previous_lo = lo
   end
-  assert(M.delay_ms(1000, 1) == 6000, "the cap must hold for large attempts")
-  assert(M.delay_ms(0, 0.5) == 100, "attempt < 1 counts as the first retry")
-  assert(M.budget_ms() == 2500, "2.5 s per request")
+  assert(M.budget_ms() > 0, "the per-request budget must be positive")
   return true
 end
 

@@ -65,14 +65,22 @@ function M.rules()
   return copy(RULES)
 end
 
+-- Invariants: every rule is well formed (the host validates the details
+-- again), names are unique, and the three rules the ratelimit config keys
+-- map onto exist. The numbers are the operator's to edit.
 function M.selftest()
-  local by_name = {}
-  for _, r in ipairs(M.rules()) do by_name[r.name] = r end
-  local af = by_name.auth_failures
-  assert(af and af.limit == 10 and af.window_s == 60 and af.retry_after_s == 60)
-  assert(af.block.threshold == 50 and af.block.window_s == 600 and af.block.duration_s == 3600)
-  assert(by_name.authenticated.limit == 100 and by_name.authenticated.key == "identity")
-  assert(by_name.unauthenticated.limit == 30 and by_name.unauthenticated.key == "ip")
+  local seen = {}
+  for i, r in ipairs(M.rules()) do
+    assert(type(r.name) == "string" and not seen[r.name], "rule " .. i .. ": missing or repeated name")
+    seen[r.name] = true
+    assert(r.key == "ip" or r.key == "identity", r.name .. ": key must be ip or identity")
+    assert(type(r.limit) == "number" and r.limit > 0, r.name .. ": limit must be positive")
+    assert(r.window_s == nil or r.window_s > 0, r.name .. ": window_s must be positive")
+    assert(r.burst == nil or r.burst >= 1, r.name .. ": burst must be at least 1")
+  end
+  for _, name in ipairs({ "auth_failures", "authenticated", "unauthenticated" }) do
+    assert(seen[name], "rule " .. name .. " is needed (the ratelimit config keys map onto it)")
+  end
   return true
 end
 

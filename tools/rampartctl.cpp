@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "http_client.h"
+#include "policy/policy_host.h"
 #include "rampart_version.h"
 
 namespace {
@@ -28,6 +29,8 @@ void usage() {
     fprintf(stderr,
             "usage: rampartctl [--addr HOST:PORT] [--token TOKEN] [--json] COMMAND\n"
             "commands:\n"
+            "  policy check [DIR]  validate the Lua policies in DIR (default policies/), as SIGHUP would\n"
+            "  reload         reload the node's configuration and policies (POST /v1/admin/reload)\n"
             "  util health    is the node alive (GET /health)\n"
             "  util ready     is the node ready for traffic (GET /ready)\n"
             "  version        print the version\n"
@@ -48,6 +51,39 @@ int probe(const Globals& g, const char* path, const char* what) {
         printf("%s: %s (HTTP %d)\n", g.addr.c_str(), good ? what : "not ok", r.status);
     }
     return good ? kOk : kFailure;
+}
+
+// Offline: the same load and self-tests the daemon runs before swapping a
+// generation in, without touching any node.
+int policy_command(const Globals& g, const std::vector<std::string>& args) {
+    if (args.size() < 2 || args[1] != "check" || args.size() > 3) {
+        usage();
+        return kUsage;
+    }
+    std::string dir = args.size() == 3 ? args[2] : "policies";
+    rampart::policy::LoadReport report = rampart::policy::PolicyHost().check(dir);
+    if (g.json) {
+        printf("{\"ok\":%s,\"errors\":%zu}\n", report.ok ? "true" : "false", report.errors.size());
+    }
+    for (const auto& e : report.errors) fprintf(stderr, "%s\n", e.c_str());
+    if (!report.ok) return kFailure;
+    if (!g.json) {
+        std::string names;
+        for (const auto& p : report.policies) names += (names.empty() ? "" : ", ") + p;
+        printf("policies OK: %s (%s)\n", dir.c_str(), names.c_str());
+    }
+    return kOk;
+}
+
+int reload_command(const Globals& g) {
+    rampartctl::HttpResult r = rampartctl::http_request(g.addr, "POST", "/v1/admin/reload", g.token, "", g.timeout_ms);
+    if (!r.ok) {
+        fprintf(stderr, "rampartctl: %s\n", r.error.c_str());
+        return kFailure;
+    }
+    if (g.json || r.status != 200) fputs(r.body.c_str(), r.status == 200 ? stdout : stderr);
+    if (r.status == 200 && !g.json) printf("%s: reloaded\n", g.addr.c_str());
+    return r.status == 200 ? kOk : kFailure;
 }
 
 int util_command(const Globals& g, const std::vector<std::string>& args) {
@@ -93,6 +129,8 @@ int main(int argc, char** argv) {
         return kOk;
     }
     if (args[0] == "util") return util_command(g, args);
+    if (args[0] == "policy") return policy_command(g, args);
+    if (args[0] == "reload" && args.size() == 1) return reload_command(g);
     fprintf(stderr, "rampartctl: unknown command '%s'\n", args[0].c_str());
     usage();
     return kUsage;

@@ -69,6 +69,8 @@ class Daemon:
             "node": {"id": "node_1", "data_dir": os.path.join(self.dir, "data")},
             "api": {"listen": "127.0.0.1:0"},
             "log": {"level": "info", "format": "json", "sampling": 1},
+            # The shipped policies, as a node built from this tree runs them.
+            "policies": {"dir": os.path.join(ROOT, "policies")},
         }
         if config:
             for section, values in config.items():

@@ -36,8 +36,10 @@ class ReadmeTour(unittest.TestCase):
         steps = tour_steps()
         self.assertGreaterEqual(len(steps), 8)
         work = tempfile.mkdtemp(prefix="rampart-tour-")
+        daemon = None
         try:
             os.symlink(BUILD, os.path.join(work, "build"))
+            os.symlink(os.path.join(ROOT, "policies"), os.path.join(work, "policies"))
             shutil.copytree(os.path.join(ROOT, "etc"), os.path.join(work, "etc"))
             port = free_port()
             addr = f"127.0.0.1:{port}"
@@ -64,7 +66,7 @@ class ReadmeTour(unittest.TestCase):
                 text = f.read()
             self.assertIn("configuration reloaded", text)
         finally:
-            if daemon.poll() is None:
+            if daemon is not None and daemon.poll() is None:
                 daemon.kill()
             shutil.rmtree(work, ignore_errors=True)
 

@@ -29,6 +29,7 @@ import signal
 import socket
 import statistics
 import subprocess
+import tempfile
 import sys
 import time
 
@@ -441,6 +442,8 @@ def print_report(args, rampart, nginx, pairs, sizes, rss):
     w(f"  binary {rampart.binary}: {sizes['binary']} bytes ({mib(sizes['binary']):.1f} MiB)\n")
     w(f"  plugins {rampart.plugins_dir}/*.so: {sizes['plugins_n']} files, "
       f"{sizes['plugins']} bytes ({mib(sizes['plugins']):.1f} MiB)\n")
+    w(f"  stripped (what a router image ships): rampartd {sizes['binary_stripped'] / 1024:.0f} KiB, "
+      f"plugins {sizes['plugins_stripped'] / 1024:.0f} KiB\n")
     w(f"  RSS idle (after start, before load): {rss['idle'] / 1024:.1f} MiB ({rss['idle']} KiB)\n")
     w(f"  RSS after the load:                  {rss['after'] / 1024:.1f} MiB ({rss['after']} KiB)\n")
     w(f"  (nginx master+worker RSS: idle {rss['nginx_idle'] / 1024:.1f} MiB, "
@@ -468,6 +471,13 @@ def env_int(name, default, lo):
     if n < lo:
         raise BenchError(f"{name}={n} is below {lo}")
     return n
+
+
+def stripped_size(path):
+    """Size after `strip` (debug info excluded), via a temporary copy."""
+    with tempfile.NamedTemporaryFile() as tmp:
+        r = subprocess.run(["strip", "-o", tmp.name, path], capture_output=True)
+        return os.path.getsize(tmp.name) if r.returncode == 0 else os.path.getsize(path)
 
 
 def main():
@@ -523,7 +533,9 @@ def main():
             plugins = [os.path.join(rampart.plugins_dir, n) for n in sorted(os.listdir(rampart.plugins_dir))
                        if n.endswith(".so")]
         sizes = {"binary": os.path.getsize(rampart.binary),
-                 "plugins": sum(os.path.getsize(p) for p in plugins), "plugins_n": len(plugins)}
+                 "plugins": sum(os.path.getsize(p) for p in plugins), "plugins_n": len(plugins),
+                 "binary_stripped": stripped_size(rampart.binary),
+                 "plugins_stripped": sum(stripped_size(p) for p in plugins)}
         print_report(args, rampart, nginx, pairs, sizes, rss)
         return 0
     except (BenchError, OSError) as e:

@@ -8,8 +8,8 @@
 
 #include <cerrno>
 #include <csignal>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <memory>
 
@@ -21,13 +21,13 @@
 #include "http/server.h"
 #include "log.h"
 #include "metrics/registry.h"
+#include "net/address.h"
 #include "plugin/host.h"
 #include "policy/policy_host.h"
 #include "policy/shipped.h"
-#include "request_pipeline.h"
-#include "net/address.h"
 #include "rampart_version.h"
 #include "reload.h"
+#include "request_pipeline.h"
 
 namespace rampart {
 namespace {
@@ -68,8 +68,8 @@ rlim_t raise_open_files_limit() {
     rlim_t before = rl.rlim_cur;
     rl.rlim_cur = rl.rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &rl) != 0) return before;
-    log::info("raised open files limit", {{"from", static_cast<long long>(before)},
-                                          {"to", static_cast<long long>(rl.rlim_cur)}});
+    log::info("raised open files limit",
+              {{"from", static_cast<long long>(before)}, {"to", static_cast<long long>(rl.rlim_cur)}});
     return rl.rlim_cur;
 }
 
@@ -157,8 +157,7 @@ bool policy_dir_for(const config::Config& cfg, std::string* dir, std::string* er
 
 // Exported policy data for plugins, as JSON. Without a ratelimit policy the
 // seed's rules (the same numbers as policies/ratelimit.lua) stand in.
-bool policy_data_json(const policy::Generation& g, const std::string& name, const std::string& key,
-                      std::string* json) {
+bool policy_data_json(const policy::Generation& g, const std::string& name, const std::string& key, std::string* json) {
     *json = g.rules_json(name, key);
     if (*json != "null") return true;
     if (name == "ratelimit" && key == "rules") {
@@ -170,8 +169,7 @@ bool policy_data_json(const policy::Generation& g, const std::string& name, cons
 
 class Daemon {
 public:
-    Daemon(const Options& options, std::unique_ptr<config::Config> cfg)
-        : options_(options), config_(std::move(cfg)) {}
+    Daemon(const Options& options, std::unique_ptr<config::Config> cfg) : options_(options), config_(std::move(cfg)) {}
 
     int run();
 
@@ -213,28 +211,31 @@ private:
 };
 
 void Daemon::install_routes() {
-    router_.add("GET", "/health", [](http::Exchange& ex) {
-        ex.respond(http::Response::json(200, "{\"status\":\"ok\"}\n"));
-    }, /*high_volume=*/true);
-    router_.add("GET", "/ready", [this](http::Exchange& ex) {
-        // Until the store exists, ready means: configuration loaded and
-        // listening, and not shutting down.
-        if (shutting_down_) {
-            http::Response r = http::Response::error(503, "shutting_down", "the node is shutting down");
-            r.headers.emplace_back("Retry-After", "5");
-            ex.respond(std::move(r));
-            return;
-        }
-        ex.respond(http::Response::json(200, "{\"status\":\"ready\"}\n"));
-    }, /*high_volume=*/true);
+    router_.add(
+        "GET", "/health", [](http::Exchange& ex) { ex.respond(http::Response::json(200, "{\"status\":\"ok\"}\n")); },
+        /*high_volume=*/true);
+    router_.add(
+        "GET", "/ready",
+        [this](http::Exchange& ex) {
+            // Until the store exists, ready means: configuration loaded and
+            // listening, and not shutting down.
+            if (shutting_down_) {
+                http::Response r = http::Response::error(503, "shutting_down", "the node is shutting down");
+                r.headers.emplace_back("Retry-After", "5");
+                ex.respond(std::move(r));
+                return;
+            }
+            ex.respond(http::Response::json(200, "{\"status\":\"ready\"}\n"));
+        },
+        /*high_volume=*/true);
     // Needs an admin token (every /v1/admin/ route does).
     router_.add("POST", "/v1/admin/reload", [this](http::Exchange& ex) {
         if (reload()) {
-            ex.respond(http::Response::json(
-                200, "{\"reloaded\":true,\"policy_generation\":" + std::to_string(policies_.generation_number()) + "}\n"));
+            ex.respond(http::Response::json(200, "{\"reloaded\":true,\"policy_generation\":" +
+                                                     std::to_string(policies_.generation_number()) + "}\n"));
         } else {
-            ex.respond(http::Response::error(422, "reload_failed",
-                                             "reload refused; the running configuration and policies stay (see the log)"));
+            ex.respond(http::Response::error(
+                422, "reload_failed", "reload refused; the running configuration and policies stay (see the log)"));
         }
     });
 }
@@ -309,9 +310,9 @@ void Daemon::begin_shutdown(int signum) {
     }
     shutting_down_ = true;
     uint64_t deadline = static_cast<uint64_t>(config_->api.shutdown_timeout_ms);
-    log::info("shutting down: draining connections",
-              {{"signal", signum}, {"open_connections", server_->connection_count()},
-               {"deadline_ms", static_cast<long long>(deadline)}});
+    log::info("shutting down: draining connections", {{"signal", signum},
+                                                      {"open_connections", server_->connection_count()},
+                                                      {"deadline_ms", static_cast<long long>(deadline)}});
     uv_timer_init(&loop_, &drain_timer_);
     drain_timer_.data = this;
     uv_timer_start(&drain_timer_, cb_drain_deadline, deadline, 0);
@@ -363,16 +364,16 @@ bool Daemon::start_policies() {
         return false;
     }
     if (dir.empty()) {
-        log::warn("policy directory not found: running the built-in policy defaults",
-                  {{"dir", config_->policies.dir}});
+        log::warn("policy directory not found: running the built-in policy defaults", {{"dir", config_->policies.dir}});
         return true;
     }
     policy::LoadReport report = policies_.load(dir);
     for (const auto& e : report.errors) log::error(e);
     if (!report.ok) return false;
     policy_generation_->set({}, static_cast<double>(report.generation));
-    log::info("policies loaded", {{"dir", dir}, {"generation", static_cast<long long>(report.generation)},
-                                  {"policies", join(report.policies)}});
+    log::info(
+        "policies loaded",
+        {{"dir", dir}, {"generation", static_cast<long long>(report.generation)}, {"policies", join(report.policies)}});
     return true;
 }
 
@@ -380,11 +381,9 @@ bool Daemon::start_policies() {
 bool Daemon::deliver_policy_data() {
     std::shared_ptr<const policy::Generation> g = policies_.current();
     std::vector<std::string> errors;
-    plugins_->policy_changed(
-        [&g](const std::string& name, const std::string& key, std::string* json) {
-            return policy_data_json(*g, name, key, json);
-        },
-        &errors);
+    plugins_->policy_changed([&g](const std::string& name, const std::string& key,
+                                  std::string* json) { return policy_data_json(*g, name, key, json); },
+                             &errors);
     for (const auto& e : errors) log::error("policy data refused", {{"problem", e}});
     return errors.empty();
 }
@@ -456,8 +455,10 @@ int Daemon::run() {
     }
     install_signals();
     if (!write_pid_file()) exit_status_ = kExitRuntime;
-    log::info("rampartd started", {{"version", RAMPART_VERSION}, {"listen", server_->bound_address()},
-                                   {"config", config_->source_file}, {"dev", options_.dev}});
+    log::info("rampartd started", {{"version", RAMPART_VERSION},
+                                   {"listen", server_->bound_address()},
+                                   {"config", config_->source_file},
+                                   {"dev", options_.dev}});
     if (exit_status_ != kExitOk) {
         begin_shutdown(SIGTERM);
     }
@@ -493,22 +494,22 @@ void print_usage() {
 
 bool parse_options(int argc, char** argv, Options* out) {
     static const struct option long_options[] = {
-        {"config", required_argument, nullptr, 'c'},  {"dev", no_argument, nullptr, 'd'},
+        {"config", required_argument, nullptr, 'c'}, {"dev", no_argument, nullptr, 'd'},
         {"check-config", no_argument, nullptr, 'k'}, {"version", no_argument, nullptr, 'v'},
-        {"help", no_argument, nullptr, 'h'},          {nullptr, 0, nullptr, 0},
+        {"help", no_argument, nullptr, 'h'},         {nullptr, 0, nullptr, 0},
     };
     optind = 1;
     int opt;
     while ((opt = getopt_long(argc, argv, "c:h", long_options, nullptr)) != -1) {
         switch (opt) {
-        case 'c':
-            out->config_path = optarg;
-            out->config_path_given = true;
-            break;
-        case 'd': out->dev = true; break;
-        case 'k': out->check_config = true; break;
-        case 'v': out->version = true; break;
-        default: return false;
+            case 'c':
+                out->config_path = optarg;
+                out->config_path_given = true;
+                break;
+            case 'd': out->dev = true; break;
+            case 'k': out->check_config = true; break;
+            case 'v': out->version = true; break;
+            default: return false;
         }
     }
     if (optind < argc) {
@@ -545,7 +546,8 @@ int run(const Options& options) {
         }
         for (const auto& e : errors) fprintf(stderr, "rampartd: config error: %s\n", e.c_str());
         if (!errors.empty()) return kExitConfigError;
-        printf("configuration OK: %s\n", loaded.config->source_file.empty() ? "(defaults)" : loaded.config->source_file.c_str());
+        printf("configuration OK: %s\n",
+               loaded.config->source_file.empty() ? "(defaults)" : loaded.config->source_file.c_str());
         return kExitOk;
     }
     Daemon daemon(options, std::move(loaded.config));

@@ -27,9 +27,8 @@ void append_timestamp(std::string& out, int64_t unix_ms) {
     struct tm tm_utc;
     gmtime_r(&secs, &tm_utc);
     char buf[40];
-    int n = snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm_utc.tm_year + 1900,
-                     tm_utc.tm_mon + 1, tm_utc.tm_mday, tm_utc.tm_hour, tm_utc.tm_min, tm_utc.tm_sec,
-                     static_cast<int>(unix_ms % 1000));
+    int n = snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm_utc.tm_year + 1900, tm_utc.tm_mon + 1,
+                     tm_utc.tm_mday, tm_utc.tm_hour, tm_utc.tm_min, tm_utc.tm_sec, static_cast<int>(unix_ms % 1000));
     out.append(buf, static_cast<size_t>(n));
 }
 
@@ -49,9 +48,9 @@ void append_json_field(std::string& out, const Field& f) {
     util::json_escape_append(out, f.key);
     out += "\":";
     switch (f.kind) {
-    case Field::Kind::String: util::json_string_append(out, f.str); break;
-    case Field::Kind::Bool: out += f.num ? "true" : "false"; break;
-    default: append_number(out, f);
+        case Field::Kind::String: util::json_string_append(out, f.str); break;
+        case Field::Kind::Bool: out += f.num ? "true" : "false"; break;
+        default: append_number(out, f);
     }
 }
 
@@ -78,27 +77,35 @@ void append_console_field(std::string& out, const Field& f) {
 }  // namespace
 
 bool parse_level(std::string_view s, Level* out) {
-    if (s == "debug") *out = Level::Debug;
-    else if (s == "info") *out = Level::Info;
-    else if (s == "warn") *out = Level::Warn;
-    else if (s == "error") *out = Level::Error;
-    else return false;
+    if (s == "debug")
+        *out = Level::Debug;
+    else if (s == "info")
+        *out = Level::Info;
+    else if (s == "warn")
+        *out = Level::Warn;
+    else if (s == "error")
+        *out = Level::Error;
+    else
+        return false;
     return true;
 }
 
 bool parse_format(std::string_view s, Format* out) {
-    if (s == "json") *out = Format::Json;
-    else if (s == "console") *out = Format::Console;
-    else return false;
+    if (s == "json")
+        *out = Format::Json;
+    else if (s == "console")
+        *out = Format::Console;
+    else
+        return false;
     return true;
 }
 
 const char* level_name(Level level) {
     switch (level) {
-    case Level::Debug: return "debug";
-    case Level::Info: return "info";
-    case Level::Warn: return "warn";
-    default: return "error";
+        case Level::Debug: return "debug";
+        case Level::Info: return "info";
+        case Level::Warn: return "warn";
+        default: return "error";
     }
 }
 

@@ -92,7 +92,8 @@ HttpResult http_request(const std::string& address, const std::string& method, c
     }
     std::string req = method + " " + path + " HTTP/1.1\r\nHost: " + address + "\r\nConnection: close\r\n";
     if (!token.empty()) req += "Authorization: Bearer " + token + "\r\n";
-    if (!body.empty() || method == "PUT" || method == "POST") req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+    if (!body.empty() || method == "PUT" || method == "POST")
+        req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
     req += "\r\n" + body;
     if (!send_all(sock.fd(), req, timeout_ms)) {
         result.error = "send to " + address + " failed";

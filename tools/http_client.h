@@ -9,8 +9,8 @@
 namespace rampartctl {
 
 struct HttpResult {
-    bool ok = false;          // a response was received
-    std::string error;        // why not, when !ok
+    bool ok = false;    // a response was received
+    std::string error;  // why not, when !ok
     int status = 0;
     std::vector<std::pair<std::string, std::string>> headers;
     std::string body;

@@ -112,11 +112,11 @@ int main(int argc, char** argv) {
     int opt;
     while ((opt = getopt_long(argc, argv, "+h", opts, nullptr)) != -1) {
         switch (opt) {
-        case 'a': g.addr = optarg; break;
-        case 't': g.token = optarg; break;
-        case 'j': g.json = true; break;
-        case 'v': printf("rampartctl %s\n", RAMPART_VERSION); return kOk;
-        default: usage(); return kUsage;
+            case 'a': g.addr = optarg; break;
+            case 't': g.token = optarg; break;
+            case 'j': g.json = true; break;
+            case 'v': printf("rampartctl %s\n", RAMPART_VERSION); return kOk;
+            default: usage(); return kUsage;
         }
     }
     std::vector<std::string> args(argv + optind, argv + argc);

@@ -20,9 +20,7 @@ constexpr size_t kMaxTokenLength = 1024;
 
 bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
 
-bool changes_state(std::string_view method) {
-    return method != "GET" && method != "HEAD" && method != "OPTIONS";
-}
+bool changes_state(std::string_view method) { return method != "GET" && method != "HEAD" && method != "OPTIONS"; }
 
 Decision refuse(int status, const char* code, const char* message) {
     Decision d;
@@ -36,24 +34,26 @@ Decision refuse(int status, const char* code, const char* message) {
 }  // namespace
 
 bool parse_role(std::string_view s, Role* out) {
-    if (s == "read") *out = Role::Read;
-    else if (s == "write") *out = Role::Write;
-    else if (s == "admin") *out = Role::Admin;
-    else return false;
+    if (s == "read")
+        *out = Role::Read;
+    else if (s == "write")
+        *out = Role::Write;
+    else if (s == "admin")
+        *out = Role::Admin;
+    else
+        return false;
     return true;
 }
 
 const char* role_name(Role role) {
     switch (role) {
-    case Role::Admin: return "admin";
-    case Role::Write: return "write";
-    default: return "read";
+        case Role::Admin: return "admin";
+        case Role::Write: return "write";
+        default: return "read";
     }
 }
 
-bool route_needs_token(std::string_view path) {
-    return starts_with(path, "/v1/") && !starts_with(path, "/v1/status/");
-}
+bool route_needs_token(std::string_view path) { return starts_with(path, "/v1/") && !starts_with(path, "/v1/status/"); }
 
 Role required_role(std::string_view method, std::string_view path) {
     if (starts_with(path, "/v1/admin/") || starts_with(path, "/v1/acl/")) return Role::Admin;
@@ -147,7 +147,8 @@ bool load_or_create_token_file(const std::string& path, std::string* token, bool
             return false;
         }
         std::string_view text(buf, static_cast<size_t>(n));
-        while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) text.remove_suffix(1);
+        while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' '))
+            text.remove_suffix(1);
         if (text.size() < kMinTokenLength) {
             *error = "token file " + path + " holds no usable token";
             return false;

@@ -55,21 +55,21 @@ std::string join(const std::vector<std::string>& items) {
 
 const char* kind_name(const YamlNode& node) {
     switch (node.kind) {
-    case YamlNode::Kind::Mapping: return "a mapping";
-    case YamlNode::Kind::Sequence: return "a list";
-    case YamlNode::Kind::Scalar: break;
+        case YamlNode::Kind::Mapping: return "a mapping";
+        case YamlNode::Kind::Sequence: return "a list";
+        case YamlNode::Kind::Scalar: break;
     }
     return node.is_null() ? "an empty value" : "a scalar";
 }
 
 std::string type_name(const KeySpec& spec) {
     switch (spec.type) {
-    case ValueType::String: return "a string";
-    case ValueType::Int: return "an integer";
-    case ValueType::Bool: return "true or false";
-    case ValueType::Address: return "an address (host:port)";
-    case ValueType::StringList: return "a list (e.g. [a, b])";
-    case ValueType::Enum: break;
+        case ValueType::String: return "a string";
+        case ValueType::Int: return "an integer";
+        case ValueType::Bool: return "true or false";
+        case ValueType::Address: return "an address (host:port)";
+        case ValueType::StringList: return "a list (e.g. [a, b])";
+        case ValueType::Enum: break;
     }
     std::string values = spec.enum_values;
     for (size_t at = values.find('|'); at != std::string::npos; at = values.find('|', at)) values.replace(at, 1, ", ");
@@ -138,7 +138,8 @@ public:
             const char* given = cert.empty() ? "api.tls.key" : "api.tls.cert";
             add_error(at_key(given, std::string(given) + " is set but " + missing + " is empty; set both or neither"));
         }
-        if (std::get<bool>(value_of("api.tls.require_client_cert")) && (cert.empty() || text_of("api.tls.ca").empty())) {
+        if (std::get<bool>(value_of("api.tls.require_client_cert")) &&
+            (cert.empty() || text_of("api.tls.ca").empty())) {
             add_error(at_key("api.tls.require_client_cert", "needs api.tls.cert, api.tls.key and api.tls.ca"));
         }
         const auto& api = text_of("api.listen");
@@ -153,8 +154,9 @@ public:
         const auto& loaded = std::get<std::vector<std::string>>(value_of("plugins.load"));
         for (const YamlEntry& entry : extra_sections_) {
             if (std::find(loaded.begin(), loaded.end(), entry.key) == loaded.end()) {
-                add_error(at(entry, entry.key, "unknown section " + quote_for_message(entry.key) + "; allowed: " +
-                                                   join(children("")) + ", or a plugin named in plugins.load"));
+                add_error(at(entry, entry.key,
+                             "unknown section " + quote_for_message(entry.key) + "; allowed: " + join(children("")) +
+                                 ", or a plugin named in plugins.load"));
                 continue;
             }
             plugin_section_from_yaml(entry);
@@ -227,8 +229,8 @@ private:
             } else if (child.value.kind == YamlNode::Kind::Scalar) {
                 setting.values.push_back(child.value.is_null() ? "" : child.value.scalar);
             } else {
-                add_error(at(child.value, path, "plugin settings are scalars or lists, got " +
-                                                    std::string(kind_name(child.value))));
+                add_error(at(child.value, path,
+                             "plugin settings are scalars or lists, got " + std::string(kind_name(child.value))));
                 continue;
             }
             out[child.key] = std::move(setting);
@@ -272,8 +274,9 @@ private:
             } else if (plain_name && !children(child_path).empty()) {
                 walk(child, child_path);
             } else {
-                add_error(at(child, child_path, "unknown key " + quote_for_message(child.key) + " in section \"" +
-                                                    path + "\"; allowed: " + join(children(path))));
+                add_error(at(child, child_path,
+                             "unknown key " + quote_for_message(child.key) + " in section \"" + path +
+                                 "\"; allowed: " + join(children(path))));
             }
         }
     }
@@ -376,9 +379,9 @@ private:
     }
 
     std::string file_;
-    std::vector<Value> values_;    // indexed like schema()
-    std::vector<Origin> origins_;  // indexed like schema()
-    std::vector<bool> rejected_;   // indexed like schema(): a source gave a bad value
+    std::vector<Value> values_;              // indexed like schema()
+    std::vector<Origin> origins_;            // indexed like schema()
+    std::vector<bool> rejected_;             // indexed like schema(): a source gave a bad value
     std::vector<YamlEntry> extra_sections_;  // top-level sections no core key claimed
     std::vector<std::pair<std::string, std::string>> unmatched_env_;
     std::map<std::string, Config::PluginSection, std::less<>> plugin_sections_;

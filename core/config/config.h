@@ -56,8 +56,8 @@ struct Config {
         std::string role;  // voter | standby | spare
     } cluster;
     struct Log {
-        std::string level;   // debug | info | warn | error
-        std::string format;  // json | console
+        std::string level;     // debug | info | warn | error
+        std::string format;    // json | console
         int64_t sampling = 0;  // log 1 in N high-volume requests at info
     } log;
     struct Plugins {

@@ -119,13 +119,10 @@ Shape shape_of(const KeySpec& spec) {
 }
 
 bool is_name_char(char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '-';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
 }
 
-std::string range_text(int64_t min, int64_t max) {
-    return std::to_string(min) + ".." + std::to_string(max);
-}
+std::string range_text(int64_t min, int64_t max) { return std::to_string(min) + ".." + std::to_string(max); }
 
 // Control characters in paths or names end up in logs and terminals.
 bool check_plain_text(std::string_view text, std::string* why) {
@@ -179,9 +176,9 @@ bool check_address(std::string_view text, std::string* why) {
 bool check_string(const KeySpec& spec, std::string_view text, std::string* why) {
     if (!check_plain_text(text, why)) return false;
     switch (shape_of(spec)) {
-    case Shape::Name: return check_name(text, why);
-    case Shape::Address: return check_address(text, why);
-    case Shape::Any: break;
+        case Shape::Name: return check_name(text, why);
+        case Shape::Address: return check_address(text, why);
+        case Shape::Any: break;
     }
     if (static_cast<int64_t>(text.size()) < spec.min || static_cast<int64_t>(text.size()) > spec.max) {
         *why = text.empty()   ? std::string("must not be empty")
@@ -258,22 +255,47 @@ struct Field {
     std::string_view path;
     FieldRef (*ref)(Config&);
 };
-#define RAMPART_FIELD(member) {#member, [](Config& c) -> FieldRef { return &c.member; }}
+#define RAMPART_FIELD(member)                                     \
+    {                                                             \
+#member, [](Config & c) -> FieldRef { return &c.member; } \
+    }
 constexpr Field kFields[] = {
-    RAMPART_FIELD(node.id), RAMPART_FIELD(node.data_dir), RAMPART_FIELD(node.pid_file),
-    RAMPART_FIELD(api.listen), RAMPART_FIELD(api.max_body_bytes), RAMPART_FIELD(api.max_header_bytes),
-    RAMPART_FIELD(api.max_uri_bytes), RAMPART_FIELD(api.request_timeout_ms), RAMPART_FIELD(api.idle_timeout_ms),
-    RAMPART_FIELD(api.max_connections), RAMPART_FIELD(api.max_pipelined), RAMPART_FIELD(api.shutdown_timeout_ms),
-    RAMPART_FIELD(api.tls.cert), RAMPART_FIELD(api.tls.key), RAMPART_FIELD(api.tls.ca),
+    RAMPART_FIELD(node.id),
+    RAMPART_FIELD(node.data_dir),
+    RAMPART_FIELD(node.pid_file),
+    RAMPART_FIELD(api.listen),
+    RAMPART_FIELD(api.max_body_bytes),
+    RAMPART_FIELD(api.max_header_bytes),
+    RAMPART_FIELD(api.max_uri_bytes),
+    RAMPART_FIELD(api.request_timeout_ms),
+    RAMPART_FIELD(api.idle_timeout_ms),
+    RAMPART_FIELD(api.max_connections),
+    RAMPART_FIELD(api.max_pipelined),
+    RAMPART_FIELD(api.shutdown_timeout_ms),
+    RAMPART_FIELD(api.tls.cert),
+    RAMPART_FIELD(api.tls.key),
+    RAMPART_FIELD(api.tls.ca),
     RAMPART_FIELD(api.tls.require_client_cert),
-    RAMPART_FIELD(peer.listen), RAMPART_FIELD(peer.peers_file), RAMPART_FIELD(peer.pins_file),
-    RAMPART_FIELD(cluster.seeds), RAMPART_FIELD(cluster.join_token), RAMPART_FIELD(cluster.role),
-    RAMPART_FIELD(log.level), RAMPART_FIELD(log.format), RAMPART_FIELD(log.sampling),
-    RAMPART_FIELD(plugins.dir), RAMPART_FIELD(plugins.load), RAMPART_FIELD(policies.dir),
-    RAMPART_FIELD(auth.enabled), RAMPART_FIELD(auth.bootstrap_token),
-    RAMPART_FIELD(ratelimit.auth_failures_per_min), RAMPART_FIELD(ratelimit.auth_failures_block_min),
-    RAMPART_FIELD(ratelimit.requests_per_min), RAMPART_FIELD(ratelimit.unauth_per_min),
-    RAMPART_FIELD(ratelimit.max_tracked_keys), RAMPART_FIELD(ratelimit.allow_cidrs),
+    RAMPART_FIELD(peer.listen),
+    RAMPART_FIELD(peer.peers_file),
+    RAMPART_FIELD(peer.pins_file),
+    RAMPART_FIELD(cluster.seeds),
+    RAMPART_FIELD(cluster.join_token),
+    RAMPART_FIELD(cluster.role),
+    RAMPART_FIELD(log.level),
+    RAMPART_FIELD(log.format),
+    RAMPART_FIELD(log.sampling),
+    RAMPART_FIELD(plugins.dir),
+    RAMPART_FIELD(plugins.load),
+    RAMPART_FIELD(policies.dir),
+    RAMPART_FIELD(auth.enabled),
+    RAMPART_FIELD(auth.bootstrap_token),
+    RAMPART_FIELD(ratelimit.auth_failures_per_min),
+    RAMPART_FIELD(ratelimit.auth_failures_block_min),
+    RAMPART_FIELD(ratelimit.requests_per_min),
+    RAMPART_FIELD(ratelimit.unauth_per_min),
+    RAMPART_FIELD(ratelimit.max_tracked_keys),
+    RAMPART_FIELD(ratelimit.allow_cidrs),
 };
 #undef RAMPART_FIELD
 static_assert(std::size(kFields) == std::size(kSchema), "every schema key needs a Config field");
@@ -338,9 +360,9 @@ bool check_list_item(const KeySpec& spec, std::string_view item, std::string* wh
     }
     if (!check_plain_text(item, why)) return false;
     switch (shape_of(spec)) {
-    case Shape::Name: return check_name(item, why);
-    case Shape::Address: return check_address(item, why);
-    case Shape::Any: break;
+        case Shape::Name: return check_name(item, why);
+        case Shape::Address: return check_address(item, why);
+        case Shape::Any: break;
     }
     if (static_cast<int64_t>(item.size()) > kPathMax) {
         *why = "list items must be at most " + std::to_string(kPathMax) + " characters long";
@@ -351,38 +373,39 @@ bool check_list_item(const KeySpec& spec, std::string_view item, std::string* wh
 
 bool check_value(const KeySpec& spec, const Value& value, std::string* why) {
     switch (spec.type) {
-    case String:
-    case Address: return check_string(spec, std::get<std::string>(value), why);
-    case Bool: return true;
-    case Int: {
-        int64_t n = std::get<int64_t>(value);
-        if (n >= spec.min && n <= spec.max) return true;
-        *why = (spec.secret ? std::string("the value") : std::to_string(n)) + " is out of range; must be " +
-               range_text(spec.min, spec.max);
-        return false;
-    }
-    case Enum: {
-        const std::string& text = std::get<std::string>(value);
-        std::string_view allowed = spec.enum_values;
-        for (size_t start = 0; start <= allowed.size();) {
-            size_t bar = std::min(allowed.find('|', start), allowed.size());
-            if (allowed.substr(start, bar - start) == text) return true;
-            start = bar + 1;
-        }
-        *why = shown(spec, text) + " is not one of: " + enum_list(spec);
-        return false;
-    }
-    case StringList: {
-        const auto& items = std::get<std::vector<std::string>>(value);
-        if (static_cast<int64_t>(items.size()) > spec.max) {
-            *why = "at most " + std::to_string(spec.max) + " items are allowed, got " + std::to_string(items.size());
+        case String:
+        case Address: return check_string(spec, std::get<std::string>(value), why);
+        case Bool: return true;
+        case Int: {
+            int64_t n = std::get<int64_t>(value);
+            if (n >= spec.min && n <= spec.max) return true;
+            *why = (spec.secret ? std::string("the value") : std::to_string(n)) + " is out of range; must be " +
+                   range_text(spec.min, spec.max);
             return false;
         }
-        for (const std::string& item : items) {
-            if (!check_list_item(spec, item, why)) return false;
+        case Enum: {
+            const std::string& text = std::get<std::string>(value);
+            std::string_view allowed = spec.enum_values;
+            for (size_t start = 0; start <= allowed.size();) {
+                size_t bar = std::min(allowed.find('|', start), allowed.size());
+                if (allowed.substr(start, bar - start) == text) return true;
+                start = bar + 1;
+            }
+            *why = shown(spec, text) + " is not one of: " + enum_list(spec);
+            return false;
         }
-        return true;
-    }
+        case StringList: {
+            const auto& items = std::get<std::vector<std::string>>(value);
+            if (static_cast<int64_t>(items.size()) > spec.max) {
+                *why =
+                    "at most " + std::to_string(spec.max) + " items are allowed, got " + std::to_string(items.size());
+                return false;
+            }
+            for (const std::string& item : items) {
+                if (!check_list_item(spec, item, why)) return false;
+            }
+            return true;
+        }
     }
     return false;
 }
@@ -391,12 +414,12 @@ bool parse_value(const KeySpec& spec, std::string_view text, Value* out, std::st
     Value value;
     bool parsed = true;
     switch (spec.type) {
-    case Int: parsed = parse_int(spec, text, &value, why); break;
-    case Bool: parsed = parse_bool(spec, text, &value, why); break;
-    case StringList: value = split_list(text); break;
-    case String:
-    case Enum:
-    case Address: value = std::string(text); break;
+        case Int: parsed = parse_int(spec, text, &value, why); break;
+        case Bool: parsed = parse_bool(spec, text, &value, why); break;
+        case StringList: value = split_list(text); break;
+        case String:
+        case Enum:
+        case Address: value = std::string(text); break;
     }
     if (!parsed || !check_value(spec, value, why)) return false;
     *out = std::move(value);

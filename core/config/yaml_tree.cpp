@@ -23,9 +23,7 @@ using EventGuard = std::unique_ptr<yaml_event_t, EventDeleter>;
 int line_of(const yaml_mark_t& mark) { return static_cast<int>(mark.line) + 1; }
 int column_of(const yaml_mark_t& mark) { return static_cast<int>(mark.column) + 1; }
 
-std::string join_path(const std::string& path, const std::string& key) {
-    return path.empty() ? key : path + "." + key;
-}
+std::string join_path(const std::string& path, const std::string& key) { return path.empty() ? key : path + "." + key; }
 
 // Turns the event stream into a YamlNode tree. Every build step returns
 // false once parsing must stop (syntax error or a refused construct);
@@ -43,8 +41,7 @@ public:
         }
         ParserGuard guard(&parser);
         parser_ = &parser;
-        yaml_parser_set_input_string(parser_, reinterpret_cast<const unsigned char*>(text_.data()),
-                                     text_.size());
+        yaml_parser_set_input_string(parser_, reinterpret_cast<const unsigned char*>(text_.data()), text_.size());
         parse_stream();
         return std::move(doc_);
     }
@@ -98,20 +95,18 @@ private:
         out->column = column_of(event.start_mark);
         if (!refuse_decorations(event, path)) return false;
         switch (event.type) {
-        case YAML_SCALAR_EVENT:
-            out->kind = YamlNode::Kind::Scalar;
-            out->scalar.assign(reinterpret_cast<const char*>(event.data.scalar.value), event.data.scalar.length);
-            out->plain = event.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-            return true;
-        case YAML_MAPPING_START_EVENT:
-            out->kind = YamlNode::Kind::Mapping;
-            return check_depth(depth, *out, path) && build_mapping(depth, path, out);
-        case YAML_SEQUENCE_START_EVENT:
-            out->kind = YamlNode::Kind::Sequence;
-            return check_depth(depth, *out, path) && build_sequence(depth, path, out);
-        default:
-            add_error(out->line, out->column, path, "unexpected YAML event");
-            return false;
+            case YAML_SCALAR_EVENT:
+                out->kind = YamlNode::Kind::Scalar;
+                out->scalar.assign(reinterpret_cast<const char*>(event.data.scalar.value), event.data.scalar.length);
+                out->plain = event.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+                return true;
+            case YAML_MAPPING_START_EVENT:
+                out->kind = YamlNode::Kind::Mapping;
+                return check_depth(depth, *out, path) && build_mapping(depth, path, out);
+            case YAML_SEQUENCE_START_EVENT:
+                out->kind = YamlNode::Kind::Sequence;
+                return check_depth(depth, *out, path) && build_sequence(depth, path, out);
+            default: add_error(out->line, out->column, path, "unexpected YAML event"); return false;
         }
     }
 
@@ -170,8 +165,7 @@ private:
 
     bool check_depth(int depth, const YamlNode& node, const std::string& path) {
         if (depth <= kMaxYamlDepth) return true;
-        add_error(node.line, node.column, path,
-                  "nesting is deeper than " + std::to_string(kMaxYamlDepth) + " levels");
+        add_error(node.line, node.column, path, "nesting is deeper than " + std::to_string(kMaxYamlDepth) + " levels");
         return false;
     }
 
@@ -181,25 +175,25 @@ private:
         const yaml_char_t* anchor = nullptr;
         const yaml_char_t* tag = nullptr;
         switch (event.type) {
-        case YAML_ALIAS_EVENT: anchor = event.data.alias.anchor; break;
-        case YAML_SCALAR_EVENT:
-            anchor = event.data.scalar.anchor;
-            tag = event.data.scalar.tag;
-            break;
-        case YAML_MAPPING_START_EVENT:
-            anchor = event.data.mapping_start.anchor;
-            tag = event.data.mapping_start.tag;
-            break;
-        case YAML_SEQUENCE_START_EVENT:
-            anchor = event.data.sequence_start.anchor;
-            tag = event.data.sequence_start.tag;
-            break;
-        default: return true;
+            case YAML_ALIAS_EVENT: anchor = event.data.alias.anchor; break;
+            case YAML_SCALAR_EVENT:
+                anchor = event.data.scalar.anchor;
+                tag = event.data.scalar.tag;
+                break;
+            case YAML_MAPPING_START_EVENT:
+                anchor = event.data.mapping_start.anchor;
+                tag = event.data.mapping_start.tag;
+                break;
+            case YAML_SEQUENCE_START_EVENT:
+                anchor = event.data.sequence_start.anchor;
+                tag = event.data.sequence_start.tag;
+                break;
+            default: return true;
         }
         const char* what = event.type == YAML_ALIAS_EVENT ? "aliases (*name) are not supported"
-                           : anchor != nullptr           ? "anchors (&name) are not supported"
-                           : tag != nullptr              ? "tags (!name) are not supported; write plain values"
-                                                         : nullptr;
+                           : anchor != nullptr            ? "anchors (&name) are not supported"
+                           : tag != nullptr               ? "tags (!name) are not supported; write plain values"
+                                                          : nullptr;
         if (what == nullptr) return true;
         add_error(line_of(event.start_mark), column_of(event.start_mark), path, what);
         return false;

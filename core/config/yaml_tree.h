@@ -28,8 +28,8 @@ struct YamlNode {
     Kind kind = Kind::Scalar;
     int line = 0;
     int column = 0;
-    std::string scalar;  // Scalar: the text
-    bool plain = true;   // Scalar: unquoted, so "", "~" and "null" mean null
+    std::string scalar;              // Scalar: the text
+    bool plain = true;               // Scalar: unquoted, so "", "~" and "null" mean null
     std::vector<YamlEntry> entries;  // Mapping, in file order, without duplicates
     std::vector<YamlNode> items;     // Sequence
 

@@ -171,7 +171,8 @@ void Connection::dispatch(Request request) {
     if (pipeline != nullptr && pipeline->before_handler(*ex)) return;
     if (match.route == nullptr) {
         Response r = match.status == 405
-                         ? Response::error(405, "method_not_allowed", "method " + ex->request_.method + " not allowed on this path")
+                         ? Response::error(405, "method_not_allowed",
+                                           "method " + ex->request_.method + " not allowed on this path")
                          : Response::error(404, "not_found", "no such route");
         if (match.status == 405) r.headers.emplace_back("Allow", match.allow);
         ex->respond(std::move(r));

@@ -7,8 +7,7 @@
 
 namespace rampart::http {
 
-Exchange::Exchange(Connection* conn, Request request, std::string request_id, std::string source_ip,
-                   Pipeline* pipeline)
+Exchange::Exchange(Connection* conn, Request request, std::string request_id, std::string source_ip, Pipeline* pipeline)
     : conn_(conn),
       pipeline_(pipeline),
       request_(std::move(request)),

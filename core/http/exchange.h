@@ -46,7 +46,7 @@ public:
 
 private:
     friend class Connection;
-    Connection* conn_;  // cleared by the connection when it closes
+    Connection* conn_;          // cleared by the connection when it closes
     class Pipeline* pipeline_;  // sees the response before it is queued
     Request request_;
     std::string request_id_;

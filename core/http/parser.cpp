@@ -71,7 +71,8 @@ size_t RequestParser::feed(const char* data, size_t len) {
                 // An llhttp-detected violation: CL+TE, duplicate or invalid
                 // Content-Length, bad chunk size, bad characters...
                 const char* reason = llhttp_get_error_reason(&parser_);
-                fail(400, "bad_request", std::string("malformed request: ") + (reason ? reason : llhttp_errno_name(err)));
+                fail(400, "bad_request",
+                     std::string("malformed request: ") + (reason ? reason : llhttp_errno_name(err)));
             }
             return pos > len ? len : pos;
         }
@@ -268,7 +269,8 @@ int RequestParser::check_head() {
     size_t q = req.target.find('?');
     req.path = req.target.substr(0, q);
     if (q != std::string::npos) req.query = req.target.substr(q + 1);
-    if (req.path.empty() || req.path[0] != '/') return fail(400, "bad_request", "request target must be an absolute path");
+    if (req.path.empty() || req.path[0] != '/')
+        return fail(400, "bad_request", "request target must be an absolute path");
     return 0;
 }
 

@@ -32,8 +32,8 @@ uint64_t mix(uint64_t x) {
 bool is_sane_request_id(std::string_view id) {
     if (id.empty() || id.size() > kMaxRequestIdLength) return false;
     for (char c : id) {
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-                  c == '_' || c == ':' || c == '-';
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+                  c == ':' || c == '-';
         if (!ok) return false;
     }
     return true;

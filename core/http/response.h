@@ -24,10 +24,10 @@ const char* status_reason(int status);
 // How the connection frames this response.
 struct Framing {
     std::string_view request_id;
-    std::string_view date;  // IMF-fixdate, cached by the caller
-    bool close = false;      // send "Connection: close"
+    std::string_view date;           // IMF-fixdate, cached by the caller
+    bool close = false;              // send "Connection: close"
     bool keep_alive_http10 = false;  // HTTP/1.0 client asked for keep-alive
-    bool head = false;       // HEAD: headers only
+    bool head = false;               // HEAD: headers only
 };
 
 // Append the status line, headers and body of `resp` to `out`.

@@ -14,9 +14,9 @@ constexpr std::string_view kOverflowLabel = "_other";
 
 const char* type_name(Type t) {
     switch (t) {
-    case Type::Counter: return "counter";
-    case Type::Gauge: return "gauge";
-    default: return "histogram";
+        case Type::Counter: return "counter";
+        case Type::Gauge: return "gauge";
+        default: return "histogram";
     }
 }
 
@@ -51,18 +51,25 @@ void append_number(std::string& out, double v) {
 
 void append_label_value(std::string& out, std::string_view v) {
     for (char c : v) {
-        if (c == '\\') out += "\\\\";
-        else if (c == '"') out += "\\\"";
-        else if (c == '\n') out += "\\n";
-        else out += c;
+        if (c == '\\')
+            out += "\\\\";
+        else if (c == '"')
+            out += "\\\"";
+        else if (c == '\n')
+            out += "\\n";
+        else
+            out += c;
     }
 }
 
 void append_help(std::string& out, std::string_view help) {
     for (char c : help) {
-        if (c == '\\') out += "\\\\";
-        else if (c == '\n') out += "\\n";
-        else out += c;
+        if (c == '\\')
+            out += "\\\\";
+        else if (c == '\n')
+            out += "\\n";
+        else
+            out += c;
     }
 }
 

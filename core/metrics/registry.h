@@ -18,7 +18,7 @@ enum class Type { Counter, Gauge, Histogram };
 
 // Values a metric holds for one set of label values.
 struct Series {
-    double value = 0;                    // counter / gauge
+    double value = 0;                     // counter / gauge
     std::vector<uint64_t> bucket_counts;  // histogram: one per bucket (not cumulative)
     double sum = 0;
     uint64_t count = 0;

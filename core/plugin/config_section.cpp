@@ -33,39 +33,42 @@ bool parse_int(std::string_view s, int64_t* out) {
 }
 
 bool parse_bool(std::string_view s, bool* out) {
-    if (s == "true" || s == "1" || s == "yes") *out = true;
-    else if (s == "false" || s == "0" || s == "no") *out = false;
-    else return false;
+    if (s == "true" || s == "1" || s == "yes")
+        *out = true;
+    else if (s == "false" || s == "0" || s == "no")
+        *out = false;
+    else
+        return false;
     return true;
 }
 
 // Check one value; returns an empty string when fine, else the problem.
 std::string check_value(const rampart_config_key& key, std::string_view value) {
     switch (key.type) {
-    case RAMPART_CONFIG_INT: {
-        int64_t n = 0;
-        if (!parse_int(value, &n)) return "expected an integer, got \"" + std::string(value) + "\"";
-        if (n < key.min || n > key.max) {
-            return "must be between " + std::to_string(key.min) + " and " + std::to_string(key.max) + ", got " +
-                   std::to_string(n);
+        case RAMPART_CONFIG_INT: {
+            int64_t n = 0;
+            if (!parse_int(value, &n)) return "expected an integer, got \"" + std::string(value) + "\"";
+            if (n < key.min || n > key.max) {
+                return "must be between " + std::to_string(key.min) + " and " + std::to_string(key.max) + ", got " +
+                       std::to_string(n);
+            }
+            return "";
         }
-        return "";
-    }
-    case RAMPART_CONFIG_BOOL: {
-        bool b = false;
-        return parse_bool(value, &b) ? "" : "expected true or false";
-    }
-    default: {
-        int64_t max = key.max > 0 ? key.max : kDefaultStringMax;
-        if (static_cast<int64_t>(value.size()) > max) return "longer than " + std::to_string(max) + " characters";
-        if (!value.empty() && static_cast<int64_t>(value.size()) < key.min) {
-            return "shorter than " + std::to_string(key.min) + " characters";
+        case RAMPART_CONFIG_BOOL: {
+            bool b = false;
+            return parse_bool(value, &b) ? "" : "expected true or false";
         }
-        for (unsigned char c : value) {
-            if (c < 0x20 || c == 0x7f) return "contains a control character";
+        default: {
+            int64_t max = key.max > 0 ? key.max : kDefaultStringMax;
+            if (static_cast<int64_t>(value.size()) > max) return "longer than " + std::to_string(max) + " characters";
+            if (!value.empty() && static_cast<int64_t>(value.size()) < key.min) {
+                return "shorter than " + std::to_string(key.min) + " characters";
+            }
+            for (unsigned char c : value) {
+                if (c < 0x20 || c == 0x7f) return "contains a control character";
+            }
+            return "";
         }
-        return "";
-    }
     }
 }
 

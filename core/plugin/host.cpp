@@ -95,8 +95,8 @@ bool PluginHost::load_one(const std::string& dir, const std::string& name, const
         return false;
     }
     plugin->descriptor = plugin->opened.descriptor;
-    if (!validate_section(name, plugin->descriptor->config_schema, section ? *section : RawSection{},
-                          &plugin->config, errors)) {
+    if (!validate_section(name, plugin->descriptor->config_schema, section ? *section : RawSection{}, &plugin->config,
+                          errors)) {
         return false;
     }
     plugin->explicit_config = keys_of(section);
@@ -117,7 +117,8 @@ bool PluginHost::load_one(const std::string& dir, const std::string& name, const
         return false;
     }
     p.initialized = true;
-    log::info("plugin loaded", {{"plugin", name}, {"version", p.descriptor->version ? p.descriptor->version : ""},
+    log::info("plugin loaded", {{"plugin", name},
+                                {"version", p.descriptor->version ? p.descriptor->version : ""},
                                 {"path", p.opened.library->path()}});
     return true;
 }
@@ -237,14 +238,14 @@ void PluginHost::auth_failure(std::string_view source_ip, std::string_view reaso
 std::vector<std::string> PluginHost::wanted_policy_data() const {
     std::vector<std::string> out;
     for (const auto& p : plugins_) {
-        for (const char* const* w = p->descriptor->policy_data; w != nullptr && *w != nullptr; ++w) out.emplace_back(*w);
+        for (const char* const* w = p->descriptor->policy_data; w != nullptr && *w != nullptr; ++w)
+            out.emplace_back(*w);
     }
     return out;
 }
 
-void PluginHost::policy_changed(
-    const std::function<bool(const std::string&, const std::string&, std::string*)>& lookup,
-    std::vector<std::string>* errors) {
+void PluginHost::policy_changed(const std::function<bool(const std::string&, const std::string&, std::string*)>& lookup,
+                                std::vector<std::string>* errors) {
     for (auto& p : plugins_) {
         for (const char* const* w = p->descriptor->policy_data; w != nullptr && *w != nullptr; ++w) {
             std::string wanted = *w;
@@ -257,9 +258,8 @@ void PluginHost::policy_changed(
                 continue;
             }
             if (!RAMPART_HOOK(*p, on_policy)) continue;
-            guarded_call(*p, "on_policy", [&] {
-                p->hooks()->on_policy(p->state, policy.c_str(), key.c_str(), json.c_str());
-            });
+            guarded_call(*p, "on_policy",
+                         [&] { p->hooks()->on_policy(p->state, policy.c_str(), key.c_str(), json.c_str()); });
         }
     }
 }

@@ -57,8 +57,7 @@ public:
     // --check-config: open each plugin and validate its section, without
     // calling into it beyond its entry function.
     static bool check(const std::string& dir, const std::vector<std::string>& names,
-                      const std::map<std::string, RawSection, std::less<>>& sections,
-                      std::vector<std::string>* errors);
+                      const std::map<std::string, RawSection, std::less<>>& sections, std::vector<std::string>* errors);
     // SIGHUP: re-validate each plugin's section and call its reload. A
     // plugin whose section is invalid or whose reload fails keeps its
     // previous configuration (the errors say which).

@@ -22,7 +22,8 @@ LoadedPlugin* plugin_of(rampart_plugin_ctx* ctx) { return ctx ? ctx->plugin : nu
 
 void svc_log(rampart_plugin_ctx* ctx, rampart_log_level level, const char* msg) {
     if (ctx == nullptr || msg == nullptr) return;
-    auto lvl = static_cast<log::Level>(level < RAMPART_LOG_DEBUG || level > RAMPART_LOG_ERROR ? RAMPART_LOG_ERROR : level);
+    auto lvl =
+        static_cast<log::Level>(level < RAMPART_LOG_DEBUG || level > RAMPART_LOG_ERROR ? RAMPART_LOG_ERROR : level);
     if (!log::enabled(lvl)) return;
     log::write(lvl, msg, {{"plugin", ctx->plugin->name}});
 }
@@ -157,8 +158,8 @@ void cb_timer(uv_timer_t* handle) {
     if (one_shot) retire_timer(t);
 }
 
-rampart_timer* svc_timer_start(rampart_plugin_ctx* ctx, uint64_t timeout_ms, uint64_t repeat_ms,
-                               rampart_timer_fn fn, void* arg) {
+rampart_timer* svc_timer_start(rampart_plugin_ctx* ctx, uint64_t timeout_ms, uint64_t repeat_ms, rampart_timer_fn fn,
+                               void* arg) {
     LoadedPlugin* p = plugin_of(ctx);
     if (p == nullptr || fn == nullptr) return nullptr;
     auto timer = std::make_unique<rampart_timer>();
@@ -200,20 +201,23 @@ int svc_route_add(rampart_plugin_ctx* ctx, const char* method, const char* path,
     if (!p->in_init) return -EBUSY;
     http::Router* router = ctx->host->router();
     if (router->has_route(method, path)) return -EEXIST;
-    router->add(method, path, [fn, arg, name = p->name](http::Exchange& ex) {
-        rampart_request req;
-        bind_request(&req, ex);
-        // Like every other plugin callback: an exception must not unwind
-        // into the HTTP server and through libuv.
-        try {
-            fn(arg, &req);
-        } catch (...) {
-            log::error("plugin route handler threw an exception", {{"plugin", name}, {"route", ex.request().path}});
-        }
-        if (!ex.responded()) {
-            ex.respond(http::Response::error(500, "internal_error", "plugin route did not answer"));
-        }
-    }, high_volume != 0, p);
+    router->add(
+        method, path,
+        [fn, arg, name = p->name](http::Exchange& ex) {
+            rampart_request req;
+            bind_request(&req, ex);
+            // Like every other plugin callback: an exception must not unwind
+            // into the HTTP server and through libuv.
+            try {
+                fn(arg, &req);
+            } catch (...) {
+                log::error("plugin route handler threw an exception", {{"plugin", name}, {"route", ex.request().path}});
+            }
+            if (!ex.responded()) {
+                ex.respond(http::Response::error(500, "internal_error", "plugin route did not answer"));
+            }
+        },
+        high_volume != 0, p);
     return 0;
 }
 
@@ -347,10 +351,10 @@ rampart_host make_services() {
 
 rampart_identity_kind identity_kind(auth::IdentityKind k) {
     switch (k) {
-    case auth::IdentityKind::Token: return RAMPART_IDENTITY_TOKEN;
-    case auth::IdentityKind::Certificate: return RAMPART_IDENTITY_CERTIFICATE;
-    case auth::IdentityKind::Peer: return RAMPART_IDENTITY_PEER;
-    default: return RAMPART_IDENTITY_NONE;
+        case auth::IdentityKind::Token: return RAMPART_IDENTITY_TOKEN;
+        case auth::IdentityKind::Certificate: return RAMPART_IDENTITY_CERTIFICATE;
+        case auth::IdentityKind::Peer: return RAMPART_IDENTITY_PEER;
+        default: return RAMPART_IDENTITY_NONE;
     }
 }
 

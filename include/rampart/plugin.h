@@ -109,13 +109,13 @@ typedef enum rampart_config_type {
  * file:line:column, before init is called. A plugin declares an array of
  * these terminated by an entry whose `key` is NULL. */
 typedef struct rampart_config_key {
-    const char* key;            /* lower_snake_case */
+    const char* key; /* lower_snake_case */
     rampart_config_type type;
-    const char* default_value;  /* textual, as in YAML; NULL = "" / 0 / false */
-    int64_t min;                /* INT: inclusive bounds; STRING: length bounds (max 0 = 4096),
-                                   checked for non-empty values (empty = unset) */
+    const char* default_value; /* textual, as in YAML; NULL = "" / 0 / false */
+    int64_t min;               /* INT: inclusive bounds; STRING: length bounds (max 0 = 4096),
+                                  checked for non-empty values (empty = unset) */
     int64_t max;
-    const char* description;    /* one line, shown in errors and docs */
+    const char* description; /* one line, shown in errors and docs */
 } rampart_config_key;
 
 /* ---- request identity -------------------------------------------------- */
@@ -131,9 +131,9 @@ typedef enum rampart_identity_kind {
 typedef struct rampart_identity {
     uint32_t struct_size;
     rampart_identity_kind kind;
-    const char* name;       /* token name, certificate node id, or "" */
-    const char* role;       /* "admin" | "write" | "read" | "" */
-    const char* source_ip;  /* the client's address, without port */
+    const char* name;      /* token name, certificate node id, or "" */
+    const char* role;      /* "admin" | "write" | "read" | "" */
+    const char* source_ip; /* the client's address, without port */
 } rampart_identity;
 
 /* ---- responses --------------------------------------------------------- */
@@ -145,10 +145,10 @@ typedef struct rampart_response_view {
     const char* content_type;
     const char* body;
     size_t body_len;
-    size_t header_count;               /* extra headers, beyond Content-Type/Length */
+    size_t header_count; /* extra headers, beyond Content-Type/Length */
     const char* const* header_names;
     const char* const* header_values;
-    double duration_seconds;           /* from request parsed to this answer */
+    double duration_seconds; /* from request parsed to this answer */
 } rampart_response_view;
 
 /* ---- hooks ------------------------------------------------------------- */
@@ -191,7 +191,7 @@ typedef struct rampart_host {
     uint32_t struct_size;
     uint32_t abi_major;
     uint32_t abi_minor;
-    const char* host_version;  /* "0.1.0" */
+    const char* host_version; /* "0.1.0" */
 
     /* Logging: a line attributed to the plugin ("plugin": name). `msg` must
      * not contain secrets; the host adds ts, level and node_id. */
@@ -218,8 +218,8 @@ typedef struct rampart_host {
     rampart_metric* (*gauge_register)(rampart_plugin_ctx* ctx, const char* name, const char* help,
                                       const char* const* label_names, size_t label_count);
     rampart_metric* (*histogram_register)(rampart_plugin_ctx* ctx, const char* name, const char* help,
-                                          const char* const* label_names, size_t label_count,
-                                          const double* buckets, size_t bucket_count);
+                                          const char* const* label_names, size_t label_count, const double* buckets,
+                                          size_t bucket_count);
     /* `label_values` has as many entries as the metric's label names. */
     void (*counter_add)(rampart_metric* metric, const char* const* label_values, double delta);
     void (*gauge_set)(rampart_metric* metric, const char* const* label_values, double value);
@@ -229,8 +229,8 @@ typedef struct rampart_host {
     const char* (*metrics_render)(rampart_plugin_ctx* ctx, size_t* len);
 
     /* Timers on the event loop. `repeat_ms` 0 = one-shot. */
-    rampart_timer* (*timer_start)(rampart_plugin_ctx* ctx, uint64_t timeout_ms, uint64_t repeat_ms,
-                                  rampart_timer_fn fn, void* arg);
+    rampart_timer* (*timer_start)(rampart_plugin_ctx* ctx, uint64_t timeout_ms, uint64_t repeat_ms, rampart_timer_fn fn,
+                                  void* arg);
     void (*timer_stop)(rampart_timer* timer);
     /* Monotonic milliseconds (the loop's clock) and wall-clock unix ms. */
     uint64_t (*now_ms)(rampart_plugin_ctx* ctx);
@@ -240,13 +240,13 @@ typedef struct rampart_host {
      * exact path, or a prefix when it ends in "/" followed by "*". A plugin route gets the
      * same hooks as core routes. `high_volume` routes are sampled in the
      * access log. Returns -EEXIST if the method and path are taken. */
-    int (*route_add)(rampart_plugin_ctx* ctx, const char* method, const char* path, rampart_route_fn fn,
-                     void* arg, int high_volume);
+    int (*route_add)(rampart_plugin_ctx* ctx, const char* method, const char* path, rampart_route_fn fn, void* arg,
+                     int high_volume);
 
     /* The request. All strings are borrowed (valid during the call). */
     const char* (*request_method)(rampart_request* req);
-    const char* (*request_path)(rampart_request* req);   /* without the query */
-    const char* (*request_query)(rampart_request* req);  /* without '?', "" if none */
+    const char* (*request_path)(rampart_request* req);  /* without the query */
+    const char* (*request_query)(rampart_request* req); /* without '?', "" if none */
     /* First header with this name (case-insensitive), or NULL. */
     const char* (*request_header)(rampart_request* req, const char* name);
     const char* (*request_body)(rampart_request* req, size_t* len);

@@ -46,8 +46,8 @@ void metrics_log(const metrics_state* s, rampart_log_level level, const char* ms
 // The method as a label value. llhttp already refuses methods it does not
 // know, but the label set must stay bounded whatever the parser accepts.
 const char* metrics_method_label(const char* method) {
-    static constexpr std::array<const char*, 9> known = {"GET",     "HEAD",    "PUT",   "POST", "DELETE",
-                                                         "PATCH",   "OPTIONS", "TRACE", "CONNECT"};
+    static constexpr std::array<const char*, 9> known = {"GET",   "HEAD",    "PUT",   "POST",   "DELETE",
+                                                         "PATCH", "OPTIONS", "TRACE", "CONNECT"};
     std::string_view m = method ? method : "";
     for (const char* k : known) {
         if (m == k) return k;
@@ -97,7 +97,8 @@ int metrics_read_config(const metrics_state* s, std::string* token) {
     const char* t = s->host->config_string(s->ctx, "token");
     std::string fresh = t ? t : "";
     if (!fresh.empty() && fresh.size() < kMinTokenLength) {
-        metrics_log(s, RAMPART_LOG_ERROR, "[metrics] token must be at least 16 characters (or empty for an open /metrics)");
+        metrics_log(s, RAMPART_LOG_ERROR,
+                    "[metrics] token must be at least 16 characters (or empty for an open /metrics)");
         return -EINVAL;
     }
     *token = std::move(fresh);
@@ -148,8 +149,8 @@ void cb_on_response(void* state, rampart_request* req, const rampart_response_vi
 
         const char* counter_labels[] = {route, method, status};
         s->host->counter_add(s->requests, counter_labels, 1);
-        bool has_duration = resp->struct_size >= offsetof(rampart_response_view, duration_seconds) +
-                                                     sizeof resp->duration_seconds;
+        bool has_duration =
+            resp->struct_size >= offsetof(rampart_response_view, duration_seconds) + sizeof resp->duration_seconds;
         if (has_duration && resp->duration_seconds >= 0) {
             const char* duration_labels[] = {route, method};
             s->host->histogram_observe(s->duration, duration_labels, resp->duration_seconds);
@@ -170,9 +171,9 @@ int cb_init(rampart_plugin_ctx* ctx, const rampart_host* host, void** state) {
         static const char* const request_labels[] = {"route", "method", "status"};
         static const char* const duration_labels[] = {"route", "method"};
         static const char* const build_labels[] = {"version"};
-        s->requests = host->counter_register(ctx, "rampart_http_requests_total",
-                                             "HTTP requests answered, by route pattern, method and status", request_labels,
-                                             3);
+        s->requests =
+            host->counter_register(ctx, "rampart_http_requests_total",
+                                   "HTTP requests answered, by route pattern, method and status", request_labels, 3);
         s->duration = host->histogram_register(ctx, "rampart_http_request_duration_seconds",
                                                "Time from a request parsed to its answer, by route pattern and method",
                                                duration_labels, 2, kLatencyBuckets.data(), kLatencyBuckets.size());
@@ -188,8 +189,9 @@ int cb_init(rampart_plugin_ctx* ctx, const rampart_host* host, void** state) {
 
         int rc = host->route_add(ctx, "GET", "/metrics", cb_metrics_route, s.get(), 1);
         if (rc != 0) {
-            metrics_log(s.get(), RAMPART_LOG_ERROR,
-                        rc == -EEXIST ? "[metrics] GET /metrics is already taken" : "[metrics] could not add GET /metrics");
+            metrics_log(
+                s.get(), RAMPART_LOG_ERROR,
+                rc == -EEXIST ? "[metrics] GET /metrics is already taken" : "[metrics] could not add GET /metrics");
             return rc;
         }
         metrics_log(s.get(), RAMPART_LOG_INFO,

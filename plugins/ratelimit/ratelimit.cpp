@@ -71,8 +71,7 @@ uint64_t now_ms(State* s) { return s->host->now_ms(s->ctx); }
 // config_is_set cannot say: a value equal to the default counts as unset.
 int64_t override_of(State* s, const char* key, int64_t default_value) {
     int64_t v = s->host->config_int(s->ctx, key);
-    bool set = RAMPART_HOST_HAS(s->host, config_is_set) ? s->host->config_is_set(s->ctx, key) != 0
-                                                         : v != default_value;
+    bool set = RAMPART_HOST_HAS(s->host, config_is_set) ? s->host->config_is_set(s->ctx, key) != 0 : v != default_value;
     return set ? v : kUnset;
 }
 

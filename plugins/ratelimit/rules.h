@@ -97,10 +97,9 @@ struct Overrides {
 };
 
 // Applies the config keys that were set over the policy's numbers (unset
-// ones leave the policy alone: environment > rampart.yml > policy). Each key targets the rule of the shipped policy's name
-// (auth_failures, authenticated, unauthenticated); if the policy has no
-// rule of that name, every rule with the same match.auth. Returns one note
-// per change, for the log.
+// ones leave the policy alone: environment > rampart.yml > policy). Each key targets the rule of the shipped policy's
+// name (auth_failures, authenticated, unauthenticated); if the policy has no rule of that name, every rule with the
+// same match.auth. Returns one note per change, for the log.
 std::vector<std::string> apply_overrides(std::vector<Rule>* rules, const Overrides& o);
 
 }  // namespace ratelimit

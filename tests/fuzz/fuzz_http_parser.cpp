@@ -38,12 +38,12 @@ using rampart::http::Request;
 using rampart::http::RequestParser;
 using State = RequestParser::State;
 
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
+#define CHECK(cond)                                                                           \
+    do {                                                                                      \
+        if (!(cond)) {                                                                        \
             std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond); \
-            std::abort();                                                            \
-        }                                                                            \
+            std::abort();                                                                     \
+        }                                                                                     \
     } while (0)
 
 namespace {
@@ -63,13 +63,13 @@ struct Run {
 
 bool allowed_status(int status) {
     switch (status) {
-    case 400:
-    case 413:
-    case 414:
-    case 417:
-    case 431:
-    case 505: return true;
-    default: return false;
+        case 400:
+        case 413:
+        case 414:
+        case 417:
+        case 431:
+        case 505: return true;
+        default: return false;
     }
 }
 
@@ -90,8 +90,8 @@ void check_request(const Request& r, const Limits& limits) {
         header_bytes += h.name.size() + h.value.size();
         for (char c : h.name) CHECK(c != ' ' && c != '\t' && c != ':' && c != '\r' && c != '\n');
         for (char c : h.value) CHECK(c != '\r' && c != '\n' && c != '\0');
-        if (h.name.size() == 4 && (h.name[0] | 0x20) == 'h' && (h.name[1] | 0x20) == 'o' &&
-            (h.name[2] | 0x20) == 's' && (h.name[3] | 0x20) == 't') {
+        if (h.name.size() == 4 && (h.name[0] | 0x20) == 'h' && (h.name[1] | 0x20) == 'o' && (h.name[2] | 0x20) == 's' &&
+            (h.name[3] | 0x20) == 't') {
             ++hosts;
         }
     }
@@ -142,40 +142,40 @@ Run feed_all(const char* data, size_t size, const std::vector<size_t>& cuts, con
             CHECK(parser.requests_begun() >= begun);
             begun = parser.requests_begun();
             switch (parser.state()) {
-            case State::Complete: {
-                CHECK(!parser.in_progress());
-                CHECK(!parser.expects_continue());
-                // Completed means at least one byte of it was in this call or
-                // an earlier one; the call itself must not stall forever.
-                CHECK(n > 0);
-                CHECK(parser.feed(data + pos, end - pos) == 0);  // nothing read until taken
-                Request r = parser.take_request();
-                CHECK(parser.state() == State::NeedMore);
-                check_request(r, limits);
-                if (strict_fold()) check_no_fold(data, request_start, pos);
-                request_start = pos;
-                run.requests.push_back(std::move(r));
-                CHECK(begun >= run.requests.size());
-                break;
-            }
-            case State::Error: {
-                const auto& e = parser.error();
-                CHECK(allowed_status(e.status));
-                CHECK(!e.code.empty());
-                CHECK(!e.message.empty());
-                CHECK(!parser.in_progress());
-                CHECK(begun >= run.requests.size());
-                // Sticky: nothing more is read.
-                if (pos < size) CHECK(parser.feed(data + pos, size - pos) == 0);
-                CHECK(parser.state() == State::Error);
-                run.error = true;
-                run.status = e.status;
-                return run;
-            }
-            case State::NeedMore:
-                CHECK(n == avail);
-                if (parser.expects_continue()) CHECK(parser.in_progress());
-                break;
+                case State::Complete: {
+                    CHECK(!parser.in_progress());
+                    CHECK(!parser.expects_continue());
+                    // Completed means at least one byte of it was in this call or
+                    // an earlier one; the call itself must not stall forever.
+                    CHECK(n > 0);
+                    CHECK(parser.feed(data + pos, end - pos) == 0);  // nothing read until taken
+                    Request r = parser.take_request();
+                    CHECK(parser.state() == State::NeedMore);
+                    check_request(r, limits);
+                    if (strict_fold()) check_no_fold(data, request_start, pos);
+                    request_start = pos;
+                    run.requests.push_back(std::move(r));
+                    CHECK(begun >= run.requests.size());
+                    break;
+                }
+                case State::Error: {
+                    const auto& e = parser.error();
+                    CHECK(allowed_status(e.status));
+                    CHECK(!e.code.empty());
+                    CHECK(!e.message.empty());
+                    CHECK(!parser.in_progress());
+                    CHECK(begun >= run.requests.size());
+                    // Sticky: nothing more is read.
+                    if (pos < size) CHECK(parser.feed(data + pos, size - pos) == 0);
+                    CHECK(parser.state() == State::Error);
+                    run.error = true;
+                    run.status = e.status;
+                    return run;
+                }
+                case State::NeedMore:
+                    CHECK(n == avail);
+                    if (parser.expects_continue()) CHECK(parser.in_progress());
+                    break;
             }
         }
         start = end;
@@ -214,25 +214,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* raw, size_t raw_size) {
 
     std::vector<size_t> cuts;
     switch (split) {
-    case Split::Whole: break;
-    case Split::Step: {
-        size_t step = static_cast<size_t>(param % 32) + 1;
-        for (size_t i = step; i < size; i += step) cuts.push_back(i);
-        break;
-    }
-    case Split::Random: {
-        uint32_t x = param * 2654435761u + 1;
-        for (size_t i = 0;;) {
-            x = x * 1664525u + 1013904223u;
-            i += (x >> 24) % 24 + 1;
-            if (i >= size) break;
-            cuts.push_back(i);
+        case Split::Whole: break;
+        case Split::Step: {
+            size_t step = static_cast<size_t>(param % 32) + 1;
+            for (size_t i = step; i < size; i += step) cuts.push_back(i);
+            break;
         }
-        break;
-    }
-    case Split::Bytes:
-        for (size_t i = 1; i < size; ++i) cuts.push_back(i);
-        break;
+        case Split::Random: {
+            uint32_t x = param * 2654435761u + 1;
+            for (size_t i = 0;;) {
+                x = x * 1664525u + 1013904223u;
+                i += (x >> 24) % 24 + 1;
+                if (i >= size) break;
+                cuts.push_back(i);
+            }
+            break;
+        }
+        case Split::Bytes:
+            for (size_t i = 1; i < size; ++i) cuts.push_back(i);
+            break;
     }
 
     Run split_run = feed_all(data, size, cuts, limits);

@@ -6,18 +6,18 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <fstream>
 #include <set>
 #include <sstream>
-#include <cstring>
 #include <string>
 
 #include "config/config.h"
 #include "config/yaml_tree.h"
 
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
 extern "C" {
 #include <cmocka.h>
@@ -180,12 +180,25 @@ void test_schema_is_consistent(void**) {
 }
 
 void test_reloadable_keys(void**) {
-    const std::set<std::string> reloadable = {
-        "log.level", "log.format", "log.sampling", "api.max_body_bytes", "api.max_header_bytes",
-        "api.max_uri_bytes", "api.request_timeout_ms", "api.idle_timeout_ms", "api.max_connections",
-        "api.max_pipelined", "api.shutdown_timeout_ms", "ratelimit.auth_failures_per_min",
-        "ratelimit.auth_failures_block_min", "ratelimit.requests_per_min", "ratelimit.unauth_per_min",
-        "ratelimit.max_tracked_keys", "ratelimit.allow_cidrs", "policies.dir", "cluster.seeds"};
+    const std::set<std::string> reloadable = {"log.level",
+                                              "log.format",
+                                              "log.sampling",
+                                              "api.max_body_bytes",
+                                              "api.max_header_bytes",
+                                              "api.max_uri_bytes",
+                                              "api.request_timeout_ms",
+                                              "api.idle_timeout_ms",
+                                              "api.max_connections",
+                                              "api.max_pipelined",
+                                              "api.shutdown_timeout_ms",
+                                              "ratelimit.auth_failures_per_min",
+                                              "ratelimit.auth_failures_block_min",
+                                              "ratelimit.requests_per_min",
+                                              "ratelimit.unauth_per_min",
+                                              "ratelimit.max_tracked_keys",
+                                              "ratelimit.allow_cidrs",
+                                              "policies.dir",
+                                              "cluster.seeds"};
     for (const KeySpec& spec : schema()) assert_int_equal(is_reloadable(spec.path), reloadable.count(spec.path));
     assert_false(is_reloadable("no.such_key"));
 }
@@ -240,8 +253,8 @@ void test_unknown_section(void**) {
 // host to check against the plugin's own schema.
 void test_plugin_section_passes_through(void**) {
     Environment env{{"RAMPART_MOCK_GOOD_GREETING", "hi"}, {"RAMPART_MOCK_GOOD_TAGS", "a,b"}};
-    LoadResult r = load_string(
-        "plugins:\n  load: [mock_good]\nmock_good:\n  limit: 5\n  names: [x, y]\n", "t.yml", env);
+    LoadResult r =
+        load_string("plugins:\n  load: [mock_good]\nmock_good:\n  limit: 5\n  names: [x, y]\n", "t.yml", env);
     assert_true(r.ok());
     const auto& section = r.config->plugin_sections.at("mock_good");
     assert_string_equal(section.at("limit").values.at(0).c_str(), "5");
@@ -260,8 +273,7 @@ void test_plugin_section_needs_the_plugin_loaded(void**) {
 }
 
 void test_plugin_section_must_be_flat(void**) {
-    LoadResult r =
-        load_string("plugins:\n  load: [mock_good]\nmock_good:\n  deep: {a: 1}\n", "t.yml", {});
+    LoadResult r = load_string("plugins:\n  load: [mock_good]\nmock_good:\n  deep: {a: 1}\n", "t.yml", {});
     assert_false(r.ok());
     assert_non_null(strstr(r.errors.at(0).to_string().c_str(), "mock_good.deep: plugin settings are scalars or lists"));
 }
@@ -272,7 +284,8 @@ void test_unknown_key_lists_allowed(void**) {
                         "max_body_bytes, max_header_bytes, max_uri_bytes, request_timeout_ms, idle_timeout_ms, "
                         "max_connections, max_pipelined, shutdown_timeout_ms, tls");
     // Dotted names are not a shorthand for nesting.
-    assert_true(contains(only_error(load("api:\n  tls.cert: a\n")), "t.yml:2:3: api.tls.cert: unknown key \"tls.cert\""));
+    assert_true(
+        contains(only_error(load("api:\n  tls.cert: a\n")), "t.yml:2:3: api.tls.cert: unknown key \"tls.cert\""));
     assert_true(contains(only_error(load("api.tls: {cert: a}\n")), "t.yml:1:1: api.tls: unknown section"));
     assert_true(contains(only_error(load("\"\": 1\n")), "t.yml:1:1: unknown section \"\""));
     assert_string_equal(only_error(load("api:\n  tls:\n    crt: a\n")).c_str(),
@@ -398,20 +411,20 @@ void test_control_characters_rejected(void**) {
 void test_many_errors_at_once(void**) {
     LoadResult r = load(
         "api:\n"
-        "  listn: 127.0.0.1:1\n"         // 2: unknown key
-        "  max_body_bytes: lots\n"       // 3: not an integer
-        "  max_pipelined: 5000\n"        // 4: out of range
+        "  listn: 127.0.0.1:1\n"    // 2: unknown key
+        "  max_body_bytes: lots\n"  // 3: not an integer
+        "  max_pipelined: 5000\n"   // 4: out of range
         "log:\n"
-        "  level: chatty\n"              // 6: bad enum
-        "  level: debug\n"               // 7: duplicate
-        "peer: {listen: host:1}\n"       // 8: host name
-        "extra: 1\n");                   // 9: unknown section
+        "  level: chatty\n"         // 6: bad enum
+        "  level: debug\n"          // 7: duplicate
+        "peer: {listen: host:1}\n"  // 8: host name
+        "extra: 1\n");              // 9: unknown section
     assert_null(r.config.get());
     assert_int_equal(r.errors.size(), 7);
-    const char* expected[] = {"t.yml:2:3: api.listn:", "t.yml:3:19: api.max_body_bytes:",
-                              "t.yml:4:18: api.max_pipelined:", "t.yml:6:10: log.level:",
-                              "t.yml:7:3: log.level: duplicate", "t.yml:8:16: peer.listen:",
-                              "t.yml:9:1: extra:"};
+    const char* expected[] = {
+        "t.yml:2:3: api.listn:",  "t.yml:3:19: api.max_body_bytes:", "t.yml:4:18: api.max_pipelined:",
+        "t.yml:6:10: log.level:", "t.yml:7:3: log.level: duplicate", "t.yml:8:16: peer.listen:",
+        "t.yml:9:1: extra:"};
     for (size_t i = 0; i < 7; ++i) assert_true(r.errors[i].to_string().rfind(expected[i], 0) == 0);
     LoadResult with_env = load("extra: 1\n", {{"RAMPART_LOG_SAMPLING", "0"}});
     assert_int_equal(with_env.errors.size(), 2);
@@ -440,17 +453,16 @@ void test_cross_key_rules(void**) {
     assert_true(load("api: {listen: \"127.0.0.1:0\"}\npeer: {listen: \"127.0.0.1:0\"}\n").ok());
 }
 
-
 // ---- environment ----
 
 void test_env_precedence(void**) {
     const std::string file = "log: {level: warn, sampling: 7}\napi: {max_connections: 10}\n";
     LoadResult r = load(file, {{"RAMPART_LOG_LEVEL", "error"}, {"RAMPART_NODE_DATA_DIR", "/srv/r"}});
     assert_true(r.ok());
-    assert_string_equal(r.config->log.level.c_str(), "error");        // env beats file
-    assert_int_equal(r.config->log.sampling, 7);                       // file beats default
-    assert_string_equal(r.config->node.data_dir.c_str(), "/srv/r");   // env beats default
-    assert_string_equal(r.config->log.format.c_str(), "json");         // default
+    assert_string_equal(r.config->log.level.c_str(), "error");       // env beats file
+    assert_int_equal(r.config->log.sampling, 7);                     // file beats default
+    assert_string_equal(r.config->node.data_dir.c_str(), "/srv/r");  // env beats default
+    assert_string_equal(r.config->log.format.c_str(), "json");       // default
     LoadResult d = load_defaults({{"RAMPART_API_TLS_CERT", "c.pem"}, {"RAMPART_API_TLS_KEY", "k.pem"}});
     assert_true(d.ok());
     assert_string_equal(d.config->api.tls.cert.c_str(), "c.pem");
@@ -468,8 +480,10 @@ void test_env_value_syntax(void**) {
     assert_true(r.config->plugins.load.empty());
     assert_true(r.config->auth.enabled);
     assert_int_equal(r.config->ratelimit.auth_failures_per_min, 3);
-    for (const char* yes : {"true", "1", "yes"}) assert_true(load_defaults({{"RAMPART_AUTH_ENABLED", yes}}).config->auth.enabled);
-    for (const char* no : {"false", "0", "no"}) assert_false(load_defaults({{"RAMPART_AUTH_ENABLED", no}}).config->auth.enabled);
+    for (const char* yes : {"true", "1", "yes"})
+        assert_true(load_defaults({{"RAMPART_AUTH_ENABLED", yes}}).config->auth.enabled);
+    for (const char* no : {"false", "0", "no"})
+        assert_false(load_defaults({{"RAMPART_AUTH_ENABLED", no}}).config->auth.enabled);
 }
 
 void test_env_bad_values(void**) {
@@ -502,8 +516,9 @@ void test_env_unknown_variables(void**) {
     assert_true(r.ok());
     assert_int_equal(r.warnings.size(), 1);
     std::string w = r.warnings[0].to_string();
-    assert_true(contains(w, "environment: RAMPART_API_LISTN: not a configuration variable: section \"api\" has "
-                            "no key \"listn\"; ignored (known: RAMPART_API_LISTEN, "));
+    assert_true(contains(w,
+                         "environment: RAMPART_API_LISTN: not a configuration variable: section \"api\" has "
+                         "no key \"listn\"; ignored (known: RAMPART_API_LISTEN, "));
     assert_true(contains(w, "RAMPART_API_TLS_REQUIRE_CLIENT_CERT)"));
 }
 
@@ -535,8 +550,9 @@ void test_lists(void**) {
 }
 
 void test_nested_tls(void**) {
-    LoadResult r = load("api:\n  tls:\n    cert: /etc/c.pem\n    key: /etc/k.pem\n    ca: /etc/ca.pem\n"
-                        "    require_client_cert: true\n");
+    LoadResult r = load(
+        "api:\n  tls:\n    cert: /etc/c.pem\n    key: /etc/k.pem\n    ca: /etc/ca.pem\n"
+        "    require_client_cert: true\n");
     assert_true(r.ok());
     assert_string_equal(r.config->api.tls.key.c_str(), "/etc/k.pem");
     assert_true(r.config->api.tls.require_client_cert);
@@ -547,9 +563,9 @@ void test_nested_tls(void**) {
 
 void test_secrets_never_printed(void**) {
     const std::string secret = "hunter2-SECRET";
-    std::string text = all_text(load("cluster:\n  join_token: \"" + secret + "\\x01\"\n  role: x\n",
-                                     {{"RAMPART_AUTH_BOOTSTRAP_TOKEN", secret + "\x02"},
-                                      {"RAMPART_CLUSTER_JOIN_TOKEN", secret + "\n"}}));
+    std::string text = all_text(
+        load("cluster:\n  join_token: \"" + secret + "\\x01\"\n  role: x\n",
+             {{"RAMPART_AUTH_BOOTSTRAP_TOKEN", secret + "\x02"}, {"RAMPART_CLUSTER_JOIN_TOKEN", secret + "\n"}}));
     assert_true(contains(text, "t.yml:2:15: cluster.join_token: contains a control character (0x01)"));
     assert_true(contains(text, "environment: RAMPART_AUTH_BOOTSTRAP_TOKEN: contains a control character (0x02)"));
     assert_false(contains(text, "hunter2"));
@@ -575,7 +591,8 @@ void test_load_file(void**) {
     std::ofstream(path) << "log:\n  level: loud\n";
     LoadResult r = load_file(path, {});
     assert_string_equal(only_error(r).c_str(), (path + ":2:10: log.level: \"loud\" is not one of: debug, info, "
-                                                        "warn, error").c_str());
+                                                       "warn, error")
+                                                   .c_str());
     std::ofstream(path, std::ios::trunc) << "log: {level: warn}\n";
     r = load_file(path, {});
     assert_true(r.ok());
@@ -594,9 +611,11 @@ void test_load_file(void**) {
 }
 
 void test_diagnostic_format(void**) {
-    assert_string_equal((Diagnostic{"f.yml", 3, 7, "api.listen", "bad"}).to_string().c_str(), "f.yml:3:7: api.listen: bad");
+    assert_string_equal((Diagnostic{"f.yml", 3, 7, "api.listen", "bad"}).to_string().c_str(),
+                        "f.yml:3:7: api.listen: bad");
     assert_string_equal((Diagnostic{"f.yml", 3, 0, "k", "m"}).to_string().c_str(), "f.yml:3: k: m");
-    assert_string_equal((Diagnostic{"environment", 0, 0, "RAMPART_X", "m"}).to_string().c_str(), "environment: RAMPART_X: m");
+    assert_string_equal((Diagnostic{"environment", 0, 0, "RAMPART_X", "m"}).to_string().c_str(),
+                        "environment: RAMPART_X: m");
     assert_string_equal((Diagnostic{"f.yml", 0, 0, "", "m"}).to_string().c_str(), "f.yml: m");
 }
 
@@ -614,7 +633,8 @@ void test_deep_nesting(void**) {
 
 void test_oversized_input(void**) {
     std::string big = "# " + std::string(2 * 1024 * 1024, 'x') + "\n";
-    assert_string_equal(only_error(load(big)).c_str(), "t.yml: the file is 2097155 bytes; the limit is 1048576 (1 MiB)");
+    assert_string_equal(only_error(load(big)).c_str(),
+                        "t.yml: the file is 2097155 bytes; the limit is 1048576 (1 MiB)");
 }
 
 void test_billion_laughs(void**) {

@@ -26,9 +26,9 @@
 #include "net/address.h"
 #include "util/json.h"
 
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
 extern "C" {
 #include <cmocka.h>
@@ -180,7 +180,9 @@ void expect_error(const std::string& in, int status, const char* code, const Lim
     }
 }
 
-void expect_bad(const std::string& in, const Limits& limits = Limits{}) { expect_error(in, 400, "bad_request", limits); }
+void expect_bad(const std::string& in, const Limits& limits = Limits{}) {
+    expect_error(in, 400, "bad_request", limits);
+}
 
 // "Name: value\r\n" lines; the parser counts exactly these bytes against
 // max_header_bytes (not the request line, not the blank line).
@@ -467,8 +469,7 @@ void test_limit_header_bytes(void**) {
     expect_one(head_with("GET /" + std::string(50, 'u') + " HTTP/1.1", host), tight);
 
     // Default limit: a header far over 8 KiB.
-    expect_error("GET / HTTP/1.1\r\nHost: h\r\nX-Big: " + std::string(9000, 'b') + "\r\n\r\n", 431,
-                 "header_too_large");
+    expect_error("GET / HTTP/1.1\r\nHost: h\r\nX-Big: " + std::string(9000, 'b') + "\r\n\r\n", 431, "header_too_large");
 }
 
 void test_limit_header_count(void**) {
@@ -510,8 +511,7 @@ void test_limit_body_content_length(void**) {
     // Even when the client asked for 100-continue: 413 instead of 100.
     Limits l2 = limits;
     RequestParser parser(l2);
-    std::string expect_head =
-        "PUT /kv/a HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 17\r\n\r\n";
+    std::string expect_head = "PUT /kv/a HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 17\r\n\r\n";
     parser.feed(expect_head.data(), expect_head.size());
     assert_int_equal(static_cast<int>(parser.state()), static_cast<int>(State::Error));
     assert_int_equal(parser.error().status, 413);
@@ -585,12 +585,12 @@ void test_bad_content_length(void**) {
 
 void test_bad_chunks(void**) {
     const std::string head = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
-    expect_bad(head + "zz\r\nabc\r\n0\r\n\r\n");          // not hex
-    expect_bad(head + "-1\r\na\r\n0\r\n\r\n");            // negative
-    expect_bad(head + "\r\na\r\n0\r\n\r\n");              // empty size
+    expect_bad(head + "zz\r\nabc\r\n0\r\n\r\n");               // not hex
+    expect_bad(head + "-1\r\na\r\n0\r\n\r\n");                 // negative
+    expect_bad(head + "\r\na\r\n0\r\n\r\n");                   // empty size
     expect_bad(head + "fffffffffffffffff\r\na\r\n0\r\n\r\n");  // overflows 64 bits
     expect_bad(head + "10000000000000000\r\na\r\n0\r\n\r\n");
-    expect_bad(head + "1\r\nab\r\n0\r\n\r\n");            // chunk longer than its size
+    expect_bad(head + "1\r\nab\r\n0\r\n\r\n");  // chunk longer than its size
     expect_bad(head + "0x1\r\na\r\n0\r\n\r\n");
 }
 
@@ -609,8 +609,7 @@ void test_obs_fold(void**) {
     const std::string tab = "GET / HTTP/1.1\r\nHost: h\r\nX-A: one\r\n\ttwo\r\n\r\n";
     const std::string multi = "GET / HTTP/1.1\r\nHost: h\r\nX-A: one\r\n \t  two\r\n\r\n";
     const std::string on_host = "GET / HTTP/1.1\r\nHost: h\r\n .evil\r\n\r\n";
-    const std::string on_te =
-        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: x\r\n chunked\r\n\r\n0\r\n\r\n";
+    const std::string on_te = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: x\r\n chunked\r\n\r\n0\r\n\r\n";
     for (const std::string* in : {&space, &tab, &multi, &on_host, &on_te}) {
         expect_bad(*in);
         // Every split point, in particular between the line break and the
@@ -997,7 +996,8 @@ void test_response_error_shape(void**) {
     Response r = Response::error(413, "body_too_large", "request body larger than 16 bytes");
     assert_int_equal(r.status, 413);
     assert_string_equal(r.content_type.c_str(), "application/json");
-    assert_string_equal(r.body.c_str(), "{\"error\":\"request body larger than 16 bytes\",\"code\":\"body_too_large\"}\n");
+    assert_string_equal(r.body.c_str(),
+                        "{\"error\":\"request body larger than 16 bytes\",\"code\":\"body_too_large\"}\n");
     // Hostile text is escaped, so the body stays one JSON object.
     Response h = Response::error(400, "bad_request", "bad \"name\"\n\\x\x01");
     assert_string_equal(h.body.c_str(), "{\"error\":\"bad \\\"name\\\"\\n\\\\x\\u0001\",\"code\":\"bad_request\"}\n");
@@ -1049,7 +1049,8 @@ void test_serialize(void**) {
     empty.content_type.clear();
     std::string e;
     rampart::http::serialize(empty, fk, e);
-    assert_string_equal(e.c_str(), "HTTP/1.1 204 No Content\r\nDate: D\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n");
+    assert_string_equal(e.c_str(),
+                        "HTTP/1.1 204 No Content\r\nDate: D\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n");
 }
 
 void test_status_reason_and_date(void**) {
@@ -1077,8 +1078,8 @@ void test_request_id_sanity(void**) {
     assert_true(is_sane_request_id(std::string(128, 'x')));
     assert_false(is_sane_request_id(std::string(129, 'x')));
     assert_false(is_sane_request_id(""));
-    for (const char* bad : {"a b", "a\nb", "a\rb", "a\tb", "a/b", "a\"b", "a\\b", "a;b", "a,b", "a=b", "{}",
-                            "\xc3\xa9", "a\x7f", "<script>", "%41"}) {
+    for (const char* bad : {"a b", "a\nb", "a\rb", "a\tb", "a/b", "a\"b", "a\\b", "a;b", "a,b", "a=b", "{}", "\xc3\xa9",
+                            "a\x7f", "<script>", "%41"}) {
         assert_false(is_sane_request_id(bad));
     }
     assert_false(is_sane_request_id(std::string_view("a\0b", 3)));
@@ -1154,8 +1155,8 @@ void test_address_refused(void**) {
         const char* text;
         const char* hint;  // a substring of the error, or nullptr
     } cases[] = {
-        {"127.0.0.1", nullptr},            // missing port
-        {"127.0.0.1:", "port"},            // empty port
+        {"127.0.0.1", nullptr},  // missing port
+        {"127.0.0.1:", "port"},  // empty port
         {"127.0.0.1:65536", "port"},
         {"127.0.0.1:99999", "port"},
         {"127.0.0.1:123456", "port"},
@@ -1167,7 +1168,7 @@ void test_address_refused(void**) {
         {"1.2.3:80", nullptr},
         {"256.0.0.1:80", nullptr},
         {":7700", nullptr},
-        {"::1:7700", "brackets"},          // IPv6 without brackets
+        {"::1:7700", "brackets"},  // IPv6 without brackets
         {"fe80::1:80", "brackets"},
         {"[::1]", nullptr},
         {"[::1]:", "port"},

@@ -8,9 +8,9 @@
 #include "reload.h"
 
 // cmocka last: its fail() macro clashes with the C++ library.
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
 extern "C" {
 #include <cmocka.h>
@@ -25,22 +25,21 @@ namespace {
 std::string other_value(const config::KeySpec& spec) {
     std::string def = spec.default_value;
     switch (spec.type) {
-    case ValueType::Int: {
-        int64_t v = std::stoll(def);
-        return std::to_string(v < spec.max ? v + 1 : v - 1);
-    }
-    case ValueType::Bool: return def == "true" ? "false" : "true";
-    case ValueType::Enum: {
-        std::string all = spec.enum_values;
-        std::string first = all.substr(0, all.find('|'));
-        if (first != def) return first;
-        size_t bar = all.find('|');
-        return all.substr(bar + 1, all.find('|', bar + 1) - bar - 1);
-    }
-    case ValueType::Address: return "127.0.0.1:9999";
-    case ValueType::StringList:
-        return std::string(spec.path) == "cluster.seeds" ? "127.0.0.1:7711" : "other_value";
-    default: return def == "other_value" ? "another_value" : "other_value";
+        case ValueType::Int: {
+            int64_t v = std::stoll(def);
+            return std::to_string(v < spec.max ? v + 1 : v - 1);
+        }
+        case ValueType::Bool: return def == "true" ? "false" : "true";
+        case ValueType::Enum: {
+            std::string all = spec.enum_values;
+            std::string first = all.substr(0, all.find('|'));
+            if (first != def) return first;
+            size_t bar = all.find('|');
+            return all.substr(bar + 1, all.find('|', bar + 1) - bar - 1);
+        }
+        case ValueType::Address: return "127.0.0.1:9999";
+        case ValueType::StringList: return std::string(spec.path) == "cluster.seeds" ? "127.0.0.1:7711" : "other_value";
+        default: return def == "other_value" ? "another_value" : "other_value";
     }
 }
 

@@ -61,7 +61,8 @@ static int cb_init(rampart_plugin_ctx* ctx, const rampart_host* host, void** sta
     if (h == NULL) return -ENOMEM;
     h->host = host;
     h->ctx = ctx;
-    h->notes_total = host->counter_register(ctx, "rampart_hello_notes_total", "Notes taken by the hello plugin", NULL, 0);
+    h->notes_total =
+        host->counter_register(ctx, "rampart_hello_notes_total", "Notes taken by the hello plugin", NULL, 0);
     int rc = host->route_add(ctx, "GET", "/hello", cb_hello, h, 0);
     if (rc == 0) rc = host->route_add(ctx, "PUT", "/hello/note", cb_note, h, 0);
     if (rc != 0) {

@@ -122,6 +122,14 @@ public:
     void sweep();
 
 private:
+    // Who created an in-flight record. The host's request serial is unique;
+    // a request id alone is not (a client may send its own X-Request-Id).
+    std::string owner_of(rampart_request* req) const {
+        if (RAMPART_HOST_HAS(host_, request_serial)) return "serial:" + std::to_string(host_->request_serial(req));
+        const char* id = host_->request_id(req);
+        return id ? std::string(id).substr(0, kMaxOwner) : std::string();
+    }
+
     int read_config(Config* out);
     void log(rampart_log_level level, const std::string& msg) { host_->log(ctx_, level, msg.c_str()); }
     void count(const char* result) {
@@ -299,8 +307,7 @@ rampart_verdict Plugin::on_dedup(rampart_request* req) {
     r.fingerprint = fp;
     r.scope = std::move(scope);
     r.key = std::string(key);
-    const char* id = host_->request_id(req);
-    r.owner = id ? std::string(id).substr(0, kMaxOwner) : std::string();
+    r.owner = owner_of(req);
     if (store_.put(std::move(r), now + cfg_.in_flight_ms) == nullptr) {
         // Cannot happen within the configured bounds (an in-flight record
         // is a few hundred bytes, the budget at least 64 KiB); if it does,
@@ -361,13 +368,9 @@ void Plugin::on_response(rampart_request* req, const rampart_response_view* resp
     if (raw_key == nullptr || !valid_key(raw_key)) return;
     std::string scope = scope_of(host_->request_identity(req));
     Record* r = store_.peek(scope, raw_key);
-    const char* id = host_->request_id(req);
     // Only the request that created the record completes it: a duplicate
     // or an early answer for another request leaves it alone.
-    if (r == nullptr || r->state != State::InFlight || id == nullptr ||
-        r->owner != std::string_view(id).substr(0, kMaxOwner)) {
-        return;
-    }
+    if (r == nullptr || r->state != State::InFlight || r->owner.empty() || r->owner != owner_of(req)) return;
     int status = resp->status;
     // Server errors, timeouts and rate limits say nothing final about the
     // write: free the key so the client's retry runs.

@@ -1,17 +1,23 @@
 #!/bin/sh
-# make bench: rampartd vs nginx on GET /health, alternating wrk rounds.
+# make bench, in three parts, each printing its own section:
+#   1. rampartd vs nginx on GET /health, alternating wrk rounds (bench/http_vs_nginx.py);
+#   2. the plugin chain: rampartd without plugins vs with [ratelimit, idempotency,
+#      metrics], alternating wrk rounds (bench/plugin_chain.py);
+#   3. the rate-limit decision micro-benchmark (bench/ratelimit_decision.py).
 #
 #   bench/run.sh [BUILD_DIR]        (default: build)
 #
 # Environment: BENCH_PAIRS (5), BENCH_SECONDS (10), BENCH_WARMUP (2, 0 = none),
-# BENCH_CONNECTIONS (64), BENCH_THREADS (1), BENCH_KEEP=1 keeps the temporary
-# directory (configs, server logs, raw wrk output).
+# BENCH_CONNECTIONS (64), BENCH_THREADS (1) for parts 1 and 2; BENCH_DECISIONS
+# (10000000) for part 3; BENCH_KEEP=1 keeps the temporary directory (configs,
+# server logs, raw wrk output).
 #
-# Everything runs on 127.0.0.1. The work is done by bench/http_vs_nginx.py,
-# which stops what it starts; this wrapper owns the temporary directory, bounds
-# the whole run with timeout(1), and on exit kills by PID whatever the helper
-# recorded in $tmp/pids and is still alive (a backstop if the helper was killed).
-# Exit status: 0 when the benchmark ran (its targets are informational).
+# Everything runs on 127.0.0.1. The helpers (Python, shared code in
+# bench/benchlib.py) stop what they start; this wrapper owns the temporary
+# directory, bounds each part with timeout(1), and on exit kills by PID whatever
+# a helper recorded in $tmp/pids and is still alive (a backstop if a helper was
+# killed). Exit status: 0 when every part ran (the targets are informational);
+# otherwise the status of the first part that failed, after running the others.
 set -eu
 
 build_dir=${1:-build}
@@ -27,8 +33,9 @@ pairs=${BENCH_PAIRS:-5}
 seconds=${BENCH_SECONDS:-10}
 warmup=${BENCH_WARMUP:-2}
 case "$pairs$seconds$warmup" in *[!0-9]*|'') echo "bench: BENCH_PAIRS/SECONDS/WARMUP must be integers" >&2; exit 1 ;; esac
-# Two wrk runs per pair plus the warm-ups, each with slack, plus start/stop.
+# Per wrk part: two wrk runs per pair plus the warm-ups, each with slack, plus start/stop.
 limit=$(( pairs * 2 * (seconds + 15) + 2 * (warmup + 15) + 60 ))
+decision_limit=300
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/rampart-bench.XXXXXX")
 helper=""
@@ -47,14 +54,14 @@ cleanup() {
         left=""
         for pid in $(cat "$tmp/pids"); do
             case "$(cat "/proc/$pid/comm" 2>/dev/null)" in
-                rampartd|nginx|wrk) kill -TERM "$pid" 2>/dev/null && left="$left $pid" ;;
+                rampartd|nginx|wrk|bench_ratelimit) kill -TERM "$pid" 2>/dev/null && left="$left $pid" ;;
             esac
         done
         if [ -n "$left" ]; then
             sleep 1
             for pid in $left; do
                 case "$(cat "/proc/$pid/comm" 2>/dev/null)" in
-                    rampartd|nginx|wrk) kill -KILL "$pid" 2>/dev/null || true ;;
+                    rampartd|nginx|wrk|bench_ratelimit) kill -KILL "$pid" 2>/dev/null || true ;;
                 esac
             done
         fi
@@ -71,15 +78,32 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
 
-# Run the helper in the background and wait, so a signal to this shell runs the
-# trap at once instead of after the helper ends.
-timeout --signal=TERM --kill-after=20 "$limit" \
-    python3 "$here/http_vs_nginx.py" --build "$build_dir" --tmpdir "$tmp" &
-helper=$!
+# run_part TITLE LIMIT COMMAND...: one part under timeout(1), in the background so
+# that a signal to this shell runs the trap at once instead of after the part ends.
+# The first failing part's status becomes the script's; the other parts still run.
 rc=0
-wait "$helper" || rc=$?
-helper=""
-if [ "$rc" = 124 ]; then
-    echo "bench: the run exceeded its ${limit}s bound" >&2
-fi
+run_part() {
+    title=$1 bound=$2
+    shift 2
+    printf '\n==== %s ====\n' "$title"
+    timeout --signal=TERM --kill-after=20 "$bound" "$@" &
+    helper=$!
+    part_rc=0
+    wait "$helper" || part_rc=$?
+    helper=""
+    if [ "$part_rc" = 124 ]; then
+        echo "bench: $title: the run exceeded its ${bound}s bound" >&2
+    elif [ "$part_rc" != 0 ]; then
+        echo "bench: $title: failed (exit status $part_rc)" >&2
+    fi
+    [ "$rc" != 0 ] || rc=$part_rc
+}
+
+run_part "1/3 rampartd vs nginx (bench/http_vs_nginx.py)" "$limit" \
+    python3 "$here/http_vs_nginx.py" --build "$build_dir" --tmpdir "$tmp"
+run_part "2/3 plugin chain: no plugins vs ratelimit+idempotency+metrics (bench/plugin_chain.py)" "$limit" \
+    python3 "$here/plugin_chain.py" --build "$build_dir" --tmpdir "$tmp"
+run_part "3/3 rate-limit decision (bench/ratelimit_decision.py)" "$decision_limit" \
+    python3 "$here/ratelimit_decision.py" --build "$build_dir" --pidfile "$tmp/pids" \
+    --timeout $(( decision_limit - 10 ))
 exit "$rc"

@@ -30,7 +30,7 @@ $(ASAN_BUILD)/build.ninja:
 
 test-asan: deps $(ASAN_BUILD)/build.ninja
 	@ninja -C $(ASAN_BUILD)
-	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	@RAMPART_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		python3 scripts/run-tests.py --build $(ASAN_BUILD) --no-fuzz --slow-factor 3
 
 # libFuzzer needs clang; meson 1.0 has no fuzzer sanitizer option, so the

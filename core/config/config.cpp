@@ -14,8 +14,6 @@
 
 #include "config/yaml_tree.h"
 
-extern char** environ;
-
 namespace rampart::config {
 namespace {
 

@@ -17,7 +17,7 @@
 
 namespace rampart::config {
 
-inline constexpr size_t kMaxYamlBytes = 1024 * 1024;
+inline constexpr size_t kMaxYamlBytes = size_t{1} << 20;
 inline constexpr int kMaxYamlDepth = 32;
 inline constexpr size_t kMaxYamlErrors = 100;
 

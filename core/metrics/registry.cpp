@@ -157,7 +157,7 @@ bool valid_label_name(std::string_view name) {
     return true;
 }
 
-Metric::Metric(Type type, std::string name, std::string help, std::vector<std::string> label_names,
+Metric::Metric(Type type, std::string name, std::string_view help, std::vector<std::string> label_names,
                std::vector<double> buckets, size_t max_series)
     : type_(type),
       name_(std::move(name)),
@@ -267,7 +267,7 @@ void Metric::render(std::string& out) const {
 
 Metric* Registry::add(Type type, std::string_view name, std::string_view help, const std::vector<std::string>& labels,
                       const std::vector<double>& buckets, std::string* error) {
-    auto fail = [&](std::string why) -> Metric* {
+    auto fail = [&](const std::string& why) -> Metric* {
         if (error) *error = std::string(name) + ": " + why;
         return nullptr;
     };
@@ -312,7 +312,7 @@ Metric* Registry::add(Type type, std::string_view name, std::string_view help, c
             }
         }
     }
-    auto metric = std::make_unique<Metric>(type, std::string(name), std::string(help), labels,
+    auto metric = std::make_unique<Metric>(type, std::string(name), help, labels,
                                            type == Type::Histogram ? buckets : std::vector<double>{}, max_series_);
     Metric* raw = metric.get();
     metrics_.emplace(std::string(name), std::move(metric));

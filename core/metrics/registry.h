@@ -26,7 +26,7 @@ struct Series {
 
 class Metric {
 public:
-    Metric(Type type, std::string name, std::string help, std::vector<std::string> label_names,
+    Metric(Type type, std::string name, std::string_view help, std::vector<std::string> label_names,
            std::vector<double> buckets, size_t max_series);
 
     // `label_values` must have one entry per label name (extra are ignored,

@@ -142,7 +142,8 @@ void retire_timer(rampart_timer* t) {
     if (t->stopped) return;
     t->stopped = true;
     uv_timer_stop(&t->handle);
-    t->self->release();
+    // libuv owns the timer until its close callback, which frees it.
+    (void)t->self->release();
     t->owner->timers.erase(t->self);
     uv_close(reinterpret_cast<uv_handle_t*>(&t->handle), free_timer);
 }

@@ -29,7 +29,7 @@ Sha256::Sha256()
 
 void Sha256::block(const uint8_t* p) {
     uint32_t w[64];
-    for (int i = 0; i < 16; ++i) {
+    for (size_t i = 0; i < 16; ++i) {
         w[i] = (uint32_t(p[4 * i]) << 24) | (uint32_t(p[4 * i + 1]) << 16) | (uint32_t(p[4 * i + 2]) << 8) |
                uint32_t(p[4 * i + 3]);
     }
@@ -90,7 +90,7 @@ Digest Sha256::finish() {
     for (int i = 0; i < 8; ++i) len_be[i] = static_cast<uint8_t>(bits >> (56 - 8 * i));
     update(len_be, 8);
     Digest out;
-    for (int i = 0; i < 8; ++i) {
+    for (size_t i = 0; i < 8; ++i) {
         out[4 * i] = static_cast<uint8_t>(h_[i] >> 24);
         out[4 * i + 1] = static_cast<uint8_t>(h_[i] >> 16);
         out[4 * i + 2] = static_cast<uint8_t>(h_[i] >> 8);

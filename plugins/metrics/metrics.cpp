@@ -219,7 +219,7 @@ int cb_reload(void* state, rampart_plugin_ctx* ctx) {
     }
 }
 
-void cb_fini(void* state) { delete static_cast<metrics_state*>(state); }
+void cb_fini(void* state) { std::unique_ptr<metrics_state> owned(static_cast<metrics_state*>(state)); }
 
 constexpr rampart_config_key kSchema[] = {
     {"token", RAMPART_CONFIG_STRING, "", static_cast<int64_t>(kMinTokenLength), kMaxTokenLength,

@@ -19,6 +19,8 @@ BUILD = os.environ.get("RAMPART_BUILD", os.path.join(ROOT, "build"))
 RAMPARTD = os.path.join(BUILD, "rampartd")
 RAMPARTCTL = os.path.join(BUILD, "rampartctl")
 SLOW = float(os.environ.get("RAMPART_SLOW_FACTOR", "1"))
+# Set by `make test-asan`: memory figures (RSS) are not meaningful there.
+SANITIZED = os.environ.get("RAMPART_SANITIZED") == "1"
 
 
 def scaled(seconds):

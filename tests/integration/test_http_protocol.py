@@ -9,7 +9,7 @@ import socket
 import time
 import unittest
 
-from harness import Daemon, ResponseStream, build_request, parse_response, parse_responses, recv_all, scaled
+from harness import SANITIZED, Daemon, ResponseStream, build_request, parse_response, parse_responses, recv_all, scaled
 
 
 def get(path, request_id=None, close=False, method="GET", body=b"", headers=None, version="1.1"):
@@ -200,7 +200,10 @@ class HttpProtocol(unittest.TestCase):
                         time.sleep(0.01)
                 time.sleep(0.3)  # let the daemon chew on what it has
                 grown = vm_hwm_kib(d.proc.pid) - hwm_before
-                self.assertLess(grown, 8 * 1024, f"daemon buffered {grown} KiB for a client that does not read")
+                # ASan keeps freed memory in its quarantine, so RSS says nothing
+        # there; the bound is checked in the normal build.
+        if not SANITIZED:
+            self.assertLess(grown, 8 * 1024, f"daemon buffered {grown} KiB for a client that does not read")
                 sel = selectors.DefaultSelector()
                 sel.register(s, selectors.EVENT_READ | selectors.EVENT_WRITE)
                 while got < n and time.monotonic() < deadline:

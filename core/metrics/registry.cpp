@@ -167,7 +167,13 @@ Metric::Metric(Type type, std::string name, std::string_view help, std::vector<s
     assign_utf8(help_, help);
 }
 
-Series& Metric::series_for(const std::vector<std::string_view>& label_values) {
+Series& Metric::series_for(LabelValues label_values) {
+    // Fast path: a label set seen before, found from the caller's views
+    // (stored values are the same bytes when they were valid UTF-8).
+    if (label_values.size() == label_names_.size()) {
+        auto found = series_.find(label_values);
+        if (found != series_.end()) return found->second;
+    }
     std::vector<std::string> key(label_names_.size());
     for (size_t i = 0; i < key.size() && i < label_values.size(); ++i) assign_utf8(key[i], label_values[i]);
     auto it = series_.find(key);
@@ -182,17 +188,17 @@ Series& Metric::series_for(const std::vector<std::string_view>& label_values) {
     return s;
 }
 
-void Metric::add(const std::vector<std::string_view>& label_values, double delta) {
+void Metric::add(LabelValues label_values, double delta) {
     if (type_ == Type::Histogram || (type_ == Type::Counter && !(delta >= 0))) return;
     series_for(label_values).value += delta;
 }
 
-void Metric::set(const std::vector<std::string_view>& label_values, double value) {
+void Metric::set(LabelValues label_values, double value) {
     if (type_ != Type::Gauge) return;
     series_for(label_values).value = value;
 }
 
-void Metric::observe(const std::vector<std::string_view>& label_values, double value) {
+void Metric::observe(LabelValues label_values, double value) {
     if (type_ != Type::Histogram || std::isnan(value)) return;
     Series& s = series_for(label_values);
     auto it = std::lower_bound(buckets_.begin(), buckets_.end(), value);

@@ -6,8 +6,10 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,6 +26,19 @@ struct Series {
     uint64_t count = 0;
 };
 
+// Orders label sets, and finds a stored set (strings) from views of the
+// caller's values without building strings: the per-request path.
+struct LabelsLess {
+    using is_transparent = void;
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+        return std::lexicographical_compare(std::begin(a), std::end(a), std::begin(b), std::end(b),
+                                            [](std::string_view x, std::string_view y) { return x < y; });
+    }
+};
+
+using LabelValues = std::span<const std::string_view>;
+
 class Metric {
 public:
     Metric(Type type, std::string name, std::string_view help, std::vector<std::string> label_names,
@@ -31,9 +46,15 @@ public:
 
     // `label_values` must have one entry per label name (extra are ignored,
     // missing are ""). Counters ignore negative deltas.
-    void add(const std::vector<std::string_view>& label_values, double delta);
-    void set(const std::vector<std::string_view>& label_values, double value);
-    void observe(const std::vector<std::string_view>& label_values, double value);
+    void add(LabelValues label_values, double delta);
+    void set(LabelValues label_values, double value);
+    void observe(LabelValues label_values, double value);
+    // The same, for brace lists: m->add({"success"}, 1).
+    void add(std::initializer_list<std::string_view> v, double delta) { add(LabelValues(v.begin(), v.size()), delta); }
+    void set(std::initializer_list<std::string_view> v, double value) { set(LabelValues(v.begin(), v.size()), value); }
+    void observe(std::initializer_list<std::string_view> v, double value) {
+        observe(LabelValues(v.begin(), v.size()), value);
+    }
 
     Type type() const { return type_; }
     const std::string& name() const { return name_; }
@@ -45,7 +66,7 @@ public:
     void render(std::string& out) const;
 
 private:
-    Series& series_for(const std::vector<std::string_view>& label_values);
+    Series& series_for(LabelValues label_values);
 
     Type type_;
     std::string name_;
@@ -53,7 +74,7 @@ private:
     std::vector<std::string> label_names_;
     std::vector<double> buckets_;
     size_t max_series_;
-    std::map<std::vector<std::string>, Series, std::less<>> series_;
+    std::map<std::vector<std::string>, Series, LabelsLess> series_;
 };
 
 class Registry {

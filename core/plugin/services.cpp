@@ -1,6 +1,8 @@
 // The host-services table (rampart_host): what a plugin may ask of the
 // core. Every function checks its arguments: a plugin bug returns an
 // error instead of corrupting the daemon.
+#include <algorithm>
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -100,25 +102,34 @@ rampart_metric* svc_histogram_register(rampart_plugin_ctx* ctx, const char* name
     return registered(ctx, m, error);
 }
 
-std::vector<std::string_view> label_views(const metrics::Metric* m, const char* const* values) {
-    std::vector<std::string_view> out(m->label_names().size());
-    for (size_t i = 0; values != nullptr && i < out.size(); ++i) out[i] = values[i] ? values[i] : "";
+// Views of a plugin's label values, without allocating (at most
+// Registry::kMaxLabels labels).
+struct LabelViews {
+    std::array<std::string_view, metrics::Registry::kMaxLabels> items{};
+    size_t count = 0;
+    metrics::LabelValues span() const { return {items.data(), count}; }
+};
+
+LabelViews label_views(const metrics::Metric* m, const char* const* values) {
+    LabelViews out;
+    out.count = std::min(m->label_names().size(), out.items.size());
+    for (size_t i = 0; values != nullptr && i < out.count; ++i) out.items[i] = values[i] ? values[i] : "";
     return out;
 }
 
 void svc_counter_add(rampart_metric* metric, const char* const* values, double delta) {
     auto* m = reinterpret_cast<metrics::Metric*>(metric);
-    if (m != nullptr) m->add(label_views(m, values), delta);
+    if (m != nullptr) m->add(label_views(m, values).span(), delta);
 }
 
 void svc_gauge_set(rampart_metric* metric, const char* const* values, double value) {
     auto* m = reinterpret_cast<metrics::Metric*>(metric);
-    if (m != nullptr) m->set(label_views(m, values), value);
+    if (m != nullptr) m->set(label_views(m, values).span(), value);
 }
 
 void svc_histogram_observe(rampart_metric* metric, const char* const* values, double value) {
     auto* m = reinterpret_cast<metrics::Metric*>(metric);
-    if (m != nullptr) m->observe(label_views(m, values), value);
+    if (m != nullptr) m->observe(label_views(m, values).span(), value);
 }
 
 const char* svc_metrics_render(rampart_plugin_ctx* ctx, size_t* len) {

@@ -387,6 +387,22 @@ def read_bench_env(args):
     args.connections = env_int("BENCH_CONNECTIONS", 64, 1)
 
 
+def run_bench(body, cleanup):
+    """Run body() for its exit status. A BenchError, an OSError or an
+    interrupt becomes one line on stderr and status 1; cleanup() (stop what
+    was started) always runs."""
+    try:
+        return body()
+    except (BenchError, OSError) as e:
+        print(f"bench: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as e:
+        print(f"bench: interrupted ({e})", file=sys.stderr)
+        return 1
+    finally:
+        cleanup()
+
+
 def raise_on_signals():
     """SIGTERM and SIGHUP raise KeyboardInterrupt, so `finally` blocks stop the servers."""
     def on_signal(signum, _frame):

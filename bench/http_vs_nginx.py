@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 
-from benchlib import (BenchError, Rampart, Server, fmt_k, free_port, median_of, mib,
+from benchlib import (BenchError, run_bench, Rampart, Server, fmt_k, free_port, median_of, mib,
                       print_table, proc_children, progress_line, raise_on_signals,
                       read_bench_env, run_wrk, stripped_size, CLK_TCK)
 
@@ -180,7 +180,7 @@ def main():
     pidfile = os.path.join(args.tmpdir, "pids")
     rampart = Rampart(args.tmpdir, pidfile, args.build)
     nginx = Nginx(args.tmpdir, pidfile)
-    try:
+    def body():
         read_bench_env(args)
         logdir = os.path.join(args.tmpdir, "wrk")
         os.makedirs(logdir, exist_ok=True)
@@ -216,15 +216,8 @@ def main():
                  "plugins_stripped": sum(stripped_size(p) for p in plugins)}
         print_report(args, rampart, nginx, pairs, sizes, rss)
         return 0
-    except (BenchError, OSError) as e:
-        print(f"bench: error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt as e:
-        print(f"bench: interrupted ({e})", file=sys.stderr)
-        return 1
-    finally:
-        nginx.stop()
-        rampart.stop()
+
+    return run_bench(body, cleanup=lambda: (nginx.stop(), rampart.stop()))
 
 
 if __name__ == "__main__":

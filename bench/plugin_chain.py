@@ -41,7 +41,7 @@ import shutil
 import statistics
 import sys
 
-from benchlib import (BenchError, Rampart, fmt_k, http_get, median_of, print_table,
+from benchlib import (BenchError, run_bench, Rampart, fmt_k, http_get, median_of, print_table,
                       progress_line, raise_on_signals, read_bench_env, run_wrk, CLK_TCK)
 
 PLUGINS = ["ratelimit", "idempotency", "metrics"]
@@ -212,7 +212,7 @@ def main():
     b_srv = Rampart(args.tmpdir, pidfile, args.build, name="rampartd B (plugin chain)",
                     subdir="plugins-on", plugins_load=PLUGINS, policies_dir=policies,
                     extra_yaml=auth_off)
-    try:
+    def body():
         read_bench_env(args)
         logdir = os.path.join(args.tmpdir, "wrk")
         os.makedirs(logdir, exist_ok=True)
@@ -247,15 +247,8 @@ def main():
                   "the real rate-limit decision", file=sys.stderr)
             return 1
         return 0
-    except (BenchError, OSError) as e:
-        print(f"bench: error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt as e:
-        print(f"bench: interrupted ({e})", file=sys.stderr)
-        return 1
-    finally:
-        b_srv.stop()
-        a_srv.stop()
+
+    return run_bench(body, cleanup=lambda: (b_srv.stop(), a_srv.stop()))
 
 
 if __name__ == "__main__":

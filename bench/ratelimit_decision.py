@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 
-from benchlib import BenchError, cpu_times, env_int, print_table, raise_on_signals, CLK_TCK
+from benchlib import BenchError, cpu_times, env_int, print_table, raise_on_signals, run_bench, CLK_TCK
 
 TARGET_NS = 1000.0
 LINE = re.compile(r"^(.*?)\s+([\d.]+) ns/decision \(fastest batch\s+([\d.]+); (\d+) keys tracked\)\s*$", re.M)
@@ -56,7 +56,8 @@ def main():
     plugin = os.path.join(args.build, "plugins", "ratelimit.so")
     w = sys.stdout.write
     proc = None
-    try:
+    def body():
+        nonlocal proc
         decisions = env_int("BENCH_DECISIONS", 0, 0)
         # Someone may be relinking it right now: give it a moment to come back.
         deadline = time.monotonic() + 30
@@ -125,16 +126,13 @@ def main():
         else:
             w(f", and ratelimit.so links no Lua (NEEDED: {', '.join(libs)}).\n")
         return 0
-    except (BenchError, OSError) as e:
-        print(f"bench: error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt as e:
-        print(f"bench: interrupted ({e})", file=sys.stderr)
-        return 1
-    finally:
+
+    def stop():
         if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait()
+
+    return run_bench(body, cleanup=stop)
 
 
 if __name__ == "__main__":

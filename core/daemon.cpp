@@ -117,6 +117,22 @@ bool apply_dev_mode(config::Config& cfg, std::string* error) {
     return true;
 }
 
+// The configuration for this start or reload: the file (or, for --dev
+// without a file, the defaults) plus the environment, then --dev's rules.
+// Start-up and SIGHUP both come here, so a reload reads what start read.
+config::LoadResult load_config(const Options& options) {
+    auto env = config::process_environment();
+    bool dev_without_file = options.dev && !options.config_path_given && access(options.config_path.c_str(), F_OK) != 0;
+    config::LoadResult loaded =
+        dev_without_file ? config::load_defaults(env) : config::load_file(options.config_path, env);
+    std::string dev_error;
+    if (loaded.ok() && options.dev && !apply_dev_mode(*loaded.config, &dev_error)) {
+        loaded.errors.push_back({"--dev", 0, 0, "api.listen", dev_error});
+        loaded.config.reset();
+    }
+    return loaded;
+}
+
 // Plugin sections from the config; the core's `ratelimit` keys (which the
 // brief fixes, with their RAMPART_RATELIMIT_* names) are the ratelimit
 // plugin's section.
@@ -272,14 +288,7 @@ bool Daemon::reload() {
 
 bool Daemon::reload_config() {
     log::info("reloading configuration", {{"file", options_.config_path}});
-    config::LoadResult loaded = options_.config_path_given || !options_.dev
-                                    ? config::load_file(options_.config_path, config::process_environment())
-                                    : config::load_defaults(config::process_environment());
-    std::string dev_error;
-    if (loaded.ok() && options_.dev && !apply_dev_mode(*loaded.config, &dev_error)) {
-        loaded.errors.push_back({"environment", 0, 0, "api.listen", dev_error});
-        loaded.config.reset();
-    }
+    config::LoadResult loaded = load_config(options_);
     if (!loaded.ok()) {
         for (const auto& d : loaded.errors) log::error("config reload: invalid", {{"problem", d.to_string()}});
         log::error("config reload failed; keeping the running configuration", {{"errors", loaded.errors.size()}});
@@ -472,15 +481,6 @@ int Daemon::run() {
     return exit_status_;
 }
 
-config::LoadResult load_for(const Options& options) {
-    auto env = config::process_environment();
-    // --dev runs without a config file if the default one is not there.
-    if (options.dev && !options.config_path_given && access(options.config_path.c_str(), F_OK) != 0) {
-        return config::load_defaults(env);
-    }
-    return config::load_file(options.config_path, env);
-}
-
 }  // namespace
 
 void print_usage() {
@@ -526,12 +526,7 @@ int run(const Options& options) {
     }
     // Writes to a closed socket must fail with EPIPE, not kill the daemon.
     signal(SIGPIPE, SIG_IGN);
-    config::LoadResult loaded = load_for(options);
-    std::string dev_error;
-    if (loaded.ok() && options.dev && !apply_dev_mode(*loaded.config, &dev_error)) {
-        fprintf(stderr, "rampartd: config error: %s\n", dev_error.c_str());
-        return kExitConfigError;
-    }
+    config::LoadResult loaded = load_config(options);
     print_diagnostics(loaded);
     if (!loaded.ok()) return kExitConfigError;
     if (options.check_config) {

@@ -124,6 +124,10 @@ std::span<const KeySpec> schema();
 // "node.data_dir" -> "RAMPART_NODE_DATA_DIR"
 std::string env_name(std::string_view path);
 
+// A list as the environment writes it: "a, b,c" -> {a, b, c}; "" -> {}.
+// Empty items are kept so that a check can report them.
+std::vector<std::string> split_list(std::string_view text);
+
 // A problem found while loading. `line`/`column` are 1-based; 0 when the
 // problem has no position (e.g. it came from the environment).
 struct Diagnostic {

@@ -234,20 +234,6 @@ std::string_view trim(std::string_view s) {
     return s;
 }
 
-// "a, b,c" -> {a, b, c}; "" -> {}. Empty items are kept so that the
-// check reports them instead of silently dropping a typo.
-std::vector<std::string> split_list(std::string_view text) {
-    std::vector<std::string> items;
-    if (trim(text).empty()) return items;
-    while (true) {
-        size_t comma = text.find(',');
-        items.emplace_back(trim(text.substr(0, comma)));
-        if (comma == std::string_view::npos) break;
-        text.remove_prefix(comma + 1);
-    }
-    return items;
-}
-
 // Where each path lives in Config. The macro spells the member once, so
 // the path string cannot drift from the field it names.
 using FieldRef = std::variant<std::string*, int64_t*, bool*, std::vector<std::string>*>;
@@ -306,6 +292,20 @@ FieldRef field_of(Config& config, const KeySpec& spec) {
 }
 
 }  // namespace
+
+// "a, b,c" -> {a, b, c}; "" -> {}. Empty items are kept so that the
+// check reports them instead of silently dropping a typo.
+std::vector<std::string> split_list(std::string_view text) {
+    std::vector<std::string> items;
+    if (trim(text).empty()) return items;
+    while (true) {
+        size_t comma = text.find(',');
+        items.emplace_back(trim(text.substr(0, comma)));
+        if (comma == std::string_view::npos) break;
+        text.remove_prefix(comma + 1);
+    }
+    return items;
+}
 
 Value get_value(const Config& config, const KeySpec& spec) {
     // Only read through the reference; the table is shared with set_value.

@@ -72,22 +72,9 @@ std::string check_value(const rampart_config_key& key, std::string_view value) {
     }
 }
 
-// "a,b,c" -> {a, b, c}; "" -> {} (defaults and environment values).
-std::vector<std::string> split_list(const std::string& text) {
-    std::vector<std::string> items;
-    size_t start = 0;
-    while (!text.empty() && start <= text.size()) {
-        size_t comma = text.find(',', start);
-        items.push_back(text.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
-        if (comma == std::string::npos) break;
-        start = comma + 1;
-    }
-    return items;
-}
-
 std::vector<std::string> default_values(const rampart_config_key& key) {
     std::string def = key.default_value ? key.default_value : "";
-    if (key.type == RAMPART_CONFIG_STRING_LIST) return split_list(def);
+    if (key.type == RAMPART_CONFIG_STRING_LIST) return config::split_list(def);
     if (def.empty() && key.type == RAMPART_CONFIG_INT) def = "0";
     if (def.empty() && key.type == RAMPART_CONFIG_BOOL) def = "false";
     return {def};
@@ -118,7 +105,7 @@ bool validate_section(const std::string& plugin, const rampart_config_key* schem
             continue;
         }
         std::vector<std::string> items = setting.values;
-        if (wants_list && setting.from_env) items = split_list(setting.values.empty() ? "" : setting.values[0]);
+        if (wants_list && setting.from_env) items = config::split_list(setting.values.empty() ? "" : setting.values[0]);
         bool ok = true;
         for (const std::string& v : items) {
             std::string problem = check_value(*key, v);

@@ -204,6 +204,10 @@ bool PluginHost::dedup(http::Exchange& ex) {
 }
 
 void PluginHost::response(http::Exchange& ex, const http::Response& resp) {
+    // Every answer passes here: build the view only if some plugin looks.
+    bool wanted = false;
+    for (const auto& p : plugins_) wanted = wanted || RAMPART_HOOK(*p, on_response);
+    if (!wanted) return;
     rampart_request req;
     bind_request(&req, ex);
     std::vector<const char*> names, values;

@@ -1,5 +1,7 @@
 """Signals: SIGHUP reloads the configuration (good, broken, restart-only
 changes); SIGTERM and SIGINT drain in-flight requests and exit 0."""
+import os
+import shutil
 import signal
 import socket
 import time
@@ -80,6 +82,30 @@ class Reload(unittest.TestCase):
             self.d.signal(signal.SIGHUP)
         time.sleep(scaled(0.5))
         self.assertEqual(self.d.request("GET", "/health").status, 200)
+
+
+class DevReload(unittest.TestCase):
+    """`make run` starts `rampartd --dev` with the default etc/rampart.yml
+    and no -c: SIGHUP must re-read that same file (it once read the
+    defaults instead, silently undoing the file's settings)."""
+
+    def test_dev_node_reloads_its_default_config_file(self):
+        d = Daemon(args=["--dev"])
+        os.makedirs(os.path.join(d.dir, "etc"))
+        etc = os.path.join(d.dir, "etc", "rampart.yml")
+        shutil.copy(d.config_path, etc)
+        with d:
+            big = b"x" * 3000
+            self.assertEqual(d.request("POST", "/health", body=big).status, 405)
+            with open(etc) as f:
+                text = f.read().replace('listen: "127.0.0.1:0"', 'listen: "127.0.0.1:0"\n  max_body_bytes: 2048')
+            with open(etc, "w") as f:
+                f.write(text)
+            before = len(d.log_entries())
+            d.signal(signal.SIGHUP)
+            done = d.wait_log(lambda e: e.get("msg") == "configuration reloaded" and d.log_entries().index(e) >= before)
+            self.assertIn("api.max_body_bytes", done["changed"])
+            self.assertEqual(d.request("POST", "/health", body=big).status, 413)
 
 
 class Drain(unittest.TestCase):

@@ -42,6 +42,19 @@
  *                       is sent (idempotency captures it, metrics count it)
  *   Once a plugin answers in step 3 or 4, later plugins' hooks of steps 3-4
  *   are skipped, but every plugin's on_response still runs.
+ *
+ * Transports (ABI 1.1; see "transport" below and docs/plugins.md)
+ *   One loaded plugin may provide a transport: a byte-stream layer (TLS)
+ *   the host puts between a socket and its user. The host owns every
+ *   socket and all of libuv; the transport only sees bytes:
+ *     network -> host -> session_input(ciphertext)
+ *                        -> host->stream_deliver(plaintext) -> the user
+ *     the user -> host -> session_write(plaintext)
+ *                        -> host->stream_send(ciphertext) -> network
+ *   A session reports its handshake once, through
+ *   host->stream_handshake_done, with an error class and the peer's
+ *   identity. Expensive handshake steps may run on the host's worker
+ *   threads (host->work_submit); nothing else leaves the loop thread.
  */
 #ifndef RAMPART_PLUGIN_H
 #define RAMPART_PLUGIN_H
@@ -54,7 +67,7 @@ extern "C" {
 #endif
 
 #define RAMPART_ABI_MAJOR 1
-#define RAMPART_ABI_MINOR 0
+#define RAMPART_ABI_MINOR 1
 
 /* The symbol every plugin exports. */
 #define RAMPART_PLUGIN_ENTRY_SYMBOL "rampart_plugin_entry"
@@ -150,6 +163,119 @@ typedef struct rampart_response_view {
     const char* const* header_values;
     double duration_seconds; /* from request parsed to this answer */
 } rampart_response_view;
+
+/* ---- transport (ABI 1.1) ---------------------------------------------- */
+
+/* The host side of one connection that a transport session wraps. Owned
+ * by the host; valid from session_new until session_free. */
+typedef struct rampart_stream rampart_stream;
+
+typedef enum rampart_transport_side {
+    RAMPART_SIDE_SERVER = 0, /* the host accepted the connection */
+    RAMPART_SIDE_CLIENT = 1  /* the host dialled it */
+} rampart_transport_side;
+
+/* Outcome classes, shared with the retry policy (policies/retry.lua). */
+typedef enum rampart_transport_error {
+    RAMPART_TRANSPORT_OK = 0,
+    RAMPART_TRANSPORT_TLS_ERROR = 1,     /* "tls_error": protocol, certificate, name or pin failure */
+    RAMPART_TRANSPORT_NETWORK_ERROR = 2, /* "network_error": the connection broke */
+    RAMPART_TRANSPORT_TIMEOUT = 3        /* "timeout": the handshake did not finish in time */
+} rampart_transport_error;
+
+/* The certificate the other side presented. Borrowed. */
+typedef struct rampart_peer_identity {
+    uint32_t struct_size;
+    int verified;                   /* 1: chain verified against the CA (and, for a
+                                       client, the expected node id matched) */
+    const char* subject_cn;         /* "" if none */
+    const char* const* dns_sans;    /* DNS subjectAltNames, in certificate order */
+    size_t dns_san_count;
+    const char* cert_sha256;        /* lower-case hex of SHA-256 over the DER certificate */
+    const char* spki_sha256;        /* lower-case hex of SHA-256 over the DER SubjectPublicKeyInfo */
+    int64_t not_after_unix;         /* expiry, unix seconds */
+} rampart_peer_identity;
+
+/* Delivered once per session by host->stream_handshake_done. Borrowed. */
+typedef struct rampart_handshake_result {
+    uint32_t struct_size;
+    rampart_transport_error error;
+    const char* reason;   /* a stable code: "ok", "unknown_ca", "expired", "name_mismatch",
+                             "no_client_certificate", "pin_mismatch", "protocol", ... */
+    const char* detail;   /* one human line for the log; never contains key material */
+    const rampart_peer_identity* peer; /* NULL when the other side sent no certificate */
+    const char* protocol; /* e.g. "TLSv1.2" */
+    const char* cipher;   /* e.g. "TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256" */
+    int resumed;          /* 1: an abbreviated (session ticket) handshake */
+} rampart_handshake_result;
+
+/* What one transport context is for and where its material lives. The
+ * host builds one context for the API port (api.tls) and one for the peer
+ * port (peers.yml `tls`), and a new one on every SIGHUP. Borrowed. */
+typedef struct rampart_transport_settings {
+    uint32_t struct_size;
+    const char* purpose;          /* "api" or "peer" (names metrics and errors) */
+    const char* cert_file;        /* server certificate chain (PEM) */
+    const char* key_file;         /* its private key: mode 0600 or 0400 */
+    const char* ca_file;          /* CA bundle that verifies the other side; "" = none */
+    const char* client_cert_file; /* certificate for dialling out; "" = cert_file */
+    const char* client_key_file;  /* its key; "" = key_file */
+    int require_client_cert;      /* server side: refuse clients without a verified certificate */
+    const char* pins_file;        /* pinned_certs.json; "" = no pinning */
+} rampart_transport_settings;
+
+/* Implemented by a transport plugin; every function runs on the loop
+ * thread. A context is immutable once built: sessions keep the context
+ * they started with (the plugin reference-counts it), so a reload never
+ * touches an established connection. */
+typedef struct rampart_transport {
+    uint32_t struct_size;
+    const char* name; /* e.g. "tls" */
+
+    /* Read and check the material (files exist, key permissions, key
+     * matches certificate, not expired, pins parse). On failure return a
+     * negative errno and a one-line message in err, naming the file, e.g.
+     * "TLS api key etc/k.pem has insecure permissions 0644 (must be 0600)". */
+    int (*context_new)(void* state, const rampart_transport_settings* settings, void** context, char* err,
+                       size_t err_len);
+    /* The host drops its reference; sessions may still hold theirs. */
+    void (*context_release)(void* state, void* context);
+
+    /* Wrap a connection. `expected_peer` (client side) is the node id or
+     * host name the server's certificate must carry as a DNS SAN; NULL or
+     * "" on the server side. A client session starts its handshake at once. */
+    int (*session_new)(void* state, void* context, rampart_stream* stream, rampart_transport_side side,
+                       const char* expected_peer, void** session);
+    /* Ciphertext from the network, in order. Return a negative errno on a
+     * fatal protocol error (the host closes the connection). */
+    int (*session_input)(void* session, const char* data, size_t len);
+    /* Plaintext to send (only after a successful handshake). */
+    int (*session_write)(void* session, const char* data, size_t len);
+    /* Orderly close: send close_notify through stream_send if possible.
+     * The host flushes what was sent, then closes the socket. */
+    void (*session_shutdown)(void* session);
+    /* Free the session. No host call on its stream is allowed afterwards,
+     * and a worker job still running for it must not touch the host. */
+    void (*session_free)(void* session);
+} rampart_transport;
+
+/* A plaintext connection the host made for a plugin (host->peer_dial, or
+ * an accepted peer-port connection handed over by host->peer_protocol_add).
+ * Owned by the host; valid until on_close has been called. */
+typedef struct rampart_conn rampart_conn;
+
+typedef struct rampart_conn_callbacks {
+    uint32_t struct_size;
+    /* The connection is ready (handshake done, preamble sent) or failed:
+     * then `result->error` is set and on_close follows. */
+    void (*on_open)(void* arg, rampart_conn* conn, const rampart_handshake_result* result);
+    void (*on_data)(void* arg, rampart_conn* conn, const char* data, size_t len);
+    /* Called once. `error_class` is "" for an orderly close, else
+     * "network_error", "tls_error" or "timeout". */
+    void (*on_close)(void* arg, rampart_conn* conn, const char* error_class);
+} rampart_conn_callbacks;
+
+typedef void (*rampart_work_fn)(void* arg);
 
 /* ---- hooks ------------------------------------------------------------- */
 
@@ -271,6 +397,46 @@ typedef struct rampart_host {
      * environment, 0 when it holds its declared default. Lets a plugin give
      * precedence to something else (a policy) over its defaults. */
     int (*config_is_set)(rampart_plugin_ctx* ctx, const char* key);
+
+    /* ---- ABI 1.1: transports and peer connections ---- */
+
+    /* For transport plugins, about one of their sessions' streams. */
+    /* Ciphertext to the network (copied). Returns the bytes the host now
+     * holds unsent for this stream, or a negative errno if it is closed. */
+    int64_t (*stream_send)(rampart_stream* stream, const char* data, size_t len);
+    /* Plaintext for the stream's user. The host pauses reading the socket
+     * while its user is not keeping up, so deliveries stay bounded. */
+    void (*stream_deliver)(rampart_stream* stream, const char* data, size_t len);
+    /* The handshake finished (once per session), or failed: the host then
+     * closes the connection. */
+    void (*stream_handshake_done)(rampart_stream* stream, const rampart_handshake_result* result);
+    /* The other side closed the session (close_notify) or a record failed
+     * after the handshake; the host closes the connection. */
+    void (*stream_closed)(rampart_stream* stream, rampart_transport_error error, const char* reason);
+
+    /* Run `work(arg)` on a worker thread, then `done(arg)` on the loop
+     * thread. `work` must not call the host. Returns 0 or a negative errno. */
+    int (*work_submit)(rampart_plugin_ctx* ctx, rampart_work_fn work, rampart_work_fn done, void* arg);
+
+    /* Dial a peer port ("host:port"), through the transport's peer
+     * context when one is loaded (verifying `expected_node_id`), else plain
+     * TCP (only with allow_insecure_peers). After the handshake the host
+     * sends the one-line preamble for `protocol` ("RAMPART/1 <protocol>\n")
+     * and calls on_open. Returns NULL only for bad arguments. */
+    rampart_conn* (*peer_dial)(rampart_plugin_ctx* ctx, const char* address, const char* expected_node_id,
+                               const char* protocol, const rampart_conn_callbacks* callbacks, void* arg);
+    /* Accept: peer-port connections whose preamble names `protocol` are
+     * handed to these callbacks (only during init). -EEXIST if taken. */
+    int (*peer_protocol_add)(rampart_plugin_ctx* ctx, const char* protocol, const rampart_conn_callbacks* callbacks,
+                             void* arg);
+    /* Plaintext out (copied). Returns the bytes held unsent, or a negative
+     * errno. Stop writing while that stays above a bound you choose and
+     * resume from on_data or a timer: this is the back-pressure signal. */
+    int64_t (*conn_write)(rampart_conn* conn, const char* data, size_t len);
+    /* Close after what was written is sent; on_close follows. */
+    void (*conn_close)(rampart_conn* conn);
+    /* The peer's certificate identity, NULL on a plain connection. */
+    const rampart_peer_identity* (*conn_peer)(rampart_conn* conn);
 } rampart_host;
 
 /* ---- the descriptor ---------------------------------------------------- */
@@ -307,6 +473,10 @@ typedef struct rampart_plugin {
     void (*fini)(void* state);
 
     const rampart_hooks* hooks;
+
+    /* ABI 1.1: a transport this plugin provides, or NULL. At most one
+     * loaded plugin may provide one. */
+    const rampart_transport* transport;
 } rampart_plugin;
 
 /* The one exported symbol. Declare it with RAMPART_PLUGIN_EXPORT so it

@@ -56,6 +56,12 @@ void Connection::start(bool over_capacity) {
         close();
         return;
     }
+    // Over TLS a full server closes at once rather than spend a handshake
+    // on a 503.
+    if (server_->tls_context() != nullptr && (over_capacity || !start_tls())) {
+        close();
+        return;
+    }
     if (over_capacity) {
         Response r = Response::error(503, "too_many_connections", "the server is at its connection limit; retry later");
         r.headers.emplace_back("Retry-After", "1");
@@ -66,13 +72,86 @@ void Connection::start(bool over_capacity) {
     update_timer();
 }
 
+bool Connection::start_tls() {
+    secure_ = std::make_unique<net::SecureSession>();
+    int rc = secure_->open(*server_->transport(), server_->tls_context(), this, RAMPART_SIDE_SERVER, "");
+    if (rc != 0) {
+        log::error("TLS session could not start", {{"source_ip", source_ip_}, {"error", rc}});
+        secure_.reset();
+        return false;
+    }
+    handshaking_ = true;
+    return true;
+}
+
+// Ciphertext in: the session answers with handshake bytes (wire_send),
+// events, and plaintext, which is parsed once the call returns so the
+// parser's answers never re-enter the session from inside it.
+void Connection::secure_input(const char* data, size_t len) {
+    session_calls_++;
+    int rc = secure_->input(data, len);
+    session_calls_--;
+    if (rc < 0 && !closing_) {
+        close();
+        return;
+    }
+    flush_wire();
+    if (!plain_in_.empty() && !closing_) {
+        std::string plain;
+        plain.swap(plain_in_);
+        on_data(plain.data(), plain.size());
+    }
+}
+
+int64_t Connection::wire_send(const char* data, size_t len) {
+    if (closing_) return -EPIPE;
+    wirebuf_.append(data, len);
+    if (session_calls_ == 0) flush_wire();  // e.g. handshake bytes from a worker job
+    return static_cast<int64_t>(wirebuf_.size() + bytes_in_flight_);
+}
+
+void Connection::plaintext(const char* data, size_t len) {
+    if (!closing_) plain_in_.append(data, len);
+}
+
+void Connection::handshake_done(const rampart_handshake_result& result) {
+    if (closing_ || !handshaking_) return;
+    handshaking_ = false;
+    if (result.error != RAMPART_TRANSPORT_OK) {
+        log::warn("TLS handshake failed", {{"source_ip", source_ip_},
+                                            {"error", net::error_class_name(result.error)},
+                                            {"reason", result.reason ? result.reason : ""},
+                                            {"detail", result.detail ? result.detail : ""}});
+        close_after_flush_ = true;
+        stop_parsing_ = true;
+        outbuf_.clear();  // never send a plaintext answer over a failed session
+        flush_wire();     // the alert, then close
+        return;
+    }
+    if (result.peer != nullptr) peer_ = net::copy_identity(*result.peer);
+    update_timer();
+    flush();  // an answer queued before the handshake (503 over capacity)
+}
+
+void Connection::transport_closed(rampart_transport_error error, std::string_view reason) {
+    if (closing_) return;
+    if (error == RAMPART_TRANSPORT_OK) {
+        on_peer_eof();  // close_notify: like a TCP FIN
+        return;
+    }
+    log::debug("TLS connection failed", {{"source_ip", source_ip_}, {"reason", reason}});
+    close();
+}
+
 void Connection::cb_alloc(uv_handle_t*, size_t, uv_buf_t* buf) {
     *buf = uv_buf_init(g_read_buffer, sizeof g_read_buffer);
 }
 
 void Connection::cb_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
     auto* conn = static_cast<Connection*>(stream->data);
-    if (nread > 0) {
+    if (nread > 0 && conn->secure_) {
+        conn->secure_input(buf->base, static_cast<size_t>(nread));
+    } else if (nread > 0) {
         conn->on_data(buf->base, static_cast<size_t>(nread));
     } else if (nread == UV_EOF) {
         conn->on_peer_eof();
@@ -266,30 +345,52 @@ void Connection::log_access(const Exchange& ex) {
                 {"duration_ms", ms}});
 }
 
-size_t Connection::output_backlog() const { return outbuf_.size() + bytes_in_flight_; }
+size_t Connection::output_backlog() const { return outbuf_.size() + wirebuf_.size() + bytes_in_flight_; }
 
 void Connection::flush() {
     if (closing_) return;
-    if (outbuf_.empty()) {
-        if (close_after_flush_ && writes_in_flight_ == 0) close();
+    if (!secure_) {
+        if (wirebuf_.empty()) {
+            wirebuf_.swap(outbuf_);
+        } else {
+            wirebuf_ += outbuf_;
+            outbuf_.clear();
+        }
+    } else if (!outbuf_.empty() && !handshaking_) {
+        session_calls_++;
+        int rc = secure_->write(outbuf_.data(), outbuf_.size());
+        session_calls_--;
+        outbuf_.clear();
+        if (rc < 0) {
+            close();
+            return;
+        }
+    }
+    flush_wire();
+}
+
+void Connection::flush_wire() {
+    if (closing_) return;
+    if (wirebuf_.empty()) {
+        if (close_after_flush_ && writes_in_flight_ == 0 && outbuf_.empty()) close();
         return;
     }
     if (writes_in_flight_ == 0) {
-        uv_buf_t buf = uv_buf_init(outbuf_.data(), static_cast<unsigned>(outbuf_.size()));
+        uv_buf_t buf = uv_buf_init(wirebuf_.data(), static_cast<unsigned>(wirebuf_.size()));
         int n = uv_try_write(reinterpret_cast<uv_stream_t*>(&tcp_), &buf, 1);
         if (n < 0 && n != UV_EAGAIN) {
             close();
             return;
         }
-        if (n > 0) outbuf_.erase(0, static_cast<size_t>(n));
-        if (outbuf_.empty()) {
-            if (close_after_flush_) close();
+        if (n > 0) wirebuf_.erase(0, static_cast<size_t>(n));
+        if (wirebuf_.empty()) {
+            if (close_after_flush_ && outbuf_.empty()) close();
             return;
         }
     }
     if (writes_in_flight_ > 0) return;  // cb_write flushes the rest
     auto w = std::make_unique<WriteRequest>();
-    w->data.swap(outbuf_);
+    w->data.swap(wirebuf_);
     w->conn = this;
     uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
     w->req.data = w.get();
@@ -323,7 +424,14 @@ void Connection::cb_write(uv_write_t* req, int status) {
 void Connection::update_timer() {
     if (closing_) return;
     const ServerSettings& s = server_->settings();
-    if (parser_.in_progress() && !stop_parsing_) {
+    if (handshaking_) {
+        // A handshake must finish within the request deadline, counted
+        // from the accept.
+        if (timer_mode_ != TimerMode::Handshake) {
+            timer_mode_ = TimerMode::Handshake;
+            uv_timer_start(&timer_, cb_timer, s.request_timeout_ms, 0);
+        }
+    } else if (parser_.in_progress() && !stop_parsing_) {
         // The deadline counts from a request's first byte; more bytes do
         // not extend it (slowloris).
         if (timer_mode_ != TimerMode::Request || timed_request_ != parser_.requests_begun()) {
@@ -348,6 +456,11 @@ void Connection::update_timer() {
 
 void Connection::cb_timer(uv_timer_t* timer) {
     auto* conn = static_cast<Connection*>(timer->data);
+    if (conn->timer_mode_ == TimerMode::Handshake) {
+        log::debug("TLS handshake timed out", {{"source_ip", conn->source_ip_}});
+        conn->close();
+        return;
+    }
     if (conn->timer_mode_ == TimerMode::Request) {
         conn->timer_mode_ = TimerMode::None;
         uint64_t ms = conn->server_->settings().request_timeout_ms;
@@ -393,6 +506,16 @@ void Connection::close_when_idle() {
 
 void Connection::close() {
     if (closing_) return;
+    if (secure_ && !handshaking_) {
+        // close_notify, best effort: the socket closes right after.
+        session_calls_++;
+        secure_->shutdown();
+        session_calls_--;
+        if (writes_in_flight_ == 0 && !wirebuf_.empty()) {
+            uv_buf_t buf = uv_buf_init(wirebuf_.data(), static_cast<unsigned>(wirebuf_.size()));
+            (void)uv_try_write(reinterpret_cast<uv_stream_t*>(&tcp_), &buf, 1);
+        }
+    }
     closing_ = true;
     reading_ = false;
     for (auto& ex : queue_) ex->conn_ = nullptr;
@@ -404,7 +527,9 @@ void Connection::close() {
 
 void Connection::cb_closed(uv_handle_t* handle) {
     auto* conn = static_cast<Connection*>(handle->data);
-    if (--conn->handles_open_ == 0) conn->server_->connection_closed(conn);
+    if (--conn->handles_open_ > 0) return;
+    conn->secure_.reset();  // the session never calls back after this
+    conn->server_->connection_closed(conn);
 }
 
 }  // namespace rampart::http

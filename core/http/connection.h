@@ -12,12 +12,16 @@
 
 #include "http/exchange.h"
 #include "http/parser.h"
+#include "net/transport.h"
 
 namespace rampart::http {
 
 class Server;
 
-class Connection {
+// Over TLS (when the server has a transport context) the connection keeps
+// plaintext in outbuf_ and ciphertext in wirebuf_; over plain TCP the two
+// are one stream and outbuf_ is handed to wirebuf_ without a copy.
+class Connection final : public net::StreamSink {
 public:
     Connection(Server* server, const Limits& limits);
     Connection(const Connection&) = delete;
@@ -34,10 +38,18 @@ public:
     bool idle() const { return queue_.empty() && !parser_.in_progress() && !closing_; }
 
     uv_tcp_t* tcp() { return &tcp_; }
+    // The verified client certificate, when the handshake produced one.
+    const net::PeerIdentity* peer_identity() const { return peer_.verified ? &peer_ : nullptr; }
+
+    // net::StreamSink: what the TLS session hands back.
+    int64_t wire_send(const char* data, size_t len) override;
+    void plaintext(const char* data, size_t len) override;
+    void handshake_done(const rampart_handshake_result& result) override;
+    void transport_closed(rampart_transport_error error, std::string_view reason) override;
     std::list<std::unique_ptr<Connection>>::iterator self_;
 
 private:
-    enum class TimerMode { None, Request, Idle };
+    enum class TimerMode { None, Handshake, Request, Idle };
 
     static void cb_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
     static void cb_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
@@ -56,6 +68,9 @@ private:
     void log_access(const Exchange& ex);
     size_t output_backlog() const;
     void flush();
+    void flush_wire();
+    bool start_tls();
+    void secure_input(const char* data, size_t len);
     void update_timer();
     void pause_reading();
     void resume_reading();
@@ -66,7 +81,13 @@ private:
     RequestParser parser_;
     std::string source_ip_;
     std::string inbuf_;   // bytes read but not yet parsed (reading paused)
-    std::string outbuf_;  // serialized responses not yet handed to libuv
+    std::string outbuf_;  // serialized responses not yet handed to libuv (or TLS)
+    std::string wirebuf_;  // bytes for the socket not yet handed to libuv
+    std::unique_ptr<net::SecureSession> secure_;
+    std::string plain_in_;  // plaintext the session delivered during one input call
+    net::PeerIdentity peer_;
+    int session_calls_ = 0;  // >0 while inside the TLS session: wire_send defers its flush
+    bool handshaking_ = false;
     std::deque<std::shared_ptr<Exchange>> queue_;
     size_t writes_in_flight_ = 0;
     size_t bytes_in_flight_ = 0;

@@ -17,6 +17,7 @@
 #include "http/pipeline.h"
 #include "http/router.h"
 #include "net/address.h"
+#include "net/transport.h"
 
 namespace rampart::http {
 
@@ -60,6 +61,15 @@ public:
     void set_pipeline(Pipeline* pipeline) { pipeline_ = pipeline; }
     Pipeline* pipeline() const { return pipeline_; }
 
+    // HTTPS: new connections are wrapped by `context` (nullptr = plain
+    // HTTP). Connections already open keep the context they started with.
+    void set_tls(const net::Transport* transport, std::shared_ptr<net::TransportContext> context) {
+        transport_ = transport;
+        tls_context_ = std::move(context);
+    }
+    const net::Transport* transport() const { return transport_; }
+    const std::shared_ptr<net::TransportContext>& tls_context() const { return tls_context_; }
+
     size_t connection_count() const { return connections_.size(); }
     uv_loop_t* loop() const { return loop_; }
     const Router& router() const { return *router_; }
@@ -76,6 +86,8 @@ private:
     uv_loop_t* loop_;
     const Router* router_;
     Pipeline* pipeline_ = nullptr;
+    const net::Transport* transport_ = nullptr;
+    std::shared_ptr<net::TransportContext> tls_context_;
     ServerSettings settings_;
     std::unique_ptr<uv_tcp_t> listener_;
     bool listening_ = false;

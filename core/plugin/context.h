@@ -58,6 +58,7 @@ struct LoadedPlugin {
     std::vector<std::string> explicit_config;  // keys the file/environment set
     std::list<std::unique_ptr<rampart_timer>> timers;
     std::string render_buffer;  // metrics_render's result
+    size_t pending_work = 0;    // worker jobs not yet done (fini waits for them)
 
     const rampart_hooks* hooks() const { return descriptor->hooks; }
     // A hook member exists in the plugin's struct and is set.

@@ -5,6 +5,8 @@
 #include "http/exchange.h"
 #include "http/router.h"
 #include "log.h"
+#include "net/transport.h"
+#include "peer/peer_network.h"
 #include "plugin/context.h"
 
 namespace rampart::plugin {
@@ -111,21 +113,58 @@ bool PluginHost::load_one(const std::string& dir, const std::string& name, const
     if (!ok || rc != 0) {
         errors->push_back("plugin " + name + ": init failed" + (ok ? " (" + std::to_string(rc) + ")" : ""));
         // Roll back what the plugin registered before failing.
-        stop_all_timers(p);
-        router_->remove_owner(&p);
+        release_owned(p);
         plugins_.pop_back();
         return false;
     }
     p.initialized = true;
+    if (!adopt_transport(p, errors)) {
+        finalize(p);
+        plugins_.pop_back();
+        return false;
+    }
     log::info("plugin loaded", {{"plugin", name},
                                 {"version", p.descriptor->version ? p.descriptor->version : ""},
                                 {"path", p.opened.library->path()}});
     return true;
 }
 
-void PluginHost::finalize(LoadedPlugin& plugin) {
+// A transport must provide every session function; one plugin at most.
+bool PluginHost::adopt_transport(LoadedPlugin& p, std::vector<std::string>* errors) {
+    const rampart_plugin* d = p.descriptor;
+    if (d->struct_size < offsetof(rampart_plugin, transport) + sizeof(void*) || d->transport == nullptr) return true;
+    const rampart_transport* t = d->transport;
+    if (t->struct_size < offsetof(rampart_transport, session_free) + sizeof(void*) || t->context_new == nullptr ||
+        t->session_new == nullptr || t->session_input == nullptr || t->session_write == nullptr ||
+        t->session_free == nullptr) {
+        errors->push_back("plugin " + p.name + ": its transport lacks required functions");
+        return false;
+    }
+    if (transport_) {
+        errors->push_back("plugin " + p.name + ": plugin " + transport_owner_->name +
+                          " already provides the transport; load only one");
+        return false;
+    }
+    transport_ = std::make_unique<net::Transport>(t, p.state, p.name);
+    transport_owner_ = &p;
+    return true;
+}
+
+// What a plugin registered with the host: timers, routes, peer protocols
+// and connections, and worker jobs still running.
+void PluginHost::release_owned(LoadedPlugin& plugin) {
     stop_all_timers(plugin);
     router_->remove_owner(&plugin);
+    if (peer_network_ != nullptr) peer_network_->remove_owner(&plugin);
+    while (plugin.pending_work > 0 && uv_loop_alive(loop_)) uv_run(loop_, UV_RUN_ONCE);
+}
+
+void PluginHost::finalize(LoadedPlugin& plugin) {
+    if (transport_owner_ == &plugin) {
+        transport_.reset();
+        transport_owner_ = nullptr;
+    }
+    release_owned(plugin);
     if (plugin.initialized && plugin.descriptor->fini != nullptr) {
         guarded_call(plugin, "fini", [&] { plugin.descriptor->fini(plugin.state); });
     }

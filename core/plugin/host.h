@@ -24,6 +24,12 @@ struct Response;
 namespace rampart::metrics {
 class Registry;
 }
+namespace rampart::net {
+class Transport;
+}
+namespace rampart::peer {
+class PeerNetwork;
+}
 
 namespace rampart::plugin {
 
@@ -84,6 +90,12 @@ public:
     size_t count() const { return plugins_.size(); }
     std::vector<std::string> names() const;
 
+    // The transport a loaded plugin provides (TLS), or nullptr.
+    const net::Transport* transport() const { return transport_.get(); }
+    // Where peer_dial and peer_protocol_add go; set before load().
+    void set_peer_network(peer::PeerNetwork* network) { peer_network_ = network; }
+    peer::PeerNetwork* peer_network() const { return peer_network_; }
+
     // Used by the C service functions.
     uv_loop_t* loop() const { return loop_; }
     metrics::Registry* registry() const { return registry_; }
@@ -93,11 +105,16 @@ private:
     bool load_one(const std::string& dir, const std::string& name, const RawSection* section,
                   std::vector<std::string>* errors);
     void finalize(LoadedPlugin& plugin);
+    bool adopt_transport(LoadedPlugin& plugin, std::vector<std::string>* errors);
+    void release_owned(LoadedPlugin& plugin);
 
     uv_loop_t* loop_;
     metrics::Registry* registry_;
     http::Router* router_;
     std::vector<std::unique_ptr<LoadedPlugin>> plugins_;
+    std::unique_ptr<net::Transport> transport_;
+    const LoadedPlugin* transport_owner_ = nullptr;
+    peer::PeerNetwork* peer_network_ = nullptr;
 };
 
 }  // namespace rampart::plugin

@@ -12,6 +12,8 @@
 #include "http/router.h"
 #include "log.h"
 #include "metrics/registry.h"
+#include "net/transport.h"
+#include "peer/peer_network.h"
 #include "plugin/context.h"
 #include "rampart_version.h"
 
@@ -322,6 +324,126 @@ int svc_config_is_set(rampart_plugin_ctx* ctx, const char* key) {
     return 0;
 }
 
+// ---- transports, worker threads and peer connections (ABI 1.1) ----------
+
+int64_t svc_stream_send(rampart_stream* stream, const char* data, size_t len) {
+    if (stream == nullptr || stream->sink == nullptr || (data == nullptr && len > 0)) return -EINVAL;
+    return stream->sink->wire_send(data, len);
+}
+
+void svc_stream_deliver(rampart_stream* stream, const char* data, size_t len) {
+    if (stream == nullptr || stream->sink == nullptr || data == nullptr || len == 0) return;
+    stream->sink->plaintext(data, len);
+}
+
+void svc_stream_handshake_done(rampart_stream* stream, const rampart_handshake_result* result) {
+    if (stream == nullptr || stream->sink == nullptr || result == nullptr) return;
+    stream->sink->handshake_done(*result);
+}
+
+void svc_stream_closed(rampart_stream* stream, rampart_transport_error error, const char* reason) {
+    if (stream == nullptr || stream->sink == nullptr) return;
+    stream->sink->transport_closed(error, reason ? reason : "");
+}
+
+struct WorkItem {
+    uv_work_t req{};
+    rampart_work_fn work = nullptr;
+    rampart_work_fn done = nullptr;
+    void* arg = nullptr;
+    LoadedPlugin* owner = nullptr;
+};
+
+void cb_work(uv_work_t* req) {
+    auto* w = static_cast<WorkItem*>(req->data);
+    try {
+        w->work(w->arg);
+    } catch (...) {
+        // Logged on the loop thread would be nicer; a throwing job is a
+        // plugin bug and must not terminate the daemon.
+    }
+}
+
+void cb_work_done(uv_work_t* req, int) {
+    std::unique_ptr<WorkItem> w(static_cast<WorkItem*>(req->data));
+    w->owner->pending_work--;
+    if (w->done == nullptr) return;
+    try {
+        w->done(w->arg);
+    } catch (...) {
+        log::error("plugin callback threw an exception", {{"plugin", w->owner->name}, {"callback", "work done"}});
+    }
+}
+
+int svc_work_submit(rampart_plugin_ctx* ctx, rampart_work_fn work, rampart_work_fn done, void* arg) {
+    LoadedPlugin* p = plugin_of(ctx);
+    if (p == nullptr || work == nullptr) return -EINVAL;
+    auto w = std::make_unique<WorkItem>();
+    w->work = work;
+    w->done = done;
+    w->arg = arg;
+    w->owner = p;
+    w->req.data = w.get();
+    int rc = uv_queue_work(ctx->host->loop(), &w->req, cb_work, cb_work_done);
+    if (rc != 0) return rc;
+    p->pending_work++;
+    (void)w.release();  // owned by libuv until cb_work_done
+    return 0;
+}
+
+bool callbacks_valid(const rampart_conn_callbacks* cb) {
+    return cb != nullptr && cb->struct_size >= offsetof(rampart_conn_callbacks, on_close) + sizeof(void*);
+}
+
+peer::Handler make_handler(LoadedPlugin* owner, const rampart_conn_callbacks* cb, void* arg) {
+    peer::Handler h;
+    std::memcpy(&h.callbacks, cb, std::min<size_t>(cb->struct_size, sizeof h.callbacks));
+    h.callbacks.struct_size = sizeof h.callbacks;
+    h.arg = arg;
+    h.owner = owner;
+    return h;
+}
+
+rampart_conn* svc_peer_dial(rampart_plugin_ctx* ctx, const char* address, const char* expected_node_id,
+                            const char* protocol, const rampart_conn_callbacks* callbacks, void* arg) {
+    LoadedPlugin* p = plugin_of(ctx);
+    peer::PeerNetwork* network = p ? ctx->host->peer_network() : nullptr;
+    if (network == nullptr || address == nullptr || protocol == nullptr || *protocol == '\0' ||
+        std::strchr(protocol, '\n') != nullptr || std::strlen(protocol) > 64 || !callbacks_valid(callbacks)) {
+        return nullptr;
+    }
+    return network
+        ->dial(address, expected_node_id ? expected_node_id : "", protocol, make_handler(p, callbacks, arg))
+        ->handle();
+}
+
+int svc_peer_protocol_add(rampart_plugin_ctx* ctx, const char* protocol, const rampart_conn_callbacks* callbacks,
+                          void* arg) {
+    LoadedPlugin* p = plugin_of(ctx);
+    if (p == nullptr || protocol == nullptr || *protocol == '\0' || std::strlen(protocol) > 64 ||
+        std::strpbrk(protocol, " \r\n") != nullptr || !callbacks_valid(callbacks)) {
+        return -EINVAL;
+    }
+    if (!p->in_init) return -EBUSY;
+    peer::PeerNetwork* network = ctx->host->peer_network();
+    if (network == nullptr) return -ENOTSUP;
+    return network->add_protocol(protocol, make_handler(p, callbacks, arg)) ? 0 : -EEXIST;
+}
+
+int64_t svc_conn_write(rampart_conn* conn, const char* data, size_t len) {
+    if (conn == nullptr || conn->conn == nullptr || (data == nullptr && len > 0)) return -EINVAL;
+    return conn->conn->write(data, len);
+}
+
+void svc_conn_close(rampart_conn* conn) {
+    if (conn != nullptr && conn->conn != nullptr) conn->conn->close_graceful();
+}
+
+const rampart_peer_identity* svc_conn_peer(rampart_conn* conn) {
+    if (conn == nullptr || conn->conn == nullptr) return nullptr;
+    return conn->conn->identity_view();
+}
+
 rampart_host make_services() {
     rampart_host h{};
     h.struct_size = sizeof h;
@@ -358,6 +480,16 @@ rampart_host make_services() {
     h.response_header_add = svc_response_header_add;
     h.request_serial = svc_request_serial;
     h.config_is_set = svc_config_is_set;
+    h.stream_send = svc_stream_send;
+    h.stream_deliver = svc_stream_deliver;
+    h.stream_handshake_done = svc_stream_handshake_done;
+    h.stream_closed = svc_stream_closed;
+    h.work_submit = svc_work_submit;
+    h.peer_dial = svc_peer_dial;
+    h.peer_protocol_add = svc_peer_protocol_add;
+    h.conn_write = svc_conn_write;
+    h.conn_close = svc_conn_close;
+    h.conn_peer = svc_conn_peer;
     return h;
 }
 

@@ -243,6 +243,7 @@ constexpr rampart_plugin kDescriptor = {
     cb_reload,
     cb_fini,
     &kHooks,
+    nullptr,  // no transport
 };
 
 }  // namespace

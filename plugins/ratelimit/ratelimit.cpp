@@ -353,6 +353,7 @@ const rampart_plugin kDescriptor = {
     cb_reload,
     cb_fini,
     &kHooks,
+    nullptr,  // no transport
 };
 
 }  // namespace

@@ -22,12 +22,14 @@
 #include "log.h"
 #include "metrics/registry.h"
 #include "net/address.h"
+#include "peer/peer_network.h"
 #include "plugin/host.h"
 #include "policy/policy_host.h"
 #include "policy/shipped.h"
 #include "rampart_version.h"
 #include "reload.h"
 #include "request_pipeline.h"
+#include "transport_setup.h"
 
 namespace rampart {
 namespace {
@@ -198,6 +200,9 @@ private:
     void finish();
     bool write_pid_file();
     bool start_plugins();
+    bool start_transports();
+    bool start_peer_port();
+    void apply_transports();
     bool start_policies();
     bool deliver_policy_data();
     bool reload_policies();
@@ -215,6 +220,8 @@ private:
     auth::Authenticator auth_;
     std::unique_ptr<plugin::PluginHost> plugins_;
     std::unique_ptr<RequestPipeline> pipeline_;
+    std::unique_ptr<peer::PeerNetwork> peer_network_;
+    std::unique_ptr<TransportSetup> transports_;
     policy::PolicyHost policies_;
     metrics::Metric* reload_total_ = nullptr;
     metrics::Metric* policy_generation_ = nullptr;
@@ -308,7 +315,13 @@ bool Daemon::reload_config() {
     std::vector<std::string> plugin_errors;
     plugins_->reload(plugin_sections_for(*config_), &plugin_errors);
     for (const auto& e : plugin_errors) log::error("plugin reload", {{"problem", e}});
-    return plugin_errors.empty();
+    std::vector<std::string> transport_errors;
+    if (transports_->reload(*config_, &transport_errors)) {
+        apply_transports();
+    } else {
+        for (const auto& e : transport_errors) log::error("TLS reload refused; keeping the running material", {{"problem", e}});
+    }
+    return plugin_errors.empty() && transport_errors.empty();
 }
 
 void Daemon::begin_shutdown(int signum) {
@@ -322,6 +335,7 @@ void Daemon::begin_shutdown(int signum) {
     log::info("shutting down: draining connections", {{"signal", signum},
                                                       {"open_connections", server_->connection_count()},
                                                       {"deadline_ms", static_cast<long long>(deadline)}});
+    if (peer_network_) peer_network_->shutdown();
     uv_timer_init(&loop_, &drain_timer_);
     drain_timer_.data = this;
     uv_timer_start(&drain_timer_, cb_drain_deadline, deadline, 0);
@@ -345,12 +359,45 @@ void Daemon::finish() {
 
 bool Daemon::start_plugins() {
     plugins_ = std::make_unique<plugin::PluginHost>(&loop_, &registry_, &router_);
+    // Plugins register peer protocols during init.
+    peer_network_ = std::make_unique<peer::PeerNetwork>(&loop_);
+    plugins_->set_peer_network(peer_network_.get());
     pipeline_ = std::make_unique<RequestPipeline>(&auth_, plugins_.get());
     std::vector<std::string> errors;
     if (!plugins_->load(config_->plugins.dir, config_->plugins.load, plugin_sections_for(*config_), &errors)) {
         for (const auto& e : errors) log::error("plugin refused", {{"problem", e}});
         return false;
     }
+    return true;
+}
+
+bool Daemon::start_transports() {
+    transports_ = std::make_unique<TransportSetup>(&loop_);
+    std::vector<std::string> errors;
+    if (!transports_->start(*config_, plugins_->transport(), &errors)) {
+        for (const auto& e : errors) log::error("TLS configuration refused", {{"problem", e}});
+        return false;
+    }
+    return true;
+}
+
+// New connections on either port use the material now in force.
+void Daemon::apply_transports() {
+    server_->set_tls(plugins_->transport(), transports_->api_context());
+    peer_network_->set_transport(plugins_->transport(), transports_->peer_context());
+}
+
+bool Daemon::start_peer_port() {
+    if (!transports_->peer_port_enabled()) return true;
+    net::Address addr;
+    std::string error;
+    if (!net::parse_address(config_->peer.listen, &addr, &error) || peer_network_->listen(addr, &error) != 0) {
+        log::error("cannot listen on the peer port", {{"address", config_->peer.listen}, {"error", error}});
+        return false;
+    }
+    log::info("peer port listening", {{"listen", peer_network_->bound_address()},
+                                      {"tls", transports_->peer_context() != nullptr},
+                                      {"peers", transports_->peers().peers.size()}});
     return true;
 }
 
@@ -442,7 +489,8 @@ int Daemon::run() {
         return kExitConfigError;
     }
     register_core_metrics();
-    if (!start_policies() || !start_plugins() || !deliver_policy_data()) {
+    if (!start_policies() || !start_plugins() || !deliver_policy_data() || !start_transports()) {
+        if (transports_) transports_->stop();
         if (plugins_) plugins_->unload_all();
         uv_run(&loop_, UV_RUN_NOWAIT);
         uv_loop_close(&loop_);
@@ -450,14 +498,17 @@ int Daemon::run() {
     }
     server_ = std::make_unique<http::Server>(&loop_, &router_, server_settings_for(*config_));
     server_->set_pipeline(pipeline_.get());
+    apply_transports();
     net::Address addr;
     if (!net::parse_address(config_->api.listen, &addr, &error)) {
         log::error("bad api.listen", {{"address", config_->api.listen}, {"error", error}});
         return kExitConfigError;
     }
-    if (server_->listen(addr, &error) != 0) {
-        log::error("cannot listen", {{"address", config_->api.listen}, {"error", error}});
+    if (server_->listen(addr, &error) != 0 || !start_peer_port()) {
+        if (!error.empty()) log::error("cannot listen", {{"address", config_->api.listen}, {"error", error}});
         server_->shutdown();
+        peer_network_->shutdown();
+        transports_->stop();
         uv_run(&loop_, UV_RUN_DEFAULT);
         uv_loop_close(&loop_);
         return kExitRuntime;
@@ -466,13 +517,19 @@ int Daemon::run() {
     if (!write_pid_file()) exit_status_ = kExitRuntime;
     log::info("rampartd started", {{"version", RAMPART_VERSION},
                                    {"listen", server_->bound_address()},
+                                   {"tls", transports_->api_context() != nullptr},
                                    {"config", config_->source_file},
                                    {"dev", options_.dev}});
     if (exit_status_ != kExitOk) {
         begin_shutdown(SIGTERM);
     }
     uv_run(&loop_, UV_RUN_DEFAULT);
+    // Sessions and contexts belong to the transport plugin: release them
+    // before it unloads.
     server_.reset();
+    peer_network_.reset();
+    transports_->stop();
+    uv_run(&loop_, UV_RUN_DEFAULT);
     plugins_->unload_all();
     uv_run(&loop_, UV_RUN_DEFAULT);  // let plugin timers finish closing
     uv_loop_close(&loop_);

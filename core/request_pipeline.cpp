@@ -2,6 +2,7 @@
 
 #include "http/exchange.h"
 #include "http/response.h"
+#include "net/transport.h"
 
 namespace rampart {
 
@@ -9,6 +10,14 @@ bool RequestPipeline::accept(std::string_view source_ip) { return plugins_->acce
 
 bool RequestPipeline::before_handler(http::Exchange& ex) {
     auth::Decision d = auth_->decide(ex.request());
+    // Without a token, a verified client certificate is who the client is
+    // (for rate limits and idempotency scopes); it grants no role.
+    if (d.identity.kind == auth::IdentityKind::None) {
+        if (const net::PeerIdentity* cert = ex.client_certificate()) {
+            d.identity.kind = auth::IdentityKind::Certificate;
+            d.identity.name = cert->name();
+        }
+    }
     ex.set_identity(d.identity);
     if (d.outcome == auth::Decision::Outcome::Unauthenticated || d.outcome == auth::Decision::Outcome::Forbidden) {
         // Plugins hear of the failure (the rate limiter counts it) before

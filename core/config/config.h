@@ -49,6 +49,7 @@ struct Config {
         std::string listen;
         std::string peers_file;
         std::string pins_file;
+        int64_t insecure_warning_ms = 0;
     } peer;
     struct Cluster {
         std::vector<std::string> seeds;

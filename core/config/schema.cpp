@@ -64,6 +64,8 @@ constexpr KeySpec kSchema[] = {
      "Bootstrap peers and peer TLS files (reloaded on SIGHUP by itself)"},
     {"peer.pins_file", String, "etc/pinned_certs.json", 1, kPathMax, nullptr, false, false,
      "Pinned peer certificate fingerprints (reloaded on SIGHUP by itself)"},
+    {"peer.insecure_warning_ms", Int, "60000", 1000, 86400000, nullptr, false, false,
+     "With allow_insecure_peers, repeat the insecure-mode warning this often"},
 
     {"cluster.seeds", StringList, "", 0, kListMax, nullptr, true, false,
      "Addresses of members to join through (host:port literals)"},
@@ -265,6 +267,7 @@ constexpr Field kFields[] = {
     RAMPART_FIELD(peer.listen),
     RAMPART_FIELD(peer.peers_file),
     RAMPART_FIELD(peer.pins_file),
+    RAMPART_FIELD(peer.insecure_warning_ms),
     RAMPART_FIELD(cluster.seeds),
     RAMPART_FIELD(cluster.join_token),
     RAMPART_FIELD(cluster.role),

@@ -33,3 +33,9 @@ void Exchange::respond(Response response) {
 }
 
 }  // namespace rampart::http
+
+namespace rampart::http {
+
+const net::PeerIdentity* Exchange::client_certificate() const { return conn_ ? conn_->peer_identity() : nullptr; }
+
+}  // namespace rampart::http

@@ -13,6 +13,10 @@
 #include "http/parser.h"
 #include "http/response.h"
 
+namespace rampart::net {
+struct PeerIdentity;
+}
+
 namespace rampart::http {
 
 class Connection;
@@ -29,6 +33,10 @@ public:
     uint64_t serial() const { return serial_; }
     const std::string& source_ip() const { return source_ip_; }
     const Route* route() const { return route_; }
+
+    // The client's verified TLS certificate, if it sent one (nullptr
+    // over plain HTTP, or once the connection is gone).
+    const net::PeerIdentity* client_certificate() const;
 
     // Set by authentication before admission hooks and the handler run.
     const auth::Identity& identity() const { return identity_; }

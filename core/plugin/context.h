@@ -38,10 +38,14 @@ struct rampart_timer {
 };
 
 // Valid only during one hook or handler call.
+// A deferred one (request_defer) lives on the heap and holds the exchange.
 struct rampart_request {
     rampart::http::Exchange* exchange = nullptr;
     rampart_identity identity{};
     std::string scratch;  // a string a service returned that needed building
+    bool in_route = false;                             // may be deferred
+    rampart_request* deferred = nullptr;               // the heap copy, once deferred
+    std::shared_ptr<rampart::http::Exchange> holder;  // set on the heap copy
 };
 
 namespace rampart::plugin {

@@ -220,6 +220,7 @@ int svc_route_add(rampart_plugin_ctx* ctx, const char* method, const char* path,
         [fn, arg, name = p->name](http::Exchange& ex) {
             rampart_request req;
             bind_request(&req, ex);
+            req.in_route = true;
             // Like every other plugin callback: an exception must not unwind
             // into the HTTP server and through libuv.
             try {
@@ -227,7 +228,7 @@ int svc_route_add(rampart_plugin_ctx* ctx, const char* method, const char* path,
             } catch (...) {
                 log::error("plugin route handler threw an exception", {{"plugin", name}, {"route", ex.request().path}});
             }
-            if (!ex.responded()) {
+            if (!ex.responded() && req.deferred == nullptr) {
                 ex.respond(http::Response::error(500, "internal_error", "plugin route did not answer"));
             }
         },
@@ -284,13 +285,28 @@ const rampart_identity* svc_request_identity(rampart_request* req) { return req 
 int svc_respond(rampart_request* req, int status, const char* content_type, const char* body, size_t len) {
     auto* ex = exchange_of(req);
     if (ex == nullptr || status < 100 || status > 599) return -EINVAL;
-    if (ex->responded()) return -EALREADY;
+    if (ex->responded()) {
+        if (req->holder) delete req;
+        return -EALREADY;
+    }
     http::Response r;
     r.status = status;
     r.content_type = content_type ? content_type : "application/json";
     if (body != nullptr) r.body.assign(body, len);
     ex->respond(std::move(r));
+    if (req->holder) delete req;  // a deferred request ends with its answer
     return 0;
+}
+
+rampart_request* svc_request_defer(rampart_request* req) {
+    auto* ex = exchange_of(req);
+    if (ex == nullptr || !req->in_route || ex->responded()) return nullptr;
+    if (req->deferred != nullptr) return req->deferred;
+    auto held = std::make_unique<rampart_request>();
+    bind_request(held.get(), *ex);
+    held->holder = ex->shared_from_this();
+    req->deferred = held.release();
+    return req->deferred;
 }
 
 // Header names and values a plugin adds end up on the wire: refuse
@@ -490,6 +506,7 @@ rampart_host make_services() {
     h.conn_write = svc_conn_write;
     h.conn_close = svc_conn_close;
     h.conn_peer = svc_conn_peer;
+    h.request_defer = svc_request_defer;
     return h;
 }
 

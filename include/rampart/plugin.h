@@ -437,6 +437,13 @@ typedef struct rampart_host {
     void (*conn_close)(rampart_conn* conn);
     /* The peer's certificate identity, NULL on a plain connection. */
     const rampart_peer_identity* (*conn_peer)(rampart_conn* conn);
+
+    /* In a route handler: answer later (after a peer reply, a worker job
+     * or a timer). Returns a handle that stays valid until host->respond()
+     * is called on it, which must happen exactly once; the other request
+     * functions work on it meanwhile. If the client has gone, respond still
+     * frees the handle. Returns NULL outside a route handler. */
+    rampart_request* (*request_defer)(rampart_request* req);
 } rampart_host;
 
 /* ---- the descriptor ---------------------------------------------------- */

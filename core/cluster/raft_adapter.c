@@ -1,0 +1,938 @@
+/* The Raft engine adapter. See raft_adapter.h for the contract and
+ * docs/store.md ("Engine adapter") for why each guard exists. This is the
+ * only file that includes libraft's headers. */
+#include "cluster/raft_adapter.h"
+
+#include <raft.h>
+#include <raft/uv.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+/* ------------------------------------------------------------------ */
+/* Defaults                                                            */
+
+enum {
+    DEFAULT_ELECTION_MS = 1000,
+    DEFAULT_HEARTBEAT_MS = 100,
+    DEFAULT_INSTALL_SNAPSHOT_MS = 3000,
+    DEFAULT_MAX_INFLIGHT = 256,
+    DEFAULT_SNAPSHOT_THRESHOLD = 1024,
+    DEFAULT_SNAPSHOT_TRAILING = 128,
+    DEFAULT_CONNECT_RETRY_MS = 1000,
+    HANDSHAKE_FIXED = 24,      /* magic, id, address length: three u64 */
+    HANDSHAKE_MAX_ADDR = 1024, /* padded address bytes accepted from a peer */
+};
+
+#define FRAME_TAG 0x31454d52u        /* "RME1" little endian: entry format 1 */
+#define HANDSHAKE_MAGIC "RMPRAFT1"   /* 8 bytes, protocol 1 */
+#define SNAPSHOT_MAGIC "RMPSNAP\x01" /* 8 bytes */
+#define SNAPSHOT_FORMAT 1u
+
+/* ------------------------------------------------------------------ */
+/* Little-endian helpers                                               */
+
+static void put32(uint8_t* p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static void put64(uint8_t* p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint32_t get32(const uint8_t* p) {
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+static uint64_t get64(const uint8_t* p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+
+/* ------------------------------------------------------------------ */
+/* CRC32C (Castagnoli), bitwise-table: snapshots are checked once on    */
+/* restore and once when taken, so a simple table is fast enough.      */
+
+static uint32_t crc_table[256];
+static bool crc_ready;
+
+static void crc_init(void) {
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) c = (c & 1) ? (c >> 1) ^ 0x82f63b78u : c >> 1;
+        crc_table[i] = c;
+    }
+    crc_ready = true;
+}
+
+uint32_t rampart_raft_crc32c(uint32_t crc, const void* data, size_t len) {
+    if (!crc_ready) crc_init();
+    const uint8_t* p = data;
+    crc = ~crc;
+    while (len--) crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+    return ~crc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Node                                                                */
+
+struct apply_req {
+    struct raft_apply req;
+    struct rampart_raft* node;
+    rampart_raft_apply_cb cb;
+    void* ctx;
+    struct apply_req* next; /* in node->applies, oldest first */
+    struct apply_req* prev;
+};
+
+struct barrier_req {
+    struct raft_barrier req;
+    struct rampart_raft* node;
+    rampart_raft_barrier_cb cb;
+    void* ctx;
+};
+
+/* An outgoing connection: waiting for the core, then writing our handshake. */
+struct rampart_raft_connect {
+    struct rampart_raft* node;
+    struct raft_uv_connect* req; /* the engine's request */
+    raft_uv_connect_cb cb;
+    uv_timer_t defer; /* delivers failures on a later loop turn */
+    uv_pipe_t* pipe;  /* raft_malloc'ed: the engine frees it with raft_free */
+    uv_write_t write;
+    uint8_t hello[HANDSHAKE_FIXED + HANDSHAKE_MAX_ADDR];
+    int status;
+    bool waiting_core; /* connect_done not yet called */
+    bool finished;     /* the engine's cb has fired */
+    struct rampart_raft_connect* next;
+};
+
+/* An incoming connection whose handshake is being read. */
+struct handshake {
+    struct rampart_raft* node;
+    uv_pipe_t* pipe;
+    uint64_t expected_id;
+    size_t need, got;
+    uint8_t buf[HANDSHAKE_FIXED + HANDSHAKE_MAX_ADDR + 1];
+    struct handshake* next;
+};
+
+struct rampart_raft {
+    uv_loop_t* loop;
+    struct raft raft;
+    struct raft_io io;
+    struct raft_fsm fsm;
+    struct raft_uv_transport transport;
+    struct raft_tracer tracer;
+    struct rampart_raft_config cfg;
+    char* address;
+    char* data_dir;
+    bool io_ready, raft_ready, started, closing;
+
+    /* Transport state. */
+    raft_uv_accept_cb accept_cb;
+    raft_uv_transport_close_cb transport_close_cb;
+    bool transport_closing;
+    struct rampart_raft_connect* connects;
+    struct handshake* handshakes;
+    uv_timer_t transport_timer; /* fires the transport close cb off-stack */
+
+    struct apply_req* applies; /* waiting requests, oldest first */
+    struct apply_req* applies_tail;
+    uint64_t last_applied_seen;
+    void* snapshot_token;
+    struct raft_buffer* snapshot_bufs;
+
+    rampart_raft_close_cb close_cb;
+    void* close_ctx;
+};
+
+/* The engine owns the `data` fields of the structs it is handed (raft_uv
+ * sets the transport's), so find the node from the embedded struct. */
+static struct rampart_raft* node_of_transport(struct raft_uv_transport* t) {
+    return (struct rampart_raft*)((char*)t - offsetof(struct rampart_raft, transport));
+}
+static struct rampart_raft* node_of_fsm(struct raft_fsm* f) {
+    return (struct rampart_raft*)((char*)f - offsetof(struct rampart_raft, fsm));
+}
+
+static void logf_(struct rampart_raft* n, int level, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
+static void logf_(struct rampart_raft* n, int level, const char* fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (n != NULL && n->cfg.log != NULL)
+        n->cfg.log(n->cfg.log_user, level, msg);
+    else
+        fprintf(stderr, "raft: %s\n", msg);
+}
+
+/* The engine reports an error we cannot reason about: the buffer ownership
+ * or the log state is unknown, so the only safe move is to stop and let the
+ * supervisor restart us from disk. */
+static void fatal(struct rampart_raft* n, const char* what, int rv) {
+    logf_(n, 1, "FATAL: %s: %s (%d); aborting so the node restarts from its log", what, raft_strerror(rv), rv);
+    abort();
+}
+
+static int map_status(int rv) {
+    switch (rv) {
+        case 0: return RAMPART_RAFT_OK;
+        case RAFT_NOTLEADER: return RAMPART_RAFT_NOT_LEADER;
+        case RAFT_LEADERSHIPLOST: return RAMPART_RAFT_LEADERSHIP_LOST;
+        case RAFT_NOSPACE: return RAMPART_RAFT_NO_SPACE;
+        case RAFT_SHUTDOWN:
+        case RAFT_CANCELED: return RAMPART_RAFT_SHUTDOWN;
+        case RAFT_TOOBIG: return RAMPART_RAFT_TOO_BIG;
+        case RAFT_INVALID:
+        case RAFT_BADID:
+        case RAFT_BADROLE:
+        case RAFT_DUPLICATEID:
+        case RAFT_DUPLICATEADDRESS:
+        case RAFT_NAMETOOLONG:
+        case RAFT_NOTFOUND: return RAMPART_RAFT_INVALID;
+        case RAFT_CORRUPT:
+        case RAFT_MALFORMED: return RAMPART_RAFT_CORRUPT;
+        case RAFT_IOERR: return RAMPART_RAFT_IO;
+        case RAFT_NOMEM: return RAMPART_RAFT_NOMEM;
+        case RAFT_CANTBOOTSTRAP: return RAMPART_RAFT_EXISTS;
+        default: return RAMPART_RAFT_ERROR;
+    }
+}
+
+const char* rampart_raft_status_name(int status) {
+    static const char* const names[] = {"ok",      "not_leader", "no_space", "shutdown", "leadership_lost", "too_big",
+                                        "invalid", "corrupt",    "io",       "nomem",    "exists",          "error"};
+    if (status < 0 || (size_t)status >= sizeof names / sizeof names[0]) return "unknown";
+    return names[status];
+}
+
+/* ------------------------------------------------------------------ */
+/* Entry framing                                                       */
+
+size_t rampart_raft_frame_size(size_t payload_len) {
+    return (RAMPART_RAFT_FRAME_HEADER + payload_len + 7u) & ~(size_t)7u;
+}
+
+void rampart_raft_frame_encode(const void* payload, size_t len, void* out) {
+    uint8_t* p = out;
+    size_t total = rampart_raft_frame_size(len);
+    put32(p, (uint32_t)len);
+    put32(p + 4, FRAME_TAG);
+    if (len > 0) memcpy(p + RAMPART_RAFT_FRAME_HEADER, payload, len);
+    memset(p + RAMPART_RAFT_FRAME_HEADER + len, 0, total - RAMPART_RAFT_FRAME_HEADER - len);
+}
+
+int rampart_raft_frame_decode(const void* frame, size_t frame_len, const void** payload, size_t* len) {
+    const uint8_t* p = frame;
+    if (frame == NULL || frame_len < RAMPART_RAFT_FRAME_HEADER || frame_len % 8 != 0) return RAMPART_RAFT_CORRUPT;
+    if (get32(p + 4) != FRAME_TAG) return RAMPART_RAFT_CORRUPT;
+    size_t n = get32(p);
+    /* The padding is exact: a frame one word too long is as wrong as one too
+     * short, because it means the length header and the entry disagree. */
+    if (rampart_raft_frame_size(n) != frame_len) return RAMPART_RAFT_CORRUPT;
+    for (size_t i = RAMPART_RAFT_FRAME_HEADER + n; i < frame_len; i++)
+        if (p[i] != 0) return RAMPART_RAFT_CORRUPT;
+    *payload = p + RAMPART_RAFT_FRAME_HEADER;
+    *len = n;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Snapshot envelope: magic[8] format u32 crc32c u32 length u64 index u64 */
+
+static void snapshot_header(uint8_t* h, const void* data, size_t len, uint64_t index) {
+    memcpy(h, SNAPSHOT_MAGIC, 8);
+    put32(h + 8, SNAPSHOT_FORMAT);
+    put32(h + 12, rampart_raft_crc32c(0, data, len));
+    put64(h + 16, (uint64_t)len);
+    put64(h + 24, index);
+}
+
+int rampart_raft_snapshot_check(const void* data, size_t len, const void** payload, size_t* payload_len) {
+    const uint8_t* h = data;
+    if (data == NULL || len < RAMPART_RAFT_SNAPSHOT_HEADER) return RAMPART_RAFT_CORRUPT;
+    if (memcmp(h, SNAPSHOT_MAGIC, 8) != 0 || get32(h + 8) != SNAPSHOT_FORMAT) return RAMPART_RAFT_CORRUPT;
+    uint64_t n = get64(h + 16);
+    if (n != len - RAMPART_RAFT_SNAPSHOT_HEADER) return RAMPART_RAFT_CORRUPT;
+    const uint8_t* body = h + RAMPART_RAFT_SNAPSHOT_HEADER;
+    if (rampart_raft_crc32c(0, body, (size_t)n) != get32(h + 12)) return RAMPART_RAFT_CORRUPT;
+    *payload = body;
+    *payload_len = (size_t)n;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* State machine trampolines                                           */
+
+static struct apply_req* take_waiter(struct rampart_raft* n, uint64_t index) {
+    for (struct apply_req* a = n->applies; a != NULL; a = a->next)
+        if (a->req.index == index) return a;
+    return NULL;
+}
+
+static void unlink_apply(struct rampart_raft* n, struct apply_req* a) {
+    if (a->prev)
+        a->prev->next = a->next;
+    else
+        n->applies = a->next;
+    if (a->next)
+        a->next->prev = a->prev;
+    else
+        n->applies_tail = a->prev;
+    a->next = a->prev = NULL;
+}
+
+static int fsm_apply(struct raft_fsm* fsm, const struct raft_buffer* buf, void** result) {
+    struct rampart_raft* n = node_of_fsm(fsm);
+    /* The engine sets last_applied only after this returns, so the entry
+     * being applied is the next one. */
+    uint64_t index = raft_last_applied(&n->raft) + 1;
+    const void* payload;
+    size_t len;
+    if (rampart_raft_frame_decode(buf->base, buf->len, &payload, &len) != 0) {
+        /* The log is CRC-checked by the engine, so a bad frame is a bug or
+         * foreign data: never apply garbage. */
+        logf_(n, 1, "FATAL: entry %llu has a bad frame (%zu bytes)", (unsigned long long)index, buf->len);
+        abort();
+    }
+    if (index <= n->last_applied_seen) {
+        logf_(n, 1, "FATAL: entry %llu applied after %llu", (unsigned long long)index,
+              (unsigned long long)n->last_applied_seen);
+        abort();
+    }
+    n->last_applied_seen = index;
+    void* res = NULL;
+    n->cfg.fsm.apply(n->cfg.fsm.user, index, payload, len, &res);
+    /* Nobody here waits for this entry: the engine would drop the result. */
+    if (res != NULL && take_waiter(n, index) == NULL) {
+        if (n->cfg.fsm.result_free) n->cfg.fsm.result_free(n->cfg.fsm.user, res);
+        res = NULL;
+    }
+    *result = res;
+    return 0;
+}
+
+static int fsm_snapshot(struct raft_fsm* fsm, struct raft_buffer* bufs[], unsigned* n_bufs) {
+    struct rampart_raft* n = node_of_fsm(fsm);
+    const void* data = NULL;
+    size_t len = 0;
+    void* token = NULL;
+    if (n->cfg.fsm.snapshot == NULL || n->snapshot_bufs != NULL) return RAFT_BUSY;
+    if (n->cfg.fsm.snapshot(n->cfg.fsm.user, &data, &len, &token) != 0) return RAFT_BUSY;
+
+    struct raft_buffer* b = raft_calloc(2, sizeof *b);
+    uint8_t* h = raft_malloc(RAMPART_RAFT_SNAPSHOT_HEADER);
+    if (b == NULL || h == NULL) {
+        raft_free(b);
+        raft_free(h);
+        if (n->cfg.fsm.snapshot_done) n->cfg.fsm.snapshot_done(n->cfg.fsm.user, token);
+        return RAFT_NOMEM;
+    }
+    /* Legacy snapshots are taken with commit == last applied. */
+    snapshot_header(h, data, len, raft_last_applied(&n->raft));
+    b[0].base = h;
+    b[0].len = RAMPART_RAFT_SNAPSHOT_HEADER;
+    b[1].base = (void*)data;
+    b[1].len = len;
+    n->snapshot_token = token;
+    n->snapshot_bufs = b;
+    *bufs = b;
+    *n_bufs = len > 0 ? 2 : 1;
+    return 0;
+}
+
+/* fsm version 2: the engine calls this once it no longer reads the buffers,
+ * written or not; the payload belongs to the core, so the engine must not
+ * free it. */
+static int fsm_snapshot_finalize(struct raft_fsm* fsm, struct raft_buffer* bufs[], unsigned* n_bufs) {
+    struct rampart_raft* n = node_of_fsm(fsm);
+    if (*bufs != NULL) {
+        raft_free((*bufs)[0].base);
+        raft_free(*bufs);
+    }
+    *bufs = NULL;
+    *n_bufs = 0;
+    n->snapshot_bufs = NULL;
+    if (n->cfg.fsm.snapshot_done) n->cfg.fsm.snapshot_done(n->cfg.fsm.user, n->snapshot_token);
+    n->snapshot_token = NULL;
+    return 0;
+}
+
+/* On success the engine hands us ownership of buf->base; on failure it frees
+ * the snapshot itself, so we must not. */
+static int fsm_restore(struct raft_fsm* fsm, struct raft_buffer* buf) {
+    struct rampart_raft* n = node_of_fsm(fsm);
+    const void* payload;
+    size_t len;
+    if (rampart_raft_snapshot_check(buf->base, buf->len, &payload, &len) != 0) {
+        logf_(n, 1, "snapshot failed its checksum (%zu bytes): refusing to restore it", buf->len);
+        return RAFT_CORRUPT;
+    }
+    uint64_t index = get64((const uint8_t*)buf->base + 24);
+    if (n->cfg.fsm.restore == NULL || n->cfg.fsm.restore(n->cfg.fsm.user, index, payload, len) != 0) {
+        logf_(n, 1, "state machine rejected snapshot at index %llu", (unsigned long long)index);
+        return RAFT_CORRUPT;
+    }
+    n->last_applied_seen = index;
+    raft_free(buf->base);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Transport: the engine's raft_uv_transport over fds the core supplies */
+
+static void transport_maybe_closed(struct rampart_raft* n);
+
+static void free_pipe_cb(uv_handle_t* h) { raft_free(h); }
+
+static uv_pipe_t* pipe_from_fd(struct rampart_raft* n, int fd) {
+    uv_pipe_t* p = raft_malloc(sizeof *p);
+    if (p == NULL) return NULL;
+    if (uv_pipe_init(n->loop, p, 0) != 0) {
+        raft_free(p);
+        return NULL;
+    }
+    if (uv_pipe_open(p, fd) != 0) {
+        uv_close((uv_handle_t*)p, free_pipe_cb);
+        return NULL;
+    }
+    return p;
+}
+
+static int tr_init(struct raft_uv_transport* t, raft_id id, const char* address) {
+    (void)t;
+    (void)id;
+    (void)address;
+    return 0;
+}
+
+static int tr_listen(struct raft_uv_transport* t, raft_uv_accept_cb cb) {
+    struct rampart_raft* n = node_of_transport(t);
+    n->accept_cb = cb;
+    return 0;
+}
+
+static void connect_unlink(struct rampart_raft_connect* c) {
+    struct rampart_raft_connect** pp = &c->node->connects;
+    while (*pp && *pp != c) pp = &(*pp)->next;
+    if (*pp) *pp = c->next;
+}
+
+static void connect_freed_cb(uv_handle_t* h) {
+    struct rampart_raft_connect* c = h->data;
+    struct rampart_raft* n = c->node;
+    free(c);
+    transport_maybe_closed(n);
+}
+
+/* Fire the engine's callback once and release the request. */
+static void connect_finish(struct rampart_raft_connect* c, uv_stream_t* stream, int status) {
+    if (c->finished) return;
+    c->finished = true;
+    connect_unlink(c);
+    c->cb(c->req, stream, status);
+    uv_close((uv_handle_t*)&c->defer, connect_freed_cb);
+}
+
+static void connect_defer_cb(uv_timer_t* t) {
+    struct rampart_raft_connect* c = t->data;
+    connect_finish(c, NULL, c->status);
+}
+
+static void connect_fail_later(struct rampart_raft_connect* c, int status) {
+    c->status = status;
+    uv_timer_start(&c->defer, connect_defer_cb, 0, 0);
+}
+
+static void hello_written_cb(uv_write_t* w, int status) {
+    struct rampart_raft_connect* c = w->data;
+    uv_pipe_t* p = c->pipe;
+    c->pipe = NULL;
+    if (status != 0 || c->node->transport_closing) {
+        uv_close((uv_handle_t*)p, free_pipe_cb);
+        connect_finish(c, NULL, c->node->transport_closing ? RAFT_CANCELED : RAFT_NOCONNECTION);
+        return;
+    }
+    connect_finish(c, (uv_stream_t*)p, 0);
+}
+
+static size_t encode_hello(uint8_t* out, uint64_t id, const char* address) {
+    size_t alen = strlen(address) + 1;
+    size_t padded = (alen + 7u) & ~(size_t)7u;
+    memcpy(out, HANDSHAKE_MAGIC, 8);
+    put64(out + 8, id);
+    put64(out + 16, padded);
+    memset(out + HANDSHAKE_FIXED, 0, padded);
+    memcpy(out + HANDSHAKE_FIXED, address, alen);
+    return HANDSHAKE_FIXED + padded;
+}
+
+void rampart_raft_connect_done(rampart_raft_connect* c, int fd, int status) {
+    struct rampart_raft* n = c->node;
+    if (!c->waiting_core) { /* cancelled or called twice: keep the fd from leaking */
+        if (fd >= 0) close(fd);
+        return;
+    }
+    c->waiting_core = false;
+    if (status != 0 || fd < 0) {
+        if (fd >= 0) close(fd);
+        connect_fail_later(c, RAFT_NOCONNECTION);
+        return;
+    }
+    c->pipe = pipe_from_fd(n, fd);
+    if (c->pipe == NULL) {
+        close(fd);
+        connect_fail_later(c, RAFT_NOCONNECTION);
+        return;
+    }
+    /* Tell the peer who we are, as libraft's TCP transport does. */
+    uv_buf_t b = uv_buf_init((char*)c->hello, (unsigned)encode_hello(c->hello, n->cfg.id, n->address));
+    c->write.data = c;
+    if (uv_write(&c->write, (uv_stream_t*)c->pipe, &b, 1, hello_written_cb) != 0) {
+        uv_close((uv_handle_t*)c->pipe, free_pipe_cb);
+        c->pipe = NULL;
+        connect_fail_later(c, RAFT_NOCONNECTION);
+    }
+}
+
+static int tr_connect(struct raft_uv_transport* t, struct raft_uv_connect* req, raft_id id, const char* address,
+                      raft_uv_connect_cb cb) {
+    struct rampart_raft* n = node_of_transport(t);
+    if (n->cfg.transport.connect == NULL || n->transport_closing) return RAFT_NOCONNECTION;
+    if (strlen(address) + 1 > HANDSHAKE_MAX_ADDR) return RAFT_NAMETOOLONG;
+    struct rampart_raft_connect* c = calloc(1, sizeof *c);
+    if (c == NULL) return RAFT_NOMEM;
+    c->node = n;
+    c->req = req;
+    c->cb = cb;
+    c->waiting_core = true;
+    uv_timer_init(n->loop, &c->defer);
+    c->defer.data = c;
+    c->next = n->connects;
+    n->connects = c;
+    if (n->cfg.transport.connect(n->cfg.transport.user, c, id, address) != 0) {
+        c->waiting_core = false;
+        c->finished = true; /* the engine sees the error return, not a cb */
+        connect_unlink(c);
+        uv_close((uv_handle_t*)&c->defer, connect_freed_cb);
+        return RAFT_NOCONNECTION;
+    }
+    return 0;
+}
+
+static void handshake_unlink(struct handshake* h) {
+    struct handshake** pp = &h->node->handshakes;
+    while (*pp && *pp != h) pp = &(*pp)->next;
+    if (*pp) *pp = h->next;
+}
+
+static void handshake_fail(struct handshake* h, const char* why) {
+    struct rampart_raft* n = h->node;
+    logf_(n, 2, "peer handshake refused: %s", why);
+    handshake_unlink(h);
+    uv_close((uv_handle_t*)h->pipe, free_pipe_cb);
+    free(h);
+    transport_maybe_closed(n);
+}
+
+/* Hand out exactly the bytes still missing, so that we never read past the
+ * handshake into the engine's first message. */
+static void handshake_alloc_cb(uv_handle_t* handle, size_t suggested, uv_buf_t* buf) {
+    struct handshake* h = handle->data;
+    (void)suggested;
+    *buf = uv_buf_init((char*)h->buf + h->got, (unsigned)(h->need - h->got));
+}
+
+/* Validate a complete handshake; NULL if acceptable, else why not. */
+static const char* handshake_check(struct handshake* h, uint64_t id) {
+    if (id == 0) return "id 0";
+    if (h->expected_id != 0 && id != h->expected_id) return "peer claims another node's id";
+    if (h->node->accept_cb == NULL || h->node->transport_closing) return "not listening";
+    return NULL;
+}
+
+static void handshake_read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
+    struct handshake* h = s->data;
+    struct rampart_raft* n = h->node;
+    const char* why = NULL;
+    (void)buf;
+    if (nread == 0) return;
+    if (nread < 0) {
+        handshake_fail(h, uv_strerror((int)nread));
+        return;
+    }
+    h->got += (size_t)nread;
+    if (h->got == HANDSHAKE_FIXED && h->need == HANDSHAKE_FIXED) {
+        uint64_t alen = get64(h->buf + 16);
+        if (memcmp(h->buf, HANDSHAKE_MAGIC, 8) != 0)
+            why = "bad magic";
+        else if (alen == 0 || alen % 8 != 0 || alen > HANDSHAKE_MAX_ADDR)
+            why = "bad address length";
+        if (why != NULL)
+            handshake_fail(h, why);
+        else
+            h->need = HANDSHAKE_FIXED + (size_t)alen;
+        return;
+    }
+    if (h->got < h->need) return;
+    uv_read_stop(s);
+    uint64_t id = get64(h->buf + 8);
+    h->buf[h->need] = 0;
+    why = handshake_check(h, id);
+    if (why != NULL) {
+        handshake_fail(h, why);
+        return;
+    }
+    handshake_unlink(h);
+    s->data = NULL;
+    /* The engine copies the address before returning; free after. */
+    n->accept_cb(&n->transport, id, (const char*)h->buf + HANDSHAKE_FIXED, s);
+    free(h);
+}
+
+int rampart_raft_accept_fd(rampart_raft* n, int fd, uint64_t expected_id) {
+    if (fd < 0) return RAMPART_RAFT_INVALID;
+    if (n->accept_cb == NULL || n->transport_closing) {
+        close(fd);
+        return n->transport_closing ? RAMPART_RAFT_SHUTDOWN : RAMPART_RAFT_INVALID;
+    }
+    struct handshake* h = calloc(1, sizeof *h);
+    if (h == NULL) {
+        close(fd);
+        return RAMPART_RAFT_NOMEM;
+    }
+    h->node = n;
+    h->expected_id = expected_id;
+    h->need = HANDSHAKE_FIXED;
+    h->pipe = pipe_from_fd(n, fd);
+    if (h->pipe == NULL) {
+        close(fd);
+        free(h);
+        return RAMPART_RAFT_IO;
+    }
+    h->pipe->data = h;
+    h->next = n->handshakes;
+    n->handshakes = h;
+    if (uv_read_start((uv_stream_t*)h->pipe, handshake_alloc_cb, handshake_read_cb) != 0) {
+        handshake_fail(h, "read start");
+        return RAMPART_RAFT_IO;
+    }
+    return 0;
+}
+
+static void transport_timer_cb(uv_timer_t* t) {
+    struct rampart_raft* n = t->data;
+    transport_maybe_closed(n);
+}
+
+static void transport_maybe_closed(struct rampart_raft* n) {
+    if (!n->transport_closing || n->transport_close_cb == NULL) return;
+    if (n->connects != NULL || n->handshakes != NULL) return;
+    raft_uv_transport_close_cb cb = n->transport_close_cb;
+    n->transport_close_cb = NULL;
+    cb(&n->transport);
+}
+
+static void tr_close(struct raft_uv_transport* t, raft_uv_transport_close_cb cb) {
+    struct rampart_raft* n = node_of_transport(t);
+    n->transport_closing = true;
+    n->transport_close_cb = cb;
+    n->accept_cb = NULL;
+    for (struct rampart_raft_connect* c = n->connects; c != NULL; c = c->next) {
+        if (c->waiting_core) {
+            c->waiting_core = false;
+            if (n->cfg.transport.cancel) n->cfg.transport.cancel(n->cfg.transport.user, c);
+            connect_fail_later(c, RAFT_CANCELED);
+        }
+        /* A handshake write in flight finishes (or fails) on its own and then
+         * sees transport_closing. */
+    }
+    while (n->handshakes != NULL) handshake_fail(n->handshakes, "closing");
+    /* Fire the close callback on a later loop turn, never from inside the
+     * engine's close call. */
+    uv_timer_start(&n->transport_timer, transport_timer_cb, 0, 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Tracer: the engine's own diagnostics, errors and warnings only      */
+
+static void tracer_emit(struct raft_tracer* t, int type, const void* info) {
+    struct rampart_raft* n = t->impl;
+    if (type != RAFT_TRACER_DIAGNOSTIC || info == NULL) return;
+    const struct raft_tracer_info* i = info;
+    if (i->version < 1 || i->diagnostic.level > 2) return;
+    logf_(n, i->diagnostic.level, "engine: %s", i->diagnostic.message);
+}
+
+/* ------------------------------------------------------------------ */
+/* Lifecycle                                                           */
+
+static void ignore_sigpipe(void) {
+    /* The engine writes to peers that may have died; the default action
+     * killed surviving nodes. EPIPE is handled as a write error instead. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_IGN;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGPIPE, &sa, NULL);
+}
+
+static unsigned or_default(unsigned v, unsigned def) { return v != 0 ? v : def; }
+
+static void apply_engine_settings(struct rampart_raft* n) {
+    struct rampart_raft_config* c = &n->cfg;
+    c->election_timeout_ms = or_default(c->election_timeout_ms, DEFAULT_ELECTION_MS);
+    c->heartbeat_timeout_ms = or_default(c->heartbeat_timeout_ms, DEFAULT_HEARTBEAT_MS);
+    c->install_snapshot_timeout_ms = or_default(c->install_snapshot_timeout_ms, DEFAULT_INSTALL_SNAPSHOT_MS);
+    c->max_inflight_entries = or_default(c->max_inflight_entries, DEFAULT_MAX_INFLIGHT);
+    c->snapshot_threshold = or_default(c->snapshot_threshold, DEFAULT_SNAPSHOT_THRESHOLD);
+    c->snapshot_trailing = or_default(c->snapshot_trailing, DEFAULT_SNAPSHOT_TRAILING);
+    c->connect_retry_ms = or_default(c->connect_retry_ms, DEFAULT_CONNECT_RETRY_MS);
+
+    raft_set_election_timeout(&n->raft, c->election_timeout_ms);
+    raft_set_heartbeat_timeout(&n->raft, c->heartbeat_timeout_ms);
+    raft_set_install_snapshot_timeout(&n->raft, c->install_snapshot_timeout_ms);
+    raft_set_max_inflight_entries(&n->raft, c->max_inflight_entries);
+    raft_set_snapshot_threshold(&n->raft, c->snapshot_threshold);
+    raft_set_snapshot_trailing(&n->raft, c->snapshot_trailing);
+    /* A node back from a partition must not depose a healthy leader. */
+    raft_set_pre_vote(&n->raft, true);
+    raft_uv_set_connect_retry_delay(&n->io, c->connect_retry_ms);
+}
+
+static void node_free(struct rampart_raft* n) {
+    free(n->address);
+    free(n->data_dir);
+    free(n);
+}
+
+static void node_free_timer_cb(uv_handle_t* h) {
+    struct rampart_raft* n = h->data;
+    rampart_raft_close_cb cb = n->close_cb;
+    void* ctx = n->close_ctx;
+    node_free(n);
+    if (cb) cb(ctx);
+}
+
+int rampart_raft_create(uv_loop_t* loop, const struct rampart_raft_config* cfg, rampart_raft** out) {
+    *out = NULL;
+    if (loop == NULL || cfg == NULL || cfg->id == 0 || cfg->address == NULL || cfg->data_dir == NULL ||
+        cfg->fsm.apply == NULL)
+        return RAMPART_RAFT_INVALID;
+    if (strlen(cfg->address) + 1 > HANDSHAKE_MAX_ADDR) return RAMPART_RAFT_INVALID;
+    ignore_sigpipe();
+
+    struct rampart_raft* n = calloc(1, sizeof *n);
+    if (n == NULL) return RAMPART_RAFT_NOMEM;
+    n->loop = loop;
+    n->cfg = *cfg;
+    n->address = strdup(cfg->address);
+    n->data_dir = strdup(cfg->data_dir);
+    n->cfg.address = n->address;
+    n->cfg.data_dir = n->data_dir;
+    if (n->address == NULL || n->data_dir == NULL) {
+        node_free(n);
+        return RAMPART_RAFT_NOMEM;
+    }
+
+    /* The engine reads new methods only if version says they exist. */
+    n->transport.version = 1;
+    n->transport.data = n;
+    n->transport.init = tr_init;
+    n->transport.listen = tr_listen;
+    n->transport.connect = tr_connect;
+    n->transport.close = tr_close;
+
+    n->fsm.version = 2; /* snapshot_finalize: the payload stays the core's */
+    n->fsm.data = n;
+    n->fsm.apply = fsm_apply;
+    n->fsm.snapshot = fsm_snapshot;
+    n->fsm.restore = fsm_restore;
+    n->fsm.snapshot_finalize = fsm_snapshot_finalize;
+
+    int rv = raft_uv_init(&n->io, loop, n->data_dir, &n->transport);
+    if (rv != 0) {
+        logf_(n, 1, "raft_uv_init(%s): %s", n->data_dir, n->io.errmsg);
+        node_free(n);
+        return map_status(rv);
+    }
+    n->io_ready = true;
+    /* Never let the engine "repair" a damaged log by dropping entries. */
+    raft_uv_set_auto_recovery(&n->io, false);
+
+    rv = raft_init(&n->raft, &n->io, &n->fsm, cfg->id, n->address);
+    if (rv != 0) {
+        logf_(n, 1, "raft_init: %s", raft_errmsg(&n->raft));
+        raft_uv_close(&n->io);
+        node_free(n);
+        return map_status(rv);
+    }
+    n->raft_ready = true;
+    n->raft.data = n;
+    n->tracer.impl = n;
+    n->tracer.version = 2;
+    n->tracer.emit = tracer_emit;
+    n->raft.tracer = &n->tracer;
+    apply_engine_settings(n);
+
+    uv_timer_init(loop, &n->transport_timer);
+    n->transport_timer.data = n;
+    *out = n;
+    return 0;
+}
+
+int rampart_raft_bootstrap(rampart_raft* n, unsigned count, const uint64_t* ids, const char* const* addresses) {
+    struct raft_configuration conf;
+    raft_configuration_init(&conf);
+    int rv = 0;
+    for (unsigned i = 0; i < count && rv == 0; i++)
+        rv = raft_configuration_add(&conf, ids[i], addresses[i], RAFT_VOTER);
+    if (rv == 0) rv = raft_bootstrap(&n->raft, &conf);
+    raft_configuration_close(&conf);
+    if (rv != 0 && rv != RAFT_CANTBOOTSTRAP) logf_(n, 1, "bootstrap: %s", raft_errmsg(&n->raft));
+    return map_status(rv);
+}
+
+int rampart_raft_start(rampart_raft* n) {
+    int rv = raft_start(&n->raft);
+    if (rv != 0) {
+        logf_(n, 1, "start: %s", raft_errmsg(&n->raft));
+        return map_status(rv);
+    }
+    n->started = true;
+    return 0;
+}
+
+static void apply_done_cb(struct raft_apply* req, int status, void* result) {
+    struct apply_req* a = req->data;
+    struct rampart_raft* n = a->node;
+    unlink_apply(n, a);
+    uint64_t index = req->index;
+    if (status != 0 && result != NULL && n->cfg.fsm.result_free) n->cfg.fsm.result_free(n->cfg.fsm.user, result);
+    a->cb(a->ctx, map_status(status), index, status == 0 ? result : NULL);
+    free(a);
+}
+
+int rampart_raft_apply(rampart_raft* n, const void* data, size_t len, rampart_raft_apply_cb cb, void* ctx) {
+    if (n->closing) return RAMPART_RAFT_SHUTDOWN;
+    if (!n->started) return RAMPART_RAFT_NOT_LEADER;
+    if (len > RAMPART_RAFT_MAX_COMMAND) return RAMPART_RAFT_TOO_BIG;
+    /* No early leadership check: the engine's own NOT_LEADER answer is the
+     * path whose buffer ownership matters, and it must stay exercised. */
+
+    struct apply_req* a = calloc(1, sizeof *a);
+    struct raft_buffer buf;
+    buf.len = rampart_raft_frame_size(len);
+    buf.base = raft_malloc(buf.len);
+    if (a == NULL || buf.base == NULL) {
+        free(a);
+        raft_free(buf.base);
+        return RAMPART_RAFT_NOMEM;
+    }
+    rampart_raft_frame_encode(data, len, buf.base);
+    a->node = n;
+    a->cb = cb;
+    a->ctx = ctx;
+    a->req.data = a;
+    /* Exactly one buffer: with several, 0.22.1 reports success and keeps
+     * only the first. */
+    int rv = raft_apply(&n->raft, &a->req, &buf, 1, apply_done_cb);
+    if (rv != 0) {
+        if (rv != RAFT_NOTLEADER && rv != RAFT_NOSPACE) fatal(n, "raft_apply", rv);
+        /* Only these two errors leave the buffer with us. */
+        raft_free(buf.base);
+        free(a);
+        return map_status(rv);
+    }
+    a->prev = n->applies_tail;
+    if (n->applies_tail)
+        n->applies_tail->next = a;
+    else
+        n->applies = a;
+    n->applies_tail = a;
+    return 0;
+}
+
+static void barrier_done_cb(struct raft_barrier* req, int status) {
+    struct barrier_req* b = req->data;
+    b->cb(b->ctx, map_status(status), req->index);
+    free(b);
+}
+
+int rampart_raft_barrier(rampart_raft* n, rampart_raft_barrier_cb cb, void* ctx) {
+    if (n->closing) return RAMPART_RAFT_SHUTDOWN;
+    if (!n->started || raft_state(&n->raft) != RAFT_LEADER) return RAMPART_RAFT_NOT_LEADER;
+    struct barrier_req* b = calloc(1, sizeof *b);
+    if (b == NULL) return RAMPART_RAFT_NOMEM;
+    b->node = n;
+    b->cb = cb;
+    b->ctx = ctx;
+    b->req.data = b;
+    int rv = raft_barrier(&n->raft, &b->req, barrier_done_cb);
+    if (rv != 0) {
+        free(b);
+        return map_status(rv);
+    }
+    return 0;
+}
+
+int rampart_raft_state(const rampart_raft* n) {
+    switch (raft_state((struct raft*)&n->raft)) {
+        case RAFT_FOLLOWER: return RAMPART_RAFT_FOLLOWER;
+        case RAFT_CANDIDATE: return RAMPART_RAFT_CANDIDATE;
+        case RAFT_LEADER: return RAMPART_RAFT_LEADER;
+        default: return RAMPART_RAFT_UNAVAILABLE;
+    }
+}
+
+int rampart_raft_is_leader(const rampart_raft* n) { return rampart_raft_state(n) == RAMPART_RAFT_LEADER; }
+
+uint64_t rampart_raft_leader(const rampart_raft* n, char* buf, size_t buf_len) {
+    raft_id id = 0;
+    const char* address = NULL;
+    raft_leader((struct raft*)&n->raft, &id, &address);
+    if (buf != NULL && buf_len > 0) snprintf(buf, buf_len, "%s", address ? address : "");
+    return id;
+}
+
+uint64_t rampart_raft_term(const rampart_raft* n) { return raft_current_term(&n->raft); }
+uint64_t rampart_raft_commit_index(const rampart_raft* n) { return raft_commit_index(&n->raft); }
+uint64_t rampart_raft_applied_index(const rampart_raft* n) { return raft_last_applied((struct raft*)&n->raft); }
+uint64_t rampart_raft_last_index(const rampart_raft* n) { return raft_last_index((struct raft*)&n->raft); }
+
+void rampart_raft_settings(const rampart_raft* n, struct rampart_raft_settings* out) {
+    memset(out, 0, sizeof *out);
+    out->pre_vote = n->raft.pre_vote;
+    out->auto_recovery = 0; /* set off in create(); raft_uv has no getter */
+    out->transport_version = n->transport.version;
+    out->install_snapshot_timeout_ms = n->raft.install_snapshot_timeout;
+    out->max_inflight_entries = n->raft.max_inflight_entries;
+    out->snapshot_threshold = n->cfg.snapshot_threshold;
+    out->snapshot_trailing = n->cfg.snapshot_trailing;
+    out->election_timeout_ms = n->raft.election_timeout;
+    out->heartbeat_timeout_ms = n->raft.heartbeat_timeout;
+}
+
+static void raft_closed_cb(struct raft* r) {
+    struct rampart_raft* n = r->data;
+    raft_uv_close(&n->io);
+    n->transport_timer.data = n;
+    uv_close((uv_handle_t*)&n->transport_timer, node_free_timer_cb);
+}
+
+void rampart_raft_close(rampart_raft* n, rampart_raft_close_cb cb, void* ctx) {
+    if (n->closing) return;
+    n->closing = true;
+    n->close_cb = cb;
+    n->close_ctx = ctx;
+    raft_close(&n->raft, raft_closed_cb);
+}

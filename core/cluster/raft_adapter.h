@@ -1,0 +1,226 @@
+/* The Raft engine adapter: the only code that knows libraft (0.22.1).
+ *
+ * raft_adapter.c is compiled as C because libraft's raft.h does not compile
+ * as C++. This header carries no libraft types, so the C++ core includes it
+ * freely and the engine can be swapped or patched behind it.
+ *
+ * Threading: every function here runs on the libuv loop passed to
+ * rampart_raft_create(), and every callback fires on that loop.
+ *
+ * Guards the adapter enforces (issue 5, "Engine"; docs/store.md):
+ *  - SIGPIPE is ignored before the engine can write to a peer.
+ *  - Every entry is framed with an explicit length and padded to 8 bytes;
+ *    raft_apply() always gets exactly one buffer; an apply error other than
+ *    NOT_LEADER / NO_SPACE aborts the process (the engine freed the buffer).
+ *  - Transport struct versioned, auto-recovery off, pre-vote on, install
+ *    snapshot timeout ~3 s, max in-flight entries raised, snapshot threshold
+ *    and trailing set explicitly.
+ *  - Snapshots carry the adapter's CRC32C over the whole payload; a corrupt
+ *    snapshot fails restore loudly and is never handed to the state machine.
+ *  - Peer traffic goes through an injected transport: the core connects and
+ *    accepts (mutual TLS, later) and hands the adapter one end of a socketpair.
+ */
+#ifndef RAMPART_CLUSTER_RAFT_ADAPTER_H
+#define RAMPART_CLUSTER_RAFT_ADAPTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct uv_loop_s;
+
+/* Result classes. 0 is success; the others are positive and stable. */
+enum rampart_raft_status {
+    RAMPART_RAFT_OK = 0,
+    RAMPART_RAFT_NOT_LEADER = 1,      /* this node cannot accept writes now */
+    RAMPART_RAFT_NO_SPACE = 2,        /* the engine refuses entries: disk full */
+    RAMPART_RAFT_SHUTDOWN = 3,        /* the node is closing */
+    RAMPART_RAFT_LEADERSHIP_LOST = 4, /* submitted, then leadership changed: outcome unknown */
+    RAMPART_RAFT_TOO_BIG = 5,         /* command over RAMPART_RAFT_MAX_COMMAND */
+    RAMPART_RAFT_INVALID = 6,         /* bad argument or configuration */
+    RAMPART_RAFT_CORRUPT = 7,         /* data on disk failed a check */
+    RAMPART_RAFT_IO = 8,              /* I/O error */
+    RAMPART_RAFT_NOMEM = 9,
+    RAMPART_RAFT_EXISTS = 10, /* bootstrap: the data dir already holds state */
+    RAMPART_RAFT_ERROR = 11   /* anything else; the log has the detail */
+};
+
+/* A stable name for a status, for logs ("not_leader", ...). */
+const char* rampart_raft_status_name(int status);
+
+/* Largest command payload accepted by rampart_raft_apply(): a 512 KiB value
+ * plus its key and command header. */
+#define RAMPART_RAFT_MAX_COMMAND ((size_t)(512u * 1024u + 4096u))
+
+/* Engine state, as rampart_raft_state() reports it. */
+enum rampart_raft_role_state {
+    RAMPART_RAFT_UNAVAILABLE = 0,
+    RAMPART_RAFT_FOLLOWER = 1,
+    RAMPART_RAFT_CANDIDATE = 2,
+    RAMPART_RAFT_LEADER = 3
+};
+
+/* The replicated state machine, supplied by the core. All callbacks run on
+ * the loop; `user` is passed back unchanged. */
+struct rampart_raft_fsm {
+    void* user;
+
+    /* Apply the committed command at `index` (strictly increasing). Must not
+     * fail: a command that cannot take effect is a deterministic result.
+     * `*result` (may stay NULL) is handed to the apply callback of the request
+     * that submitted this entry on this node; if there is none (follower,
+     * replay, or the request already failed), result_free() gets it. */
+    void (*apply)(void* user, uint64_t index, const void* data, size_t len, void** result);
+    /* Release a result nobody waits for. May be NULL if results are never
+     * allocated. */
+    void (*result_free)(void* user, void* result);
+
+    /* Take a snapshot of the state up to the last applied index. Set *data,
+     * *len and an opaque *token; the bytes must stay valid and unchanged
+     * until snapshot_done(token) (the engine writes them from its I/O
+     * threads). Serialise from an immutable copy, not by stopping the world.
+     * Return 0, or non-zero to skip this snapshot. */
+    int (*snapshot)(void* user, const void** data, size_t* len, void** token);
+    void (*snapshot_done)(void* user, void* token);
+
+    /* Replace the whole state with a snapshot's payload (already checked
+     * against its checksum). The bytes are valid only during the call.
+     * `index` is the last index the snapshot covers. Return 0, or non-zero
+     * if the payload does not parse (restore then fails loudly). */
+    int (*restore)(void* user, uint64_t index, const void* data, size_t len);
+};
+
+/* Peer transport, injected by the core. The adapter never opens a socket:
+ * the core connects to / accepts from peers (mutual TLS in later issues),
+ * bridges the secured stream to one end of a socketpair, and hands the other
+ * end to the adapter. The adapter runs a small handshake (magic, numeric id,
+ * address) on that fd before the engine sees it. */
+typedef struct rampart_raft_connect rampart_raft_connect;
+
+struct rampart_raft_transport {
+    void* user;
+    /* Start connecting to peer `id` at `address`. Return 0 and later call
+     * rampart_raft_connect_done(req, fd, status) exactly once, or return
+     * non-zero (the engine retries after its connect delay). May call
+     * connect_done before returning. */
+    int (*connect)(void* user, rampart_raft_connect* req, uint64_t id, const char* address);
+    /* The node is closing: forget `req`; connect_done must not be called for
+     * it any more (close any fd being prepared for it). May be NULL if the
+     * core always completes connect before returning. */
+    void (*cancel)(void* user, rampart_raft_connect* req);
+};
+
+/* Finish a connect: `fd` is a connected stream socket (e.g. socketpair end)
+ * whose ownership passes to the adapter, or -1 with status != 0. */
+void rampart_raft_connect_done(rampart_raft_connect* req, int fd, int status);
+
+/* Log sink: level 1 error, 2 warning, 3 info, 4 debug. */
+typedef void (*rampart_raft_log_fn)(void* user, int level, const char* msg);
+
+struct rampart_raft_config {
+    uint64_t id;          /* this node's Raft id, > 0 */
+    const char* address;  /* this node's peer address (opaque to the adapter) */
+    const char* data_dir; /* must exist; on a real disk, not tmpfs, in production */
+
+    /* Timing; 0 picks the default shown. */
+    unsigned election_timeout_ms;         /* 1000 */
+    unsigned heartbeat_timeout_ms;        /* 100 */
+    unsigned install_snapshot_timeout_ms; /* 3000: a dropped install otherwise stalls 30 s */
+    unsigned max_inflight_entries;        /* 256: the engine's 32 halves pipelined throughput */
+    unsigned snapshot_threshold;          /* 1024: entries between snapshots */
+    unsigned snapshot_trailing;           /* 128: entries kept after a snapshot */
+    unsigned connect_retry_ms;            /* 1000 */
+
+    struct rampart_raft_fsm fsm;
+    struct rampart_raft_transport transport; /* connect may be NULL for one node */
+    rampart_raft_log_fn log;                 /* NULL: stderr */
+    void* log_user;
+};
+
+typedef struct rampart_raft rampart_raft;
+
+/* Create a node on `loop`. Ignores SIGPIPE process-wide first. Returns a
+ * status; on success *out owns the node until rampart_raft_close(). */
+int rampart_raft_create(struct uv_loop_s* loop, const struct rampart_raft_config* cfg, rampart_raft** out);
+
+/* Write the initial configuration (before start, on a pristine data dir).
+ * Returns RAMPART_RAFT_EXISTS if the dir already holds state (a restart).
+ * All listed servers are voters. */
+int rampart_raft_bootstrap(rampart_raft* node, unsigned n, const uint64_t* ids, const char* const* addresses);
+
+/* Load the log and the newest snapshot, restore the state machine, start
+ * timers. A one-node cluster elects itself at once. */
+int rampart_raft_start(rampart_raft* node);
+
+/* Hand the adapter an accepted peer connection (one end of a socketpair the
+ * core bridges to a TLS session). The fd is owned by the adapter from now on,
+ * even on error. If expected_id is non-zero, a handshake claiming another id
+ * is refused (the core knows the peer's identity from its certificate). */
+int rampart_raft_accept_fd(rampart_raft* node, int fd, uint64_t expected_id);
+
+/* Submit a command. On 0, cb fires exactly once on the loop with status 0,
+ * the entry's index and the state machine's result, or a failure status
+ * (NOT_LEADER, LEADERSHIP_LOST, NO_SPACE, SHUTDOWN, ...). A non-zero return
+ * means cb will not fire. The payload is copied. */
+typedef void (*rampart_raft_apply_cb)(void* ctx, int status, uint64_t index, void* result);
+int rampart_raft_apply(rampart_raft* node, const void* data, size_t len, rampart_raft_apply_cb cb, void* ctx);
+
+/* Append a barrier: cb fires once every entry before it is applied locally,
+ * with the barrier's index. For `default`/`strong` reads; callers should
+ * share one barrier among concurrent reads. */
+typedef void (*rampart_raft_barrier_cb)(void* ctx, int status, uint64_t index);
+int rampart_raft_barrier(rampart_raft* node, rampart_raft_barrier_cb cb, void* ctx);
+
+/* Getters. */
+int rampart_raft_state(const rampart_raft* node); /* enum rampart_raft_role_state */
+int rampart_raft_is_leader(const rampart_raft* node);
+/* Leader id (0 if unknown); copies its address into buf if given. */
+uint64_t rampart_raft_leader(const rampart_raft* node, char* buf, size_t buf_len);
+uint64_t rampart_raft_term(const rampart_raft* node);
+uint64_t rampart_raft_commit_index(const rampart_raft* node);
+uint64_t rampart_raft_applied_index(const rampart_raft* node);
+uint64_t rampart_raft_last_index(const rampart_raft* node);
+
+/* The engine settings in force, read back from the engine where it exposes
+ * them (for tests and `cluster status`). */
+struct rampart_raft_settings {
+    int pre_vote;
+    int auto_recovery; /* as set by the adapter: raft_uv has no getter */
+    int transport_version;
+    unsigned install_snapshot_timeout_ms;
+    unsigned max_inflight_entries;
+    unsigned snapshot_threshold;
+    unsigned snapshot_trailing;
+    unsigned election_timeout_ms;
+    unsigned heartbeat_timeout_ms;
+};
+void rampart_raft_settings(const rampart_raft* node, struct rampart_raft_settings* out);
+
+/* Close: pending requests fail with SHUTDOWN or LEADERSHIP_LOST, peer streams
+ * close, then cb fires and the node's memory is gone. */
+typedef void (*rampart_raft_close_cb)(void* ctx);
+void rampart_raft_close(rampart_raft* node, rampart_raft_close_cb cb, void* ctx);
+
+/* Entry framing, exposed for tests: an 8-byte header (u32 LE payload length,
+ * u32 LE format tag) + payload + zero padding to a multiple of 8. */
+#define RAMPART_RAFT_FRAME_HEADER 8u
+size_t rampart_raft_frame_size(size_t payload_len);
+/* Encode into out (frame_size(len) bytes). */
+void rampart_raft_frame_encode(const void* payload, size_t len, void* out);
+/* Check a frame; on success point *payload and *len into it and return 0. */
+int rampart_raft_frame_decode(const void* frame, size_t frame_len, const void** payload, size_t* len);
+
+/* Snapshot envelope, exposed for tests: a 32-byte header with magic,
+ * version, payload length and CRC32C of the payload. */
+#define RAMPART_RAFT_SNAPSHOT_HEADER 32u
+int rampart_raft_snapshot_check(const void* data, size_t len, const void** payload, size_t* payload_len);
+uint32_t rampart_raft_crc32c(uint32_t crc, const void* data, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RAMPART_CLUSTER_RAFT_ADAPTER_H */

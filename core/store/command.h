@@ -1,0 +1,180 @@
+// Replicated commands: the versioned binary records that go into the Raft
+// log (issue 5). No JSON in the log: a record is
+//
+//   type:u8  version:u8  meta  body
+//   meta  = leader_ms:varint  idempotency_key:bytes  fingerprint:bytes
+//   bytes = length:varint  data
+//
+// with unsigned LEB128 varints (shortest form only) and the body laid out per
+// type below. The decoder is strict: truncated input, trailing bytes, an
+// unknown type or version, a non-canonical varint, a bool other than 0/1 or a
+// length over its limit is an error with the offset, never undefined
+// behaviour. Every node decodes the same bytes to the same command, which is
+// what makes apply deterministic.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace rampart::store {
+
+// Type bytes are part of the on-disk format: never renumber.
+enum class CommandType : uint8_t {
+    Noop = 0,
+    KvSet = 1,
+    KvDelete = 2,
+    Txn = 3,
+    ServiceRegister = 4,
+    ServiceDeregister = 5,
+    CheckPass = 6,
+    TokenCreate = 7,
+    TokenRevoke = 8,
+};
+
+// The one record version this build writes and reads. A new field means a
+// new version, decoded side by side with the old one.
+inline constexpr uint8_t kCommandVersion = 1;
+
+// Limits shared with the HTTP layer (brief: key 512 B, value 512 KiB, txn 64).
+struct Limits {
+    static constexpr size_t kKey = 512;
+    static constexpr size_t kValue = 512 * 1024;
+    static constexpr size_t kTxnOps = 64;
+    static constexpr size_t kIdempotencyKey = 256;
+    static constexpr size_t kFingerprint = 64;
+    static constexpr size_t kName = 256;  // service id/name/address, check id, token accessor
+    static constexpr size_t kTags = 64;
+    static constexpr size_t kNote = 4096;
+    static constexpr size_t kSecretHash = 64;
+};
+
+// Carried by every write: the idempotency key (scoped by identity by the
+// caller), the request fingerprint, and the leader's wall clock when it
+// proposed the entry (expiry of idempotency records uses this, not the
+// applying node's clock).
+struct Meta {
+    std::string idempotency_key;
+    std::string fingerprint;
+    uint64_t leader_ms = 0;
+    bool operator==(const Meta&) const = default;
+};
+
+struct Noop {
+    bool operator==(const Noop&) const = default;
+};
+
+struct KvSet {
+    std::string key;
+    std::string value;
+    uint64_t flags = 0;
+    std::optional<uint64_t> cas;  // 0 = create only
+    bool operator==(const KvSet&) const = default;
+};
+
+struct KvDelete {
+    std::string key;
+    bool recurse = false;
+    std::optional<uint64_t> cas;
+    bool operator==(const KvDelete&) const = default;
+};
+
+// Consul's /v1/txn KV verbs. Numbers are on-disk format.
+enum class TxnVerb : uint8_t {
+    Set = 1,
+    Cas = 2,
+    Get = 3,
+    GetTree = 4,
+    CheckIndex = 5,
+    CheckNotExists = 6,
+    Delete = 7,
+    DeleteTree = 8,
+    DeleteCas = 9,
+};
+
+struct TxnOp {
+    TxnVerb verb = TxnVerb::Get;
+    std::string key;
+    std::string value;
+    uint64_t flags = 0;
+    uint64_t index = 0;  // Cas, CheckIndex, DeleteCas
+    bool operator==(const TxnOp&) const = default;
+};
+
+struct Txn {
+    std::vector<TxnOp> ops;
+    bool operator==(const Txn&) const = default;
+};
+
+struct ServiceRegister {
+    std::string id;
+    std::string name;
+    std::string address;
+    uint16_t port = 0;
+    std::vector<std::string> tags;
+    std::string check_id;  // empty: no TTL check
+    uint64_t check_ttl_ms = 0;
+    bool operator==(const ServiceRegister&) const = default;
+};
+
+struct ServiceDeregister {
+    std::string id;
+    bool operator==(const ServiceDeregister&) const = default;
+};
+
+struct CheckPass {
+    std::string check_id;
+    std::string note;
+    bool operator==(const CheckPass&) const = default;
+};
+
+// Token roles are on-disk format.
+enum class TokenRole : uint8_t { Read = 1, Write = 2, Admin = 3 };
+
+struct TokenCreate {
+    std::string accessor;     // public id
+    std::string secret_hash;  // hash of the secret; the secret never enters the log
+    TokenRole role = TokenRole::Read;
+    std::string prefix;  // key prefix scope; empty = all
+    std::string description;
+    uint64_t expires_ms = 0;  // 0 = never
+    bool operator==(const TokenCreate&) const = default;
+};
+
+struct TokenRevoke {
+    std::string accessor;
+    bool operator==(const TokenRevoke&) const = default;
+};
+
+using Body =
+    std::variant<Noop, KvSet, KvDelete, Txn, ServiceRegister, ServiceDeregister, CheckPass, TokenCreate, TokenRevoke>;
+
+struct Command {
+    Meta meta;
+    Body body;
+    CommandType type() const;
+    bool operator==(const Command&) const = default;
+};
+
+// Check a command against the limits before proposing it. Empty = fine.
+std::string check_limits(const Command& cmd);
+
+// Encode; the caller checks limits first (encode() of an over-limit command
+// produces a record the decoder refuses).
+std::string encode(const Command& cmd);
+
+struct DecodeResult {
+    std::optional<Command> command;  // set on success
+    std::string error;               // "offset N: what", on failure
+    bool ok() const { return command.has_value(); }
+};
+
+DecodeResult decode(std::string_view bytes);
+
+const char* type_name(CommandType t);
+
+}  // namespace rampart::store

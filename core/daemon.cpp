@@ -312,6 +312,7 @@ bool Daemon::reload_config() {
     clamp_connections(*config_, open_files_);
     log::configure(log_settings_for(*config_));
     server_->apply_settings(server_settings_for(*config_));
+    plugins_->set_http_defaults(server_settings_for(*config_), pipeline_.get());
     std::vector<std::string> plugin_errors;
     plugins_->reload(plugin_sections_for(*config_), &plugin_errors);
     for (const auto& e : plugin_errors) log::error("plugin reload", {{"problem", e}});
@@ -336,6 +337,7 @@ void Daemon::begin_shutdown(int signum) {
                                                       {"open_connections", server_->connection_count()},
                                                       {"deadline_ms", static_cast<long long>(deadline)}});
     if (peer_network_) peer_network_->shutdown();
+    plugins_->close_listeners();
     uv_timer_init(&loop_, &drain_timer_);
     drain_timer_.data = this;
     uv_timer_start(&drain_timer_, cb_drain_deadline, deadline, 0);
@@ -363,6 +365,7 @@ bool Daemon::start_plugins() {
     peer_network_ = std::make_unique<peer::PeerNetwork>(&loop_);
     plugins_->set_peer_network(peer_network_.get());
     pipeline_ = std::make_unique<RequestPipeline>(&auth_, plugins_.get());
+    plugins_->set_http_defaults(server_settings_for(*config_), pipeline_.get());
     std::vector<std::string> errors;
     if (!plugins_->load(config_->plugins.dir, config_->plugins.load, plugin_sections_for(*config_), &errors)) {
         for (const auto& e : errors) log::error("plugin refused", {{"problem", e}});

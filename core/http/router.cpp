@@ -27,6 +27,13 @@ void Router::remove_owner(const void* owner) {
     std::erase_if(routes_, [owner](const Route& r) { return r.owner == owner; });
 }
 
+void Router::move_owner(const void* owner, Router& dest) {
+    for (Route& r : routes_) {
+        if (r.owner == owner) dest.routes_.push_back(std::move(r));
+    }
+    remove_owner(owner);
+}
+
 bool Router::path_matches(const Route& route, std::string_view path) {
     if (route.prefix) return path.substr(0, route.pattern.size()) == route.pattern;
     return path == route.pattern;

@@ -28,6 +28,8 @@ public:
     bool has_route(std::string_view method, std::string_view pattern) const;
     // Drop every route `owner` added (a plugin that failed or unloaded).
     void remove_owner(const void* owner);
+    // Move every route `owner` added into `dest` (a plugin's own listener).
+    void move_owner(const void* owner, Router& dest);
 
     struct Match {
         const Route* route = nullptr;  // set when status is 0

@@ -16,6 +16,8 @@
 
 namespace rampart::http {
 class Exchange;
+class Router;
+class Server;
 }
 
 namespace rampart::plugin {
@@ -63,6 +65,9 @@ struct LoadedPlugin {
     std::list<std::unique_ptr<rampart_timer>> timers;
     std::string render_buffer;  // metrics_render's result
     size_t pending_work = 0;    // worker jobs not yet done (fini waits for them)
+    // listener_add: the plugin's routes on a port of their own.
+    std::unique_ptr<http::Router> own_router;
+    std::unique_ptr<http::Server> own_server;
 
     const rampart_hooks* hooks() const { return descriptor->hooks; }
     // A hook member exists in the plugin's struct and is set.

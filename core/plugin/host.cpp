@@ -4,6 +4,7 @@
 
 #include "http/exchange.h"
 #include "http/router.h"
+#include "http/server.h"
 #include "log.h"
 #include "net/transport.h"
 #include "peer/peer_network.h"
@@ -155,8 +156,45 @@ bool PluginHost::adopt_transport(LoadedPlugin& p, std::vector<std::string>* erro
 void PluginHost::release_owned(LoadedPlugin& plugin) {
     stop_all_timers(plugin);
     router_->remove_owner(&plugin);
+    if (plugin.own_server) {
+        plugin.own_server->shutdown();
+        retired_servers_.push_back(std::move(plugin.own_server));
+        retired_routers_.push_back(std::move(plugin.own_router));
+    }
     if (peer_network_ != nullptr) peer_network_->remove_owner(&plugin);
     while (plugin.pending_work > 0 && uv_loop_alive(loop_)) uv_run(loop_, UV_RUN_ONCE);
+}
+
+void PluginHost::set_http_defaults(const http::ServerSettings& settings, http::Pipeline* pipeline) {
+    http_settings_ = std::make_unique<http::ServerSettings>(settings);
+    http_pipeline_ = pipeline;
+    for (auto& p : plugins_) {
+        if (p->own_server) p->own_server->apply_settings(settings);
+    }
+}
+
+int PluginHost::add_listener(LoadedPlugin& p, const std::string& address, std::string* error) {
+    net::Address addr;
+    if (!net::parse_address(address, &addr, error)) return -EINVAL;
+    if (p.own_server) {
+        *error = "the plugin already has a listener";
+        return -EEXIST;
+    }
+    p.own_router = std::make_unique<http::Router>();
+    router_->move_owner(&p, *p.own_router);
+    http::ServerSettings settings = http_settings_ ? *http_settings_ : http::ServerSettings{};
+    p.own_server = std::make_unique<http::Server>(loop_, p.own_router.get(), settings);
+    p.own_server->set_pipeline(http_pipeline_);
+    int rc = p.own_server->listen(addr, error);
+    if (rc != 0) return rc;
+    log::info("plugin listener", {{"plugin", p.name}, {"listen", p.own_server->bound_address()}});
+    return 0;
+}
+
+void PluginHost::close_listeners() {
+    for (auto& p : plugins_) {
+        if (p->own_server) p->own_server->shutdown();
+    }
 }
 
 void PluginHost::finalize(LoadedPlugin& plugin) {

@@ -18,8 +18,11 @@
 
 namespace rampart::http {
 class Exchange;
+class Pipeline;
 class Router;
+class Server;
 struct Response;
+struct ServerSettings;
 }  // namespace rampart::http
 namespace rampart::metrics {
 class Registry;
@@ -96,6 +99,13 @@ public:
     void set_peer_network(peer::PeerNetwork* network) { peer_network_ = network; }
     peer::PeerNetwork* peer_network() const { return peer_network_; }
 
+    // Plugin listeners (listener_add) use the API's limits and pipeline.
+    void set_http_defaults(const http::ServerSettings& settings, http::Pipeline* pipeline);
+    // SIGTERM: close the plugin listeners and their connections.
+    void close_listeners();
+    // Bind a listener for `plugin`'s routes (listener_add).
+    int add_listener(LoadedPlugin& plugin, const std::string& address, std::string* error);
+
     // Used by the C service functions.
     uv_loop_t* loop() const { return loop_; }
     metrics::Registry* registry() const { return registry_; }
@@ -115,6 +125,12 @@ private:
     std::unique_ptr<net::Transport> transport_;
     const LoadedPlugin* transport_owner_ = nullptr;
     peer::PeerNetwork* peer_network_ = nullptr;
+    std::unique_ptr<http::ServerSettings> http_settings_;
+    http::Pipeline* http_pipeline_ = nullptr;
+    // Listeners of unloaded plugins: their handles close on the loop, so
+    // they are freed only with the host.
+    std::vector<std::unique_ptr<http::Server>> retired_servers_;
+    std::vector<std::unique_ptr<http::Router>> retired_routers_;
 };
 
 }  // namespace rampart::plugin

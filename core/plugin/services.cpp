@@ -460,6 +460,18 @@ const rampart_peer_identity* svc_conn_peer(rampart_conn* conn) {
     return conn->conn->identity_view();
 }
 
+int svc_listener_add(rampart_plugin_ctx* ctx, const char* address) {
+    LoadedPlugin* p = plugin_of(ctx);
+    if (p == nullptr || address == nullptr) return -EINVAL;
+    if (!p->in_init) return -EBUSY;
+    std::string error;
+    int rc = ctx->host->add_listener(*p, address, &error);
+    if (rc != 0) {
+        log::error("plugin listener refused", {{"plugin", p->name}, {"address", address}, {"error", error}});
+    }
+    return rc;
+}
+
 rampart_host make_services() {
     rampart_host h{};
     h.struct_size = sizeof h;
@@ -507,6 +519,7 @@ rampart_host make_services() {
     h.conn_close = svc_conn_close;
     h.conn_peer = svc_conn_peer;
     h.request_defer = svc_request_defer;
+    h.listener_add = svc_listener_add;
     return h;
 }
 

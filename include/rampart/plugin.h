@@ -444,6 +444,14 @@ typedef struct rampart_host {
      * functions work on it meanwhile. If the client has gone, respond still
      * frees the handle. Returns NULL outside a route handler. */
     rampart_request* (*request_defer)(rampart_request* req);
+
+    /* Only during init, after route_add: serve this plugin's routes on a
+     * listener of their own at `address` ("ip:port", port 0 = any) instead
+     * of the API port, e.g. /metrics for a scraper on a management
+     * network. Plain HTTP with the API's limits and the same hooks.
+     * Returns 0, -EBUSY outside init, -EINVAL for a bad address, or a
+     * negative errno when the address cannot be bound. */
+    int (*listener_add)(rampart_plugin_ctx* ctx, const char* address);
 } rampart_host;
 
 /* ---- the descriptor ---------------------------------------------------- */

@@ -194,6 +194,15 @@ int cb_init(rampart_plugin_ctx* ctx, const rampart_host* host, void** state) {
                 rc == -EEXIST ? "[metrics] GET /metrics is already taken" : "[metrics] could not add GET /metrics");
             return rc;
         }
+        // listen: /metrics on a port of its own (e.g. a management network).
+        const char* listen = host->config_string(ctx, "listen");
+        if (listen[0] != '\0') {
+            if (!RAMPART_HOST_HAS(host, listener_add)) return -ENOTSUP;
+            if (int lrc = host->listener_add(ctx, listen); lrc != 0) {
+                metrics_log(s.get(), RAMPART_LOG_ERROR, "[metrics] cannot listen on metrics.listen");
+                return lrc;
+            }
+        }
         metrics_log(s.get(), RAMPART_LOG_INFO,
                     s->token.empty() ? "[metrics] serving GET /metrics (open)"
                                      : "[metrics] serving GET /metrics (bearer token required)");
@@ -224,6 +233,8 @@ void cb_fini(void* state) { std::unique_ptr<metrics_state> owned(static_cast<met
 constexpr rampart_config_key kSchema[] = {
     {"token", RAMPART_CONFIG_STRING, "", static_cast<int64_t>(kMinTokenLength), kMaxTokenLength,
      "Bearer token GET /metrics requires (secret; at least 16 characters; empty: /metrics is open)"},
+    {"listen", RAMPART_CONFIG_STRING, "", 0, 64,
+     "Serve /metrics on this address (\"ip:port\") instead of the API port; empty: the API port (restart)"},
     {nullptr, static_cast<rampart_config_type>(0), nullptr, 0, 0, nullptr},
 };
 

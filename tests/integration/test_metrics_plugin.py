@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import unittest
 
@@ -240,12 +241,51 @@ class ConfigErrors(unittest.TestCase):
         d.cleanup()
 
     def test_check_config_reports_unknown_key(self):
-        d = Daemon(config=config(metrics={"listen": "127.0.0.1:9100"}))
+        d = Daemon(config=config(metrics={"port": "9100"}))
         out = subprocess.run([os.path.join(BUILD, "rampartd"), "--check-config", "-c", d.config_path],
                              capture_output=True, text=True, timeout=scaled(10), env=d.env, cwd=d.dir)
         self.assertEqual(out.returncode, 78)
-        self.assertIn("metrics.listen: unknown key", out.stderr + out.stdout)
+        self.assertIn("metrics.port: unknown key", out.stderr + out.stdout)
         d.cleanup()
+
+
+class OwnPort(unittest.TestCase):
+    """metrics.listen: /metrics on a listener of its own, not the API port."""
+
+    def test_metrics_served_on_its_own_port_only(self):
+        d = Daemon(config=config(metrics={"listen": "127.0.0.1:0"}))
+        d.start()
+        self.addCleanup(d.cleanup)
+        entry = d.wait_log(lambda e: e.get("msg") == "plugin listener" and e.get("plugin") == "metrics")
+        host, port = entry["listen"].rsplit(":", 1)
+        d.request("GET", "/health")
+        self.assertEqual(d.request("GET", "/metrics").status, 404)
+        with socket.create_connection((host, int(port)), timeout=scaled(5)) as s:
+            s.sendall(build_request("GET", "/metrics", close=True))
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+        text = body.decode()
+        self.assertGreaterEqual(value(text, "rampart_http_requests_total", route="/health", method="GET",
+                                      status="200"), 1)
+        promtool = shutil.which("promtool")
+        if promtool:
+            out = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True,
+                                 timeout=scaled(10))
+            self.assertEqual(out.returncode, 0, out.stderr + out.stdout)
+
+    def test_unbindable_address_exits_78(self):
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen(1)
+            port = busy.getsockname()[1]
+            d = Daemon(config=config(metrics={"listen": f"127.0.0.1:{port}"}))
+            d.start(wait=False)
+            self.assertEqual(d.wait(), 78)
+            self.assertIn("plugin listener refused", d.log_text())
+            d.cleanup()
 
 
 if __name__ == "__main__":

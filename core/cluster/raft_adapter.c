@@ -805,7 +805,7 @@ int rampart_raft_bootstrap(rampart_raft* n, unsigned count, const uint64_t* ids,
 int rampart_raft_start(rampart_raft* n) {
     int rv = raft_start(&n->raft);
     if (rv != 0) {
-        logf_(n, 1, "start: %s", raft_errmsg(&n->raft));
+        logf_(n, 1, "start: %s (%s)", raft_strerror(rv), raft_errmsg(&n->raft));
         return map_status(rv);
     }
     n->started = true;

@@ -573,6 +573,65 @@ static void test_snapshot_restore_and_corruption(void** state) {
     remove_dir(dir);
 }
 
+/* Last closed segment ("<first>-<last>") in the data dir. */
+static int last_segment(const char* dir, char* out, size_t out_len) {
+    DIR* d = opendir(dir);
+    struct dirent* e;
+    unsigned long long best = 0;
+    int found = 0;
+    while ((e = readdir(d)) != NULL) {
+        unsigned long long first, last;
+        char tail;
+        if (sscanf(e->d_name, "%llu-%llu%c", &first, &last, &tail) != 2) continue;
+        if (!found || first > best) {
+            best = first;
+            snprintf(out, out_len, "%s/%s", dir, e->d_name);
+            found = 1;
+        }
+    }
+    closedir(d);
+    return found;
+}
+
+/* Auto-recovery off: a damaged closed segment stops the node instead of the
+ * engine quietly dropping the entries it cannot read. */
+static void test_damaged_log_is_not_auto_recovered(void** state) {
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    char* dir = make_dir();
+    struct fsm* f = calloc(1, sizeof *f);
+    struct rampart_raft_config c = base_config(1, "n1", dir, f);
+    rampart_raft* node = start_one(&loop, &c, 1);
+    struct batch b = {.node = node};
+    apply_range(&loop, node, &b, 0, 300);
+    close_node(&loop, node);
+
+    char path[600];
+    assert_true(last_segment(dir, path, sizeof path));
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    uint8_t byte;
+    off_t at = st.st_size / 2;
+    assert_int_equal(pread(fd, &byte, 1, at), 1);
+    byte ^= 0xff;
+    assert_int_equal(pwrite(fd, &byte, 1, at), 1);
+    close(fd);
+
+    struct fsm* g = calloc(1, sizeof *g);
+    c.fsm.user = g;
+    rampart_raft* again = NULL;
+    assert_int_equal(rampart_raft_create(&loop, &c, &again), 0);
+    assert_int_not_equal(rampart_raft_start(again), 0);
+    close_node(&loop, again);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    free(f);
+    free(g);
+    remove_dir(dir);
+}
+
 /* ------------------------------------------------------------------ */
 /* Three nodes over socketpairs through the injected transport         */
 
@@ -740,6 +799,7 @@ int main(void) {
         cmocka_unit_test(test_not_leader),
         cmocka_unit_test(test_one_node_apply_and_replay),
         cmocka_unit_test(test_snapshot_restore_and_corruption),
+        cmocka_unit_test(test_damaged_log_is_not_auto_recovered),
         cmocka_unit_test(test_handshake_refuses_wrong_id),
         cmocka_unit_test(test_three_nodes_over_socketpairs),
     };

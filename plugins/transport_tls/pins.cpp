@@ -99,6 +99,12 @@ bool parse_pins(const std::string& text, const std::string& file, Pins* out, std
         *error = where + ": not valid JSON (near byte " + std::to_string(at) + ")";
         return false;
     }
+    for (const char* p = end; p != nullptr && p < text.data() + text.size(); ++p) {
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+            *error = where + ": not valid JSON (trailing data at byte " + std::to_string(p - text.data()) + ")";
+            return false;
+        }
+    }
     if (!cJSON_IsObject(root.get())) {
         *error = where + ": the top level must be an object {\"peers\": {...}, \"report_only\": false}";
         return false;

@@ -36,9 +36,9 @@ std::string printable(const std::string& s) {
 }
 
 // How a certificate is named in a detail line: its SANs, else its CN.
-std::string cert_names(const mbedtls_x509_crt* crt) {
-    if (crt == nullptr) return "the certificate";
-    Identity id = Identity::of(*crt, false);
+std::string cert_names(const Identity* leaf) {
+    if (leaf == nullptr) return "the certificate";
+    const Identity& id = *leaf;
     std::string names;
     for (const std::string& s : id.dns_sans) {
         if (!names.empty()) names += ", ";
@@ -149,6 +149,15 @@ int Session::bio_recv(void* arg, unsigned char* buf, size_t len) {
 int Session::verify_cb(void* arg, mbedtls_x509_crt* crt, int depth, uint32_t* flags) {
     auto* s = static_cast<Session*>(arg);
     if (depth != 0) return 0;
+    try {
+        s->leaf_ = Identity::of(*crt, false);
+        s->leaf_valid_from_ = x509_time_text(crt->valid_from);
+        s->leaf_valid_to_ = x509_time_text(crt->valid_to);
+        s->leaf_seen_ = true;
+    } catch (...) {
+        *flags |= MBEDTLS_X509_BADCERT_OTHER;
+        return 0;
+    }
     const Pins& pins = s->ctx_->pins();
     if (pins.empty()) return 0;
     try {
@@ -271,12 +280,20 @@ void Session::after_job() {
     const char* reason = "protocol";
     std::string detail;
     classify(job_ret_, &reason, &detail);
+    if (job_ret_ == MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE) {
+        // mbedTLS refuses a missing client certificate silently: tell the
+        // client, or it waits for our Finished until its timeout.
+        (void)mbedtls_ssl_send_alert_message(&ssl_, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
+                                             MBEDTLS_SSL_ALERT_MSG_HANDSHAKE_FAILURE);
+        (void)flush();
+        if (freed_) return;
+    }
     fail_handshake(reason, detail);
 }
 
 void Session::classify(int ret, const char** reason, std::string* detail) const {
     const mbedtls_ssl_session* neg = ssl_.session_negotiate;
-    const mbedtls_x509_crt* peer = neg != nullptr ? neg->peer_cert : nullptr;
+    const Identity* peer = leaf_seen_ ? &leaf_ : nullptr;
     const uint32_t flags = neg != nullptr ? neg->verify_result : 0;
     const char* who = side_ == RAMPART_SIDE_SERVER ? "client" : "server";
     if (ret == MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE ||
@@ -292,11 +309,11 @@ void Session::classify(int ret, const char** reason, std::string* detail) const 
         } else if (flags & MBEDTLS_X509_BADCERT_EXPIRED) {
             *reason = "expired";
             *detail = cert_names(peer) + " (" + who + ") expired" +
-                      (peer != nullptr ? " on " + x509_time_text(peer->valid_to) : std::string());
+                      (peer != nullptr ? " on " + leaf_valid_to_ : std::string());
         } else if (flags & MBEDTLS_X509_BADCERT_FUTURE) {
             *reason = "expired";
             *detail = cert_names(peer) + " (" + who + ") is not valid yet" +
-                      (peer != nullptr ? " (from " + x509_time_text(peer->valid_from) + ")" : std::string());
+                      (peer != nullptr ? " (from " + leaf_valid_from_ + ")" : std::string());
         } else if (flags & MBEDTLS_X509_BADCERT_CN_MISMATCH) {
             *reason = "name_mismatch";
             *detail = cert_names(peer) + " does not name the expected peer " + printable(expected_peer_);
@@ -354,17 +371,21 @@ void Session::fail_handshake(const char* reason, const std::string& detail) {
     phase_ = Phase::kClosed;
     if (std::strcmp(reason, "pin_mismatch") == 0) report_pin_violation(true);
     host_->count_handshake(side_, reason);
-    const mbedtls_ssl_session* neg = ssl_.session_negotiate;
-    const mbedtls_x509_crt* peer = neg != nullptr ? neg->peer_cert : nullptr;
-    if (peer == nullptr) peer = mbedtls_ssl_get_peer_cert(&ssl_);
+    // The certificate that was refused, unverified, for the host's log.
     Identity id;
-    if (peer != nullptr) id = Identity::of(*peer, false);
+    const mbedtls_x509_crt* peer = mbedtls_ssl_get_peer_cert(&ssl_);
+    const bool have = peer != nullptr || leaf_seen_;
+    if (peer != nullptr)
+        id = Identity::of(*peer, false);
+    else if (leaf_seen_)
+        id = leaf_;
+    id.verified = false;
     rampart_handshake_result res{};
     res.struct_size = sizeof res;
     res.error = RAMPART_TRANSPORT_TLS_ERROR;
     res.reason = reason;
     res.detail = detail.c_str();
-    res.peer = peer != nullptr ? id.view() : nullptr;
+    res.peer = have ? id.view() : nullptr;
     res.protocol = "TLSv1.2";
     res.cipher = "";
     res.resumed = 0;
@@ -381,8 +402,8 @@ void Session::finish_handshake() {
             (void)mbedtls_ssl_send_alert_message(&ssl_, MBEDTLS_SSL_ALERT_LEVEL_FATAL, MBEDTLS_SSL_ALERT_MSG_BAD_CERT);
             (void)flush();
             if (freed_) return;
-            fail_handshake("pin_mismatch", cert_names(mbedtls_ssl_get_peer_cert(&ssl_)) +
-                                               " matches none of the pins of " + printable(pin_peer_));
+            fail_handshake("pin_mismatch", cert_names(leaf_seen_ ? &leaf_ : nullptr) + " matches none of the pins of " +
+                                               printable(pin_peer_));
             return;
         }
         report_pin_violation(false);

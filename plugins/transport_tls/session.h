@@ -115,6 +115,12 @@ private:
     bool pin_uses_spki_ = false;
     std::string presented_cert_sha256_;
     std::string presented_spki_sha256_;
+    // The leaf the other side presented, noted by the verify callback: a
+    // failed verification leaves mbedTLS with no peer certificate to ask.
+    bool leaf_seen_ = false;
+    Identity leaf_;
+    std::string leaf_valid_from_;
+    std::string leaf_valid_to_;
 };
 
 }  // namespace transport_tls

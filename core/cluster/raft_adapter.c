@@ -645,7 +645,6 @@ static void transport_maybe_closed(struct rampart_raft* n) {
 static void tr_close(struct raft_uv_transport* t, raft_uv_transport_close_cb cb) {
     struct rampart_raft* n = node_of_transport(t);
     n->transport_closing = true;
-    n->transport_close_cb = cb;
     n->accept_cb = NULL;
     for (struct rampart_raft_connect* c = n->connects; c != NULL; c = c->next) {
         if (c->waiting_core) {
@@ -656,7 +655,13 @@ static void tr_close(struct raft_uv_transport* t, raft_uv_transport_close_cb cb)
         /* A handshake write in flight finishes (or fails) on its own and then
          * sees transport_closing. */
     }
-    while (n->handshakes != NULL) handshake_fail(n->handshakes, "closing");
+    while (n->handshakes != NULL) {
+        struct handshake* h = n->handshakes;
+        n->handshakes = h->next; /* popped here; handshake_fail's unlink is then a no-op */
+        handshake_fail(h, "closing");
+    }
+    /* Set only now, so that the frees above cannot fire it re-entrantly. */
+    n->transport_close_cb = cb;
     /* Fire the close callback on a later loop turn, never from inside the
      * engine's close call. */
     uv_timer_start(&n->transport_timer, transport_timer_cb, 0, 0);

@@ -102,7 +102,7 @@ public:
     size_t offset() const { return pos_; }
     bool at_end() const { return pos_ == in_.size(); }
 
-    void fail(std::string what) {
+    void fail(const std::string& what) {
         if (error_.empty()) error_ = "offset " + std::to_string(pos_) + ": " + what;
     }
 

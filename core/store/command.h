@@ -43,7 +43,7 @@ inline constexpr uint8_t kCommandVersion = 1;
 // Limits shared with the HTTP layer (brief: key 512 B, value 512 KiB, txn 64).
 struct Limits {
     static constexpr size_t kKey = 512;
-    static constexpr size_t kValue = 512 * 1024;
+    static constexpr size_t kValue = size_t{512} * 1024;
     static constexpr size_t kTxnOps = 64;
     static constexpr size_t kIdempotencyKey = 256;
     static constexpr size_t kFingerprint = 64;

@@ -49,7 +49,7 @@ public:
     void shutdown();
     void free();
 
-    // Test hooks: is a worker job in flight; what the handshake reported.
+    // For tests: is a worker job in flight.
     bool job_running() const { return job_running_; }
 
 private:

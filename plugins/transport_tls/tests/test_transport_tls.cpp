@@ -4,10 +4,16 @@
 // stream_send queues ciphertext that pump() feeds to the other session.
 // Certificates are made per run by scripts/gen-certs.sh (and openssl for
 // a second CA, expired and not-yet-valid certificates) under a temp dir.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -1317,6 +1323,139 @@ void test_concurrent_handshakes(void**) {
     release(cctx3);
 }
 
+// ---- interop: openssl s_client over a real loopback socket ------------------------
+
+struct SClientRun {
+    std::string out;  // s_client's stdout and stderr
+};
+
+// Runs `openssl s_client` against a server session of `sctx` on a loopback
+// socket: the test pumps bytes between the socket and the session. The
+// client sends `input` and keeps stdin open briefly, so it reads the reply.
+SClientRun run_s_client(void* sctx, End& server, const std::string& args, const std::string& reply) {
+    SClientRun run;
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(lfd >= 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(lfd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+    assert_int_equal(listen(lfd, 1), 0);
+    socklen_t sl = sizeof sa;
+    assert_int_equal(getsockname(lfd, reinterpret_cast<sockaddr*>(&sa), &sl), 0);
+    const std::string out_file = path("s_client.out");
+    const std::string cmd =
+        "(printf 'hello\\n'; sleep 0.4) | openssl s_client -connect 127.0.0.1:" + std::to_string(ntohs(sa.sin_port)) +
+        " " + args + " > " + out_file + " 2>&1";
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    pollfd lp{lfd, POLLIN, 0};
+    if (poll(&lp, 1, 10000) != 1) {
+        kill(pid, SIGKILL);
+        fail_msg("s_client did not connect");
+    }
+    int fd = accept(lfd, nullptr, nullptr);
+    close(lfd);
+    assert_true(fd >= 0);
+    assert_int_equal(T->session_new(g->state, sctx, &server.stream, RAMPART_SIDE_SERVER, nullptr, &server.session), 0);
+    bool replied = false;
+    const uint64_t start = uv_now(&g->loop);
+    for (;;) {
+        uv_update_time(&g->loop);
+        if (uv_now(&g->loop) - start > 10000) break;
+        if (!server.outq.empty()) {
+            std::string data;
+            data.swap(server.outq);
+            (void)send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+        }
+        if (server.done && server.error == RAMPART_TRANSPORT_OK && !replied && !reply.empty()) {
+            replied = true;
+            assert_int_equal(T->session_write(server.session, reply.data(), reply.size()), 0);
+            continue;
+        }
+        if (g->jobs_in_flight > 0) {
+            uv_run(&g->loop, UV_RUN_ONCE);
+            continue;
+        }
+        pollfd p{fd, POLLIN, 0};
+        if (poll(&p, 1, 20) == 1) {
+            char buf[16384];
+            ssize_t n = recv(fd, buf, sizeof buf, 0);
+            if (n <= 0) break;
+            if (server.session != nullptr) (void)T->session_input(server.session, buf, static_cast<size_t>(n));
+        }
+    }
+    close(fd);
+    int status = 0;
+    (void)waitpid(pid, &status, 0);
+    run.out = run_ok("cat " + out_file);
+    return run;
+}
+
+std::string s_client_args(const std::string& extra) {
+    return "-CAfile " + path("ca.pem") + " -servername node_1 -verify_return_error " + extra;
+}
+
+void test_interop_openssl_s_client(void**) {
+    void* sctx = make_ctx(node(1));
+    const std::string sess = path("s_client.sess");
+    {
+        End server;
+        SClientRun r = run_s_client(
+            sctx, server,
+            s_client_args("-cert " + path("node_2.pem") + " -key " + path("node_2.key") + " -sess_out " + sess),
+            "world\n");
+        assert_int_equal(server.error, RAMPART_TRANSPORT_OK);
+        assert_true(server.has_peer);
+        assert_int_equal(server.peer.verified, 1);
+        assert_string_equal(server.peer.cn.c_str(), "node_2");
+        assert_string_equal(server.delivered.c_str(), "hello\n");
+        assert_contains(r.out, "Server Temp Key: X25519");
+        assert_contains(r.out, "New, TLSv1.2, Cipher is ECDHE-ECDSA-");
+        assert_contains(r.out, "Verify return code: 0 (ok)");
+        assert_contains(r.out, "world");
+        server.free_session();
+    }
+    {
+        End server;  // the saved session resumes (session ticket)
+        SClientRun r = run_s_client(
+            sctx, server,
+            s_client_args("-cert " + path("node_2.pem") + " -key " + path("node_2.key") + " -sess_in " + sess), "");
+        assert_int_equal(server.error, RAMPART_TRANSPORT_OK);
+        assert_int_equal(server.resumed, 1);
+        assert_contains(r.out, "Reused, TLSv1.2");
+        server.free_session();
+    }
+    {
+        End server;  // no client certificate
+        (void)run_s_client(sctx, server, s_client_args(""), "");
+        assert_int_equal(server.error, RAMPART_TRANSPORT_TLS_ERROR);
+        assert_string_equal(server.reason.c_str(), "no_client_certificate");
+        server.free_session();
+    }
+    {
+        End server;  // TLS 1.3 only: refused (1.2 is the ceiling)
+        (void)run_s_client(sctx, server, s_client_args("-tls1_3"), "");
+        assert_int_equal(server.error, RAMPART_TRANSPORT_TLS_ERROR);
+        assert_string_equal(server.reason.c_str(), "protocol");
+        server.free_session();
+    }
+    {
+        End server;  // no ECDHE, no AEAD: refused
+        (void)run_s_client(
+            sctx, server,
+            s_client_args("-tls1_2 -cipher AES128-SHA256 -cert " + path("node_2.pem") + " -key " + path("node_2.key")),
+            "");
+        assert_int_equal(server.error, RAMPART_TRANSPORT_TLS_ERROR);
+        server.free_session();
+    }
+    release(sctx);
+}
+
 // ---- small units ---------------------------------------------------------------
 
 void test_mask_and_hex(void**) {
@@ -1396,6 +1535,7 @@ int main() {
         cmocka_unit_test_setup_teardown(test_free_inside_callbacks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_work_submit_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_handshakes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_interop_openssl_s_client, setup, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -11,6 +11,7 @@ namespace rampart::peer {
 namespace {
 
 char g_peer_read_buffer[64 * 1024];
+constexpr uint64_t kAlertFlushMs = 1000;  // how long a failing connection may take to send its alert
 
 rampart_handshake_result plain_result() {
     rampart_handshake_result r{};
@@ -32,7 +33,7 @@ PeerConnection::PeerConnection(PeerNetwork* network, Side side)
           if (status < 0) {
               close_now("network_error");
           } else if (close_after_flush_ && wire_.idle()) {
-              close_now("");
+              close_now(close_error_);
           }
       }) {
     uv_tcp_init(network->loop(), &tcp_);
@@ -170,7 +171,7 @@ void PeerConnection::flush_wire() {
     if (rc != 0) {
         close_now("network_error");
     } else if (close_after_flush_ && wire_.idle()) {
-        close_now("");
+        close_now(close_error_);
     }
 }
 
@@ -206,7 +207,13 @@ void PeerConnection::cb_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*
     auto* conn = static_cast<PeerConnection*>(stream->data);
     if (nread < 0) {
         bool orderly = nread == UV_EOF && conn->state_ == State::Open;
-        if (conn->state_ == State::Handshaking || conn->state_ == State::Preamble) {
+        if (conn->state_ == State::Handshaking && conn->secure_ && nread == UV_EOF) {
+            // An alert may have come just before the close, still on its
+            // way through the session: give it a moment to say why.
+            conn->eof_in_handshake_ = true;
+            uv_read_stop(stream);
+            uv_timer_start(&conn->timer_, cb_timer, kAlertFlushMs, 0);
+        } else if (conn->state_ == State::Handshaking || conn->state_ == State::Preamble) {
             conn->fail(RAMPART_TRANSPORT_NETWORK_ERROR, "eof", "the other side closed during the handshake");
         } else {
             conn->close_now(orderly ? "" : "network_error");
@@ -288,7 +295,7 @@ void PeerConnection::notify_close(const char* error_class) {
 // Before the connection opened: a dialling handler hears on_open with the
 // error, then on_close; an accepted one was never handed to anyone.
 void PeerConnection::fail(rampart_transport_error error, const char* reason, const std::string& detail) {
-    if (state_ == State::Closing) return;
+    if (state_ == State::Closing || close_after_flush_) return;
     log::warn(side_ == Side::Dialled ? "peer dial failed" : "peer connection refused",
               {{"remote", remote_},
                {"expected_peer", expected_peer_},
@@ -306,11 +313,25 @@ void PeerConnection::fail(rampart_transport_error error, const char* reason, con
         opened_ = true;
         if (handler_.callbacks.on_open != nullptr) handler_.callbacks.on_open(handler_.arg, &handle_, &r);
     }
-    close_now(net::error_class_name(error));
+    // Let a TLS alert the session queued reach the other side first, so it
+    // learns why (a tls_error there, not a reset).
+    close_error_ = net::error_class_name(error);
+    close_after_flush_ = true;
+    uv_timer_start(&timer_, cb_timer, kAlertFlushMs, 0);
+    uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+    flush_wire();
 }
 
 void PeerConnection::cb_timer(uv_timer_t* timer) {
     auto* conn = static_cast<PeerConnection*>(timer->data);
+    if (conn->close_after_flush_) {
+        conn->close_now(conn->close_error_);  // the other side is not reading
+        return;
+    }
+    if (conn->eof_in_handshake_) {
+        conn->fail(RAMPART_TRANSPORT_NETWORK_ERROR, "eof", "the other side closed during the handshake");
+        return;
+    }
     if (!conn->early_error_.empty()) {
         conn->fail(RAMPART_TRANSPORT_NETWORK_ERROR, "connect", conn->early_error_);
         return;

@@ -114,6 +114,8 @@ private:
     bool opened_ = false;        // on_open was called
     bool close_notified_ = false;
     bool close_after_flush_ = false;
+    bool eof_in_handshake_ = false;
+    const char* close_error_ = "";  // what on_close reports after a flush
     bool has_identity_ = false;
     net::PeerIdentity identity_;
     struct View {

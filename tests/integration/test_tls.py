@@ -351,11 +351,18 @@ class PeerMutualTls(TlsCase):
     def test_openssl_s_client_with_node_certificate_reaches_echo(self):
         _, n2 = self.pair()
         cert, key = self.certs.node(3)
-        out = subprocess.run(["openssl", "s_client", "-connect", n2.peer_listen, "-CAfile", self.certs.ca,
-                              "-cert", cert, "-key", key, "-verify_return_error", "-quiet"],
-                             input=b"RAMPART/1 echo\nping-from-openssl\n", capture_output=True,
-                             timeout=scaled(10))
-        self.assertIn(b"ping-from-openssl", out.stdout, out.stderr)
+        # -quiet implies -ign_eof: s_client stays until killed; read the echo.
+        proc = subprocess.Popen(["openssl", "s_client", "-connect", n2.peer_listen, "-CAfile", self.certs.ca,
+                                 "-cert", cert, "-key", key, "-verify_return_error", "-quiet"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        try:
+            proc.stdin.write(b"RAMPART/1 echo\nping-from-openssl\n")
+            proc.stdin.flush()
+            line = proc.stdout.readline()
+        finally:
+            proc.kill()
+            proc.communicate()
+        self.assertEqual(line, b"ping-from-openssl\n")
 
     def test_pin_match_both_forms(self):
         n2_cert = self.certs.node(2)[0]

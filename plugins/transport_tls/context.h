@@ -39,7 +39,7 @@ struct ContextOptions {
 };
 
 constexpr uint32_t kTicketLifetimeSeconds = 12 * 3600;
-constexpr uint64_t kExpiryRefreshMs = 60 * 1000;
+constexpr uint64_t kExpiryRefreshMs = 60000;
 
 class Context {
 public:

@@ -47,7 +47,7 @@ int64_t x509_time_unix(const mbedtls_x509_time& t) {
     const int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
     const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     const int64_t days = era * 146097 + doe - 719468;
-    return days * 86400 + t.hour * 3600 + t.min * 60 + t.sec;
+    return days * 86400 + int64_t{t.hour} * 3600 + int64_t{t.min} * 60 + t.sec;
 }
 
 std::string x509_time_text(const mbedtls_x509_time& t) {

@@ -72,7 +72,7 @@ const char* alert_name(int code) {
 }  // namespace
 
 Session::Busy::~Busy() {
-    if (--s_->busy_ == 0 && s_->freed_.load(std::memory_order_relaxed) && !s_->job_running_) delete s_;
+    if (--s_->busy_ == 0 && s_->freed_.load(std::memory_order_relaxed) && !s_->job_running_) destroy(s_);
 }
 
 Session::Session(Context* ctx, rampart_stream* stream, rampart_transport_side side, const char* expected_peer)
@@ -100,24 +100,19 @@ int Session::create(Context* ctx, rampart_stream* stream, rampart_transport_side
                          "TLS " + ctx->purpose() + ": cannot dial out without a CA file to verify the server with");
         return -EINVAL;
     }
-    Session* s = new (std::nothrow) Session(ctx, stream, side, expected_peer);
-    if (s == nullptr) return -ENOMEM;
+    std::unique_ptr<Session> owned(new (std::nothrow) Session(ctx, stream, side, expected_peer));
+    if (!owned) return -ENOMEM;
+    Session* s = owned.get();
     int ret = mbedtls_ssl_setup(&s->ssl_, client ? ctx->client_conf() : ctx->server_conf());
     if (ret == 0 && client) ret = mbedtls_ssl_set_hostname(&s->ssl_, s->expected_peer_.c_str());
-    if (ret != 0) {
-        delete s;
-        return ret == MBEDTLS_ERR_SSL_ALLOC_FAILED ? -ENOMEM : -EINVAL;
-    }
+    if (ret != 0) return ret == MBEDTLS_ERR_SSL_ALLOC_FAILED ? -ENOMEM : -EINVAL;
     mbedtls_ssl_set_bio(&s->ssl_, s, bio_send, bio_recv, nullptr);
     mbedtls_ssl_set_verify(&s->ssl_, verify_cb, s);
     if (client) {
         (void)ctx->load_session(s->expected_peer_, &s->ssl_);
-        if (!s->submit()) {
-            delete s;
-            return -EAGAIN;
-        }
+        if (!s->submit()) return -EAGAIN;
     }
-    *out = s;
+    *out = owned.release();
     return 0;
 }
 
@@ -212,7 +207,7 @@ void Session::job_done(void* arg) {
     auto* s = static_cast<Session*>(arg);
     s->job_running_ = false;
     if (s->freed_.load(std::memory_order_relaxed)) {
-        if (s->busy_ == 0) delete s;
+        if (s->busy_ == 0) destroy(s);
         return;
     }
     try {
@@ -531,7 +526,7 @@ void Session::shutdown() {
 
 void Session::free() {
     freed_.store(true, std::memory_order_release);
-    if (!job_running_ && busy_ == 0) delete this;
+    if (!job_running_ && busy_ == 0) destroy(this);
 }
 
 }  // namespace transport_tls

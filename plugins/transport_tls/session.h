@@ -23,6 +23,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <memory>
 #include <string>
 
 #include <mbedtls/ssl.h>
@@ -35,7 +36,7 @@ namespace transport_tls {
 
 // Handshake bytes buffered (received but not yet consumed) before a
 // handshake is given up as hostile: real handshake flights are a few KiB.
-constexpr size_t kMaxHandshakeBuffered = 256 * 1024;
+constexpr size_t kMaxHandshakeBuffered = size_t{256} * 1024;
 
 class Session {
 public:
@@ -48,6 +49,9 @@ public:
     int write(const char* data, size_t len);
     void shutdown();
     void free();
+
+    // Only through free() (or the deferred paths it sets up).
+    ~Session();
 
     // For tests: is a worker job in flight.
     bool job_running() const { return job_running_; }
@@ -64,10 +68,10 @@ private:
     };
 
     Session(Context* ctx, rampart_stream* stream, rampart_transport_side side, const char* expected_peer);
-    ~Session();
     Session(const Session&) = delete;
     Session& operator=(const Session&) = delete;
 
+    static void destroy(Session* s) { std::unique_ptr<Session> owned(s); }
     static int bio_send(void* arg, const unsigned char* buf, size_t len);
     static int bio_recv(void* arg, unsigned char* buf, size_t len);
     static int verify_cb(void* arg, mbedtls_x509_crt* crt, int depth, uint32_t* flags);

@@ -45,7 +45,7 @@ int cb_init(rampart_plugin_ctx* ctx, const rampart_host* host, void** state) {
     }
 }
 
-void cb_fini(void* state) { delete static_cast<Host*>(state); }
+void cb_fini(void* state) { std::unique_ptr<Host> owned(static_cast<Host*>(state)); }
 
 int cb_context_new(void* state, const rampart_transport_settings* settings, void** context, char* err, size_t err_len) {
     try {

@@ -29,6 +29,8 @@
 #include "rampart_version.h"
 #include "reload.h"
 #include "request_pipeline.h"
+#include "store/kv_routes.h"
+#include "store/store.h"
 #include "transport_setup.h"
 
 namespace rampart {
@@ -57,6 +59,8 @@ http::ServerSettings server_settings_for(const config::Config& cfg) {
     s.idle_timeout_ms = static_cast<uint64_t>(cfg.api.idle_timeout_ms);
     s.max_connections = static_cast<size_t>(cfg.api.max_connections);
     s.max_pipelined = static_cast<size_t>(cfg.api.max_pipelined);
+    // KV values up to 512 KiB (a txn carries them base64-encoded).
+    s.limits.path_body_limits = {{{"/v1/kv/", store::Limits::kValue}, {"/v1/txn", store::Limits::kValue * 3 / 2}}};
     return s;
 }
 
@@ -223,6 +227,7 @@ private:
     std::unique_ptr<peer::PeerNetwork> peer_network_;
     std::unique_ptr<TransportSetup> transports_;
     policy::PolicyHost policies_;
+    std::unique_ptr<store::Store> store_;
     metrics::Metric* reload_total_ = nullptr;
     metrics::Metric* policy_generation_ = nullptr;
     metrics::Metric* policy_errors_ = nullptr;
@@ -247,6 +252,11 @@ void Daemon::install_routes() {
                 r.headers.emplace_back("Retry-After", "5");
                 ex.respond(std::move(r));
                 return;
+            }
+            if (!store_ || !store_->has_leader()) {
+                http::Response r = http::Response::error(503, "no_leader", "the store has no leader yet");
+                r.headers.emplace_back("Retry-After", "1");
+                return ex.respond(std::move(r));
             }
             ex.respond(http::Response::json(200, "{\"status\":\"ready\"}\n"));
         },
@@ -337,6 +347,7 @@ void Daemon::begin_shutdown(int signum) {
                                                       {"open_connections", server_->connection_count()},
                                                       {"deadline_ms", static_cast<long long>(deadline)}});
     if (peer_network_) peer_network_->shutdown();
+    if (store_) store_->release_watchers();
     plugins_->close_listeners();
     uv_timer_init(&loop_, &drain_timer_);
     drain_timer_.data = this;
@@ -357,6 +368,7 @@ void Daemon::finish() {
         uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);
     }
     uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
+    if (store_) store_->close(nullptr);  // the loop runs on until the engine has closed
 }
 
 bool Daemon::start_plugins() {
@@ -499,6 +511,17 @@ int Daemon::run() {
         uv_loop_close(&loop_);
         return kExitConfigError;
     }
+    store_ = std::make_unique<store::Store>(&loop_, store::StoreSettings::from(*config_));
+    if (!store_->start(&error)) {
+        log::error("cannot start the store", {{"error", error}});
+        store_->close(nullptr);
+        transports_->stop();
+        plugins_->unload_all();
+        uv_run(&loop_, UV_RUN_DEFAULT);
+        uv_loop_close(&loop_);
+        return kExitRuntime;
+    }
+    store::install_kv_routes(router_, *store_);
     server_ = std::make_unique<http::Server>(&loop_, &router_, server_settings_for(*config_));
     server_->set_pipeline(pipeline_.get());
     apply_transports();
@@ -511,6 +534,7 @@ int Daemon::run() {
         if (!error.empty()) log::error("cannot listen", {{"address", config_->api.listen}, {"error", error}});
         server_->shutdown();
         peer_network_->shutdown();
+        store_->close(nullptr);
         transports_->stop();
         uv_run(&loop_, UV_RUN_DEFAULT);
         uv_loop_close(&loop_);

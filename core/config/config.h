@@ -55,6 +55,9 @@ struct Config {
         std::vector<std::string> seeds;
         std::string join_token;
         std::string role;  // voter | standby | spare
+        int64_t max_store_bytes = 0;     // replicated state cap (same on every member)
+        int64_t snapshot_threshold = 0;  // log entries between snapshots
+        int64_t snapshot_trailing = 0;   // entries kept after a snapshot
     } cluster;
     struct Log {
         std::string level;     // debug | info | warn | error

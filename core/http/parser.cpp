@@ -36,6 +36,13 @@ std::string_view trim(std::string_view s) {
 
 }  // namespace
 
+size_t Limits::body_limit_for(std::string_view path) const {
+    for (const PathBodyLimit& l : path_body_limits) {
+        if (!l.prefix.empty() && path.substr(0, l.prefix.size()) == l.prefix) return l.max_body_bytes;
+    }
+    return max_body_bytes;
+}
+
 const std::string* Request::header(std::string_view name) const {
     for (const Header& h : headers) {
         if (iequals(h.name, name)) return &h.value;
@@ -255,10 +262,13 @@ int RequestParser::check_head() {
     if (host_count_ > 1) return fail(400, "bad_request", "more than one Host header");
     if (parser_.upgrade) return fail(400, "bad_request", "protocol upgrades are not supported");
     if (check_transfer_encoding() != 0) return -1;
+    size_t q = req.target.find('?');
+    req.path = req.target.substr(0, q);
+    if (q != std::string::npos) req.query = req.target.substr(q + 1);
+    body_limit_ = limits_.body_limit_for(req.path);
     bool has_length = (parser_.flags & F_CONTENT_LENGTH) != 0;
-    if (has_length && parser_.content_length > limits_.max_body_bytes) {
-        return fail(413, "body_too_large",
-                    "request body larger than " + std::to_string(limits_.max_body_bytes) + " bytes");
+    if (has_length && parser_.content_length > body_limit_) {
+        return fail(413, "body_too_large", "request body larger than " + std::to_string(body_limit_) + " bytes");
     }
     // Expect is an HTTP/1.1 mechanism; a 1.0 server ignores it (RFC 9110 10.1.1).
     const std::string* expect = req.version_minor >= 1 ? req.header("expect") : nullptr;
@@ -266,9 +276,6 @@ int RequestParser::check_head() {
         if (!iequals(*expect, "100-continue")) return fail(417, "expectation_failed", "unsupported Expect header");
         expects_continue_ = true;
     }
-    size_t q = req.target.find('?');
-    req.path = req.target.substr(0, q);
-    if (q != std::string::npos) req.query = req.target.substr(q + 1);
     if (req.path.empty() || req.path[0] != '/')
         return fail(400, "bad_request", "request target must be an absolute path");
     return 0;
@@ -285,9 +292,8 @@ int RequestParser::cb_headers_complete(llhttp_t* p) {
 int RequestParser::cb_body(llhttp_t* p, const char* at, size_t len) {
     RequestParser* r = self(p);
     r->expects_continue_ = false;
-    if (r->current_.body.size() + len > r->limits_.max_body_bytes) {
-        return r->fail(413, "body_too_large",
-                       "request body larger than " + std::to_string(r->limits_.max_body_bytes) + " bytes");
+    if (r->current_.body.size() + len > r->body_limit_) {
+        return r->fail(413, "body_too_large", "request body larger than " + std::to_string(r->body_limit_) + " bytes");
     }
     r->current_.body.append(at, len);
     return 0;

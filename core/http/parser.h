@@ -10,6 +10,7 @@
 
 #include <llhttp.h>
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -18,10 +19,22 @@
 
 namespace rampart::http {
 
+// A body limit for the paths under a prefix, in place of max_body_bytes
+// (the KV API takes values up to 512 KiB; other routes keep 64 KiB).
+// `prefix` must point to a string that outlives every Limits copy (a
+// literal): Limits is copied per request and must not allocate.
+struct PathBodyLimit {
+    std::string_view prefix;
+    size_t max_body_bytes = 0;
+};
+
 struct Limits {
     size_t max_header_bytes = 8192;  // header fields and values, not the request line
     size_t max_uri_bytes = 8192;
     size_t max_body_bytes = 65536;
+    std::array<PathBodyLimit, 2> path_body_limits{};  // unused slots have an empty prefix
+
+    size_t body_limit_for(std::string_view path) const;
 };
 
 struct Header {
@@ -95,6 +108,7 @@ private:
     llhttp_t parser_{};
     llhttp_settings_t settings_{};
     Limits limits_;
+    size_t body_limit_ = 0;  // for the current request, from its path
     State state_ = State::NeedMore;
     Request current_;
     ParseError error_;

@@ -117,6 +117,7 @@ void test_full_valid_file(void**) {
         "  tls:\n    cert: c.pem\n    key: k.pem\n    ca: ca.pem\n    require_client_cert: yes\n"
         "peer: {listen: 0.0.0.0:7801, peers_file: p.yml, pins_file: pins.json}\n"
         "cluster:\n  seeds:\n    - 10.0.0.2:7701\n    - \"[fe80::1]:7701\"\n  join_token: s3cret\n  role: spare\n"
+        "  max_store_bytes: 4096\n  snapshot_threshold: 16\n  snapshot_trailing: 0\n"
         "log: {level: debug, format: console, sampling: 1}\n"
         "plugins: {dir: /usr/lib/rampart, load: [transport_tls, metrics]}\n"
         "policies: {dir: /etc/rampart/policies}\n"
@@ -136,6 +137,8 @@ void test_full_valid_file(void**) {
     assert_string_equal(c.cluster.seeds[1].c_str(), "[fe80::1]:7701");
     assert_string_equal(c.cluster.join_token.c_str(), "s3cret");
     assert_string_equal(c.cluster.role.c_str(), "spare");
+    assert_int_equal(c.cluster.max_store_bytes, 4096);
+    assert_int_equal(c.cluster.snapshot_threshold, 16);
     assert_string_equal(c.log.format.c_str(), "console");
     assert_string_equal(c.plugins.load[1].c_str(), "metrics");
     assert_true(c.auth.enabled);

@@ -1,0 +1,60 @@
+// Idempotency records kept in the replicated state (issue 5): for a write
+// that carried an idempotency key (already scoped by identity), the request
+// fingerprint and the outcome, until the record expires. Expiry and
+// eviction use only the leader's clock carried in each entry, so every node
+// keeps and drops exactly the same records.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "store/result.h"
+
+namespace rampart::store {
+
+struct DedupLimits {
+    size_t max_records = 10000;                   // brief: 10,000 keys
+    uint64_t ttl_ms = 10 * 60 * 1000;             // brief: 10 min
+    size_t max_bytes = size_t{16} * 1024 * 1024;  // stored outcomes (txn get results can be large)
+};
+
+struct DedupRecord {
+    std::string fingerprint;
+    uint64_t expires_ms = 0;
+    std::shared_ptr<const Result> outcome;
+};
+
+class DedupTable {
+public:
+    explicit DedupTable(DedupLimits limits = {}) : limits_(limits) {}
+
+    // Drop records whose expiry is at or before `now_ms`.
+    void expire(uint64_t now_ms);
+    const DedupRecord* find(std::string_view key) const;
+    // Keep `outcome` for `key`, evicting the records closest to expiry
+    // when over a limit.
+    void remember(std::string key, std::string fingerprint, uint64_t now_ms, std::shared_ptr<const Result> outcome);
+    // Restore path: a record exactly as serialised.
+    void insert(std::string key, DedupRecord record);
+
+    size_t size() const { return records_.size(); }
+    size_t bytes() const { return bytes_; }
+    const std::map<std::string, DedupRecord, std::less<>>& records() const { return records_; }
+
+private:
+    void erase(std::map<std::string, DedupRecord, std::less<>>::iterator it);
+    static size_t cost(const std::string& key, const DedupRecord& r);
+
+    DedupLimits limits_;
+    std::map<std::string, DedupRecord, std::less<>> records_;
+    std::set<std::pair<uint64_t, std::string>> by_expiry_;
+    size_t bytes_ = 0;
+};
+
+}  // namespace rampart::store

@@ -1,0 +1,314 @@
+#include "store/state_machine.h"
+
+#include <type_traits>
+
+#include "store/key.h"
+
+namespace rampart::store {
+namespace {
+
+std::string quoted(std::string_view key) { return "\"" + std::string(key) + "\""; }
+
+uint64_t entry_cost(std::string_view key, const Entry& e) { return key.size() + e.value.size(); }
+
+// Changes to the KV map with an undo log, so a txn (or a write over the
+// size cap) is all or nothing.
+class Mutation {
+public:
+    Mutation(State& s, uint64_t index) : s_(s), index_(index), used_before_(s.used_bytes) {}
+
+    EntryPtr find(std::string_view key) const {
+        auto it = s_.kv.find(key);
+        return it == s_.kv.end() ? nullptr : it->second;
+    }
+
+    EntryPtr put(const std::string& key, std::string value, uint64_t flags) {
+        auto e = std::make_shared<Entry>();
+        e->value = std::move(value);
+        e->flags = flags;
+        e->modify_index = index_;
+        EntryPtr old = find(key);
+        e->create_index = old ? old->create_index : index_;
+        s_.used_bytes += entry_cost(key, *e);
+        if (old) s_.used_bytes -= entry_cost(key, *old);
+        undo_.push_back({key, old});
+        s_.kv.insert_or_assign(key, e);
+        return e;
+    }
+
+    void erase(std::string_view key) {
+        auto it = s_.kv.find(key);
+        if (it == s_.kv.end()) return;
+        s_.used_bytes -= entry_cost(it->first, *it->second);
+        undo_.push_back({it->first, it->second});
+        s_.kv.erase(it);
+    }
+
+    void erase_prefix(std::string_view prefix) {
+        auto it = s_.kv.lower_bound(prefix);
+        while (it != s_.kv.end() && it->first.compare(0, prefix.size(), prefix) == 0) {
+            s_.used_bytes -= entry_cost(it->first, *it->second);
+            undo_.push_back({it->first, it->second});
+            it = s_.kv.erase(it);
+        }
+    }
+
+    // Over the cap and grown: shrinking writes and deletes always pass, so
+    // a full store can be cleaned up.
+    bool over_cap(uint64_t max_bytes) const { return s_.used_bytes > max_bytes && s_.used_bytes > used_before_; }
+
+    void rollback() {
+        for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
+            if (it->old) {
+                s_.kv.insert_or_assign(it->key, it->old);
+            } else {
+                s_.kv.erase(it->key);
+            }
+        }
+        undo_.clear();
+        s_.used_bytes = used_before_;
+    }
+
+    void commit() {
+        if (!undo_.empty()) s_.kv_index = index_;
+        undo_.clear();
+    }
+
+private:
+    struct Undo {
+        std::string key;
+        EntryPtr old;  // null: the key did not exist
+    };
+    State& s_;
+    uint64_t index_;
+    uint64_t used_before_;
+    std::vector<Undo> undo_;
+};
+
+Result failed(Outcome outcome, std::string why) {
+    Result r;
+    r.outcome = outcome;
+    r.error = std::move(why);
+    return r;
+}
+
+Result store_full(uint64_t max_bytes) {
+    return failed(Outcome::StoreFull, "the store is full (cluster.max_store_bytes = " + std::to_string(max_bytes) +
+                                          "): delete keys or raise the limit; reads still work");
+}
+
+// Consul's kvsSetCASTxn: cas 0 creates only; otherwise the key must exist
+// with exactly that ModifyIndex.
+bool cas_holds(const EntryPtr& cur, uint64_t cas) {
+    return cas == 0 ? cur == nullptr : cur && cur->modify_index == cas;
+}
+
+// Consul's kvsDeleteCASTxn: a missing key counts as deleted.
+bool delete_cas_holds(const EntryPtr& cur, uint64_t cas) { return cur == nullptr || cur->modify_index == cas; }
+
+bool prefix_verb(TxnVerb v) { return v == TxnVerb::GetTree || v == TxnVerb::DeleteTree; }
+
+// The read verbs, shared by read-only txns and write txns. Returns the
+// error text, empty when the operation held.
+std::string read_op(const KvMap& kv, const TxnOp& op, std::vector<TxnResult>& results) {
+    auto it = kv.find(op.key);
+    EntryPtr cur = it == kv.end() ? nullptr : it->second;
+    switch (op.verb) {
+        case TxnVerb::Get:
+            if (!cur) return "key " + quoted(op.key) + " doesn't exist";
+            results.push_back({op.key, cur, true});
+            return {};
+        case TxnVerb::GetTree:
+            for_each_prefix(kv, op.key, [&](const std::string& k, const EntryPtr& e) {
+                results.push_back({k, e, true});
+            });
+            return {};
+        case TxnVerb::CheckIndex:
+            if (!cur) return "key " + quoted(op.key) + " doesn't exist";
+            if (cur->modify_index != op.index) {
+                return "current modify index " + std::to_string(cur->modify_index) + " != " + std::to_string(op.index);
+            }
+            results.push_back({op.key, cur, false});
+            return {};
+        case TxnVerb::CheckNotExists:
+            if (cur) return "key " + quoted(op.key) + " exists";
+            return {};
+        default: return "not a read operation";
+    }
+}
+
+std::string write_op(Mutation& m, const KvMap& kv, const TxnOp& op, std::vector<TxnResult>& results) {
+    switch (op.verb) {
+        case TxnVerb::Set: results.push_back({op.key, m.put(op.key, op.value, op.flags), false}); return {};
+        case TxnVerb::Cas:
+            if (!cas_holds(m.find(op.key), op.index)) return "failed to set key " + quoted(op.key) + ", index is stale";
+            results.push_back({op.key, m.put(op.key, op.value, op.flags), false});
+            return {};
+        case TxnVerb::Delete: m.erase(op.key); return {};
+        case TxnVerb::DeleteTree: m.erase_prefix(op.key); return {};
+        case TxnVerb::DeleteCas:
+            if (!delete_cas_holds(m.find(op.key), op.index)) {
+                return "failed to delete key " + quoted(op.key) + ", index is stale";
+            }
+            m.erase(op.key);
+            return {};
+        default: return read_op(kv, op, results);
+    }
+}
+
+// Every op runs (Consul reports every failing op, not just the first);
+// any error rolls the whole txn back.
+Result run_txn(State& s, uint64_t index, const Txn& txn, uint64_t max_bytes) {
+    Mutation m(s, index);
+    Result r;
+    for (size_t i = 0; i < txn.ops.size(); i++) {
+        const TxnOp& op = txn.ops[i];
+        std::string err = check_key(op.key, prefix_verb(op.verb));
+        if (err.empty()) err = write_op(m, s.kv, op, r.results);
+        if (!err.empty()) r.errors.push_back({static_cast<uint32_t>(i), std::move(err)});
+    }
+    if (!r.errors.empty()) {
+        m.rollback();
+        r.outcome = Outcome::Failed;
+        r.results.clear();
+        return r;
+    }
+    if (m.over_cap(max_bytes)) {
+        m.rollback();
+        return store_full(max_bytes);
+    }
+    m.commit();
+    return r;
+}
+
+Result run_set(State& s, uint64_t index, const KvSet& c, uint64_t max_bytes) {
+    if (std::string err = check_key(c.key, false); !err.empty()) return failed(Outcome::Invalid, err);
+    Mutation m(s, index);
+    if (c.cas && !cas_holds(m.find(c.key), *c.cas)) return failed(Outcome::Failed, "");
+    m.put(c.key, c.value, c.flags);
+    if (m.over_cap(max_bytes)) {
+        m.rollback();
+        return store_full(max_bytes);
+    }
+    m.commit();
+    return {};
+}
+
+// The newest ModifyIndex under a prefix (0 when nothing is there): what
+// DELETE ?recurse&cas= compares against.
+uint64_t newest_index(const KvMap& kv, std::string_view prefix) {
+    uint64_t newest = 0;
+    for_each_prefix(kv, prefix, [&](const std::string&, const EntryPtr& e) {
+        if (e->modify_index > newest) newest = e->modify_index;
+    });
+    return newest;
+}
+
+Result run_delete(State& s, uint64_t index, const KvDelete& c) {
+    if (std::string err = check_key(c.key, c.recurse); !err.empty()) return failed(Outcome::Invalid, err);
+    Mutation m(s, index);
+    if (c.recurse) {
+        if (c.cas && newest_index(s.kv, c.key) != *c.cas) return failed(Outcome::Failed, "");
+        m.erase_prefix(c.key);
+    } else {
+        if (c.cas && !delete_cas_holds(m.find(c.key), *c.cas)) return failed(Outcome::Failed, "");
+        m.erase(c.key);
+    }
+    m.commit();
+    return {};
+}
+
+}  // namespace
+
+bool is_read_verb(TxnVerb verb) {
+    return verb == TxnVerb::Get || verb == TxnVerb::GetTree || verb == TxnVerb::CheckIndex ||
+           verb == TxnVerb::CheckNotExists;
+}
+
+StateMachine::StateMachine(StateLimits limits) : limits_(limits), state_(std::make_shared<State>()) {
+    state_->dedup = DedupTable(limits_.dedup);
+}
+
+// Copy on write: only while a reader or snapshot still holds the version.
+State& StateMachine::mutable_state() {
+    if (state_.use_count() > 1) state_ = std::make_shared<State>(*state_);
+    return *state_;
+}
+
+EntryPtr StateMachine::get(std::string_view key) const {
+    auto it = state_->kv.find(key);
+    return it == state_->kv.end() ? nullptr : it->second;
+}
+
+Result StateMachine::apply_bytes(uint64_t index, std::string_view bytes) {
+    DecodeResult d = decode(bytes);
+    if (d.ok()) return apply(index, *d.command);
+    mutable_state().applied = index;
+    return failed(Outcome::Invalid, "undecodable command: " + d.error);
+}
+
+Result StateMachine::apply(uint64_t index, const Command& cmd) {
+    State& s = mutable_state();
+    s.applied = index;
+    if (cmd.meta.idempotency_key.empty()) return apply_body(s, index, cmd);
+    return apply_dedup(s, index, cmd);
+}
+
+// A key seen before within its lifetime: the same request gets the stored
+// outcome and changes nothing; another request under the key is refused.
+// Only outcomes that applied (or deterministically failed a CAS) are kept:
+// a write refused for space may be retried once space is free.
+Result StateMachine::apply_dedup(State& s, uint64_t index, const Command& cmd) {
+    s.dedup.expire(cmd.meta.leader_ms);
+    if (const DedupRecord* rec = s.dedup.find(cmd.meta.idempotency_key)) {
+        if (rec->fingerprint != cmd.meta.fingerprint) {
+            return failed(Outcome::KeyReused, "Idempotency-Key was already used with a different request");
+        }
+        Result r = *rec->outcome;
+        r.replayed = true;
+        return r;
+    }
+    Result r = apply_body(s, index, cmd);
+    if (r.outcome == Outcome::Ok || r.outcome == Outcome::Failed) {
+        s.dedup.remember(cmd.meta.idempotency_key, cmd.meta.fingerprint, cmd.meta.leader_ms,
+                         std::make_shared<const Result>(r));
+    }
+    return r;
+}
+
+Result StateMachine::apply_body(State& s, uint64_t index, const Command& cmd) {
+    return std::visit(
+        [&](const auto& body) -> Result {
+            using T = std::decay_t<decltype(body)>;
+            if constexpr (std::is_same_v<T, KvSet>) {
+                return run_set(s, index, body, limits_.max_bytes);
+            } else if constexpr (std::is_same_v<T, KvDelete>) {
+                return run_delete(s, index, body);
+            } else if constexpr (std::is_same_v<T, Txn>) {
+                return run_txn(s, index, body, limits_.max_bytes);
+            } else if constexpr (std::is_same_v<T, Noop>) {
+                return {};
+            } else {
+                return failed(Outcome::Invalid,
+                              std::string(type_name(cmd.type())) + " is not supported by this version yet");
+            }
+        },
+        cmd.body);
+}
+
+Result StateMachine::read_txn(const Txn& txn) const {
+    Result r;
+    for (size_t i = 0; i < txn.ops.size(); i++) {
+        const TxnOp& op = txn.ops[i];
+        std::string err = check_key(op.key, prefix_verb(op.verb));
+        if (err.empty()) err = read_op(state_->kv, op, r.results);
+        if (!err.empty()) r.errors.push_back({static_cast<uint32_t>(i), std::move(err)});
+    }
+    if (!r.errors.empty()) {
+        r.outcome = Outcome::Failed;
+        r.results.clear();
+    }
+    return r;
+}
+
+}  // namespace rampart::store

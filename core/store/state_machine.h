@@ -1,0 +1,92 @@
+// The replicated state machine (issue 5): applies decoded commands at their
+// Raft index. Apply is deterministic and never fails: a CAS that does not
+// hold, a check that fails, a full store or a reused idempotency key is a
+// Result, identical on every node.
+//
+// The state is copy-on-write: readers and snapshots take an immutable
+// Version (shared_ptr, O(1)); the next write copies the map's nodes only
+// while such a version is still held (the entries themselves are shared).
+// Services and tokens are not applied yet (Invalid result).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "store/command.h"
+#include "store/dedup.h"
+#include "store/result.h"
+
+namespace rampart::store {
+
+using KvMap = std::map<std::string, EntryPtr, std::less<>>;
+
+struct StateLimits {
+    // Sum of key and value bytes. Must be the same on every node: it
+    // decides outcomes (cluster.max_store_bytes).
+    uint64_t max_bytes = uint64_t{64} * 1024 * 1024;
+    DedupLimits dedup;
+};
+
+// One immutable state: what reads and snapshots see.
+struct State {
+    KvMap kv;
+    DedupTable dedup;
+    uint64_t kv_index = 0;    // last index that changed the KV data
+    uint64_t applied = 0;     // last index applied
+    uint64_t used_bytes = 0;  // sum of key + value sizes
+};
+using Version = std::shared_ptr<const State>;
+
+class StateMachine {
+public:
+    explicit StateMachine(StateLimits limits = {});
+
+    Result apply(uint64_t index, const Command& cmd);
+    // The log's bytes: an entry that does not decode is an Invalid result
+    // (deterministic: every node fails the same bytes the same way).
+    Result apply_bytes(uint64_t index, std::string_view bytes);
+
+    // Reads (local state; consistency is the caller's business).
+    Version version() const { return state_; }
+    EntryPtr get(std::string_view key) const;
+    // The index reads report and blocking reads wait on; at least 1, so a
+    // client's ?index=0 never blocks and X-Consul-Index is never 0.
+    uint64_t index() const { return state_->kv_index > 0 ? state_->kv_index : 1; }
+    uint64_t applied() const { return state_->applied; }
+    uint64_t used_bytes() const { return state_->used_bytes; }
+    size_t dedup_records() const { return state_->dedup.size(); }
+    const StateLimits& limits() const { return limits_; }
+    // A txn of only get, get-tree, check-index and check-not-exists, run
+    // against the local state without the log (Consul does the same).
+    Result read_txn(const Txn& txn) const;
+
+    // Snapshots: serialise a version (pure: could run on another thread),
+    // and replace the whole state from a payload.
+    static std::string serialize(const State& state);
+    bool restore(uint64_t index, std::string_view payload, std::string* error);
+
+private:
+    State& mutable_state();
+    Result apply_body(State& s, uint64_t index, const Command& cmd);
+    Result apply_dedup(State& s, uint64_t index, const Command& cmd);
+
+    StateLimits limits_;
+    std::shared_ptr<State> state_;
+};
+
+// Every entry whose key starts with `prefix`, in key order.
+template <class F>
+void for_each_prefix(const KvMap& kv, std::string_view prefix, F&& f) {
+    for (auto it = kv.lower_bound(prefix); it != kv.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
+        f(it->first, it->second);
+    }
+}
+
+// Txn verbs that only read.
+bool is_read_verb(TxnVerb verb);
+
+}  // namespace rampart::store

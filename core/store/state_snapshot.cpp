@@ -1,0 +1,208 @@
+// Snapshot payload of the state machine (the adapter wraps it in its own
+// envelope with a CRC32C, so this format carries no checksum):
+//
+//   "RMPSTATE" version:u8 applied kv_index
+//   count { key value flags create_index modify_index }
+//   count { idempotency_key fingerprint expires_ms result }
+//   result = outcome:u8 error count{ key with_value:u8 [value] flags create modify } count{ op_index what }
+//
+// with LEB128 varints for numbers and lengths.
+
+#include "store/key.h"
+#include "store/state_machine.h"
+
+namespace rampart::store {
+namespace {
+
+constexpr char kMagic[] = "RMPSTATE";
+constexpr size_t kMagicLen = 8;
+constexpr uint8_t kFormat = 1;
+
+class Out {
+public:
+    void u8(uint8_t v) { s_.push_back(static_cast<char>(v)); }
+    void varint(uint64_t v) {
+        while (v >= 0x80) {
+            u8(static_cast<uint8_t>(v | 0x80));
+            v >>= 7;
+        }
+        u8(static_cast<uint8_t>(v));
+    }
+    void bytes(std::string_view b) {
+        varint(b.size());
+        s_.append(b);
+    }
+    void raw(std::string_view b) { s_.append(b); }
+    std::string take() { return std::move(s_); }
+
+private:
+    std::string s_;
+};
+
+// Sticky failure: after the first problem every read returns zero values.
+class In {
+public:
+    explicit In(std::string_view s) : s_(s) {}
+    bool ok() const { return ok_; }
+    void invalidate() { ok_ = false; }
+    bool at_end() const { return pos_ == s_.size(); }
+    uint8_t u8() {
+        if (!ok_ || pos_ >= s_.size()) return fail();
+        return static_cast<uint8_t>(s_[pos_++]);
+    }
+    uint64_t varint() {
+        uint64_t v = 0;
+        for (int shift = 0; shift < 64 && ok_; shift += 7) {
+            uint8_t b = u8();
+            v |= static_cast<uint64_t>(b & 0x7f) << shift;
+            if ((b & 0x80) == 0) return v;
+        }
+        return fail();
+    }
+    std::string bytes(size_t max) {
+        uint64_t n = varint();
+        if (!ok_ || n > max || n > s_.size() - pos_) return fail(), std::string();
+        std::string out(s_.substr(pos_, n));
+        pos_ += n;
+        return out;
+    }
+    std::string_view raw(size_t n) {
+        if (!ok_ || n > s_.size() - pos_) return fail(), std::string_view();
+        std::string_view out = s_.substr(pos_, n);
+        pos_ += n;
+        return out;
+    }
+
+private:
+    uint8_t fail() {
+        ok_ = false;
+        return 0;
+    }
+    std::string_view s_;
+    size_t pos_ = 0;
+    bool ok_ = true;
+};
+
+void write_entry(Out& o, const Entry& e, bool with_value) {
+    if (with_value) o.bytes(e.value);
+    o.varint(e.flags);
+    o.varint(e.create_index);
+    o.varint(e.modify_index);
+}
+
+EntryPtr read_entry(In& in, bool with_value) {
+    auto e = std::make_shared<Entry>();
+    if (with_value) e->value = in.bytes(Limits::kValue);
+    e->flags = in.varint();
+    e->create_index = in.varint();
+    e->modify_index = in.varint();
+    return e;
+}
+
+void write_result(Out& o, const Result& r) {
+    o.u8(static_cast<uint8_t>(r.outcome));
+    o.bytes(r.error);
+    o.varint(r.results.size());
+    for (const TxnResult& t : r.results) {
+        o.bytes(t.key);
+        o.u8(t.with_value ? 1 : 0);
+        write_entry(o, *t.entry, t.with_value);
+    }
+    o.varint(r.errors.size());
+    for (const TxnError& e : r.errors) {
+        o.varint(e.op_index);
+        o.bytes(e.what);
+    }
+}
+
+constexpr size_t kMaxText = 64 * 1024;
+constexpr uint64_t kMaxResults = 1u << 24;
+
+std::shared_ptr<const Result> read_result(In& in) {
+    auto r = std::make_shared<Result>();
+    uint8_t outcome = in.u8();
+    if (outcome > static_cast<uint8_t>(Outcome::KeyReused)) in.invalidate();
+    r->outcome = static_cast<Outcome>(outcome);
+    r->error = in.bytes(kMaxText);
+    uint64_t n = in.varint();
+    for (uint64_t i = 0; i < n && i < kMaxResults && in.ok(); i++) {
+        TxnResult t;
+        t.key = in.bytes(Limits::kKey);
+        t.with_value = in.u8() != 0;
+        t.entry = read_entry(in, t.with_value);
+        r->results.push_back(std::move(t));
+    }
+    uint64_t m = in.varint();
+    for (uint64_t i = 0; i < m && i < Limits::kTxnOps && in.ok(); i++) {
+        TxnError e;
+        e.op_index = static_cast<uint32_t>(in.varint());
+        e.what = in.bytes(kMaxText);
+        r->errors.push_back(std::move(e));
+    }
+    if (n > kMaxResults || m > Limits::kTxnOps) in.invalidate();
+    return r;
+}
+
+}  // namespace
+
+std::string StateMachine::serialize(const State& s) {
+    Out o;
+    o.raw(std::string_view(kMagic, kMagicLen));
+    o.u8(kFormat);
+    o.varint(s.applied);
+    o.varint(s.kv_index);
+    o.varint(s.kv.size());
+    for (const auto& [key, e] : s.kv) {
+        o.bytes(key);
+        write_entry(o, *e, true);
+    }
+    o.varint(s.dedup.size());
+    for (const auto& [key, rec] : s.dedup.records()) {
+        o.bytes(key);
+        o.bytes(rec.fingerprint);
+        o.varint(rec.expires_ms);
+        write_result(o, *rec.outcome);
+    }
+    return o.take();
+}
+
+// Parse into a fresh state and swap it in only when every byte made sense:
+// a bad payload leaves the running state untouched.
+bool StateMachine::restore(uint64_t index, std::string_view payload, std::string* error) {
+    In in(payload);
+    auto s = std::make_shared<State>();
+    s->dedup = DedupTable(limits_.dedup);
+    bool magic_ok = in.raw(kMagicLen) == std::string_view(kMagic, kMagicLen);
+    if (!magic_ok || in.u8() != kFormat) {
+        *error = "not a state snapshot of a known format";
+        return false;
+    }
+    s->applied = in.varint();
+    s->kv_index = in.varint();
+    uint64_t count = in.varint();
+    for (uint64_t i = 0; i < count && in.ok(); i++) {
+        std::string key = in.bytes(Limits::kKey);
+        EntryPtr e = read_entry(in, true);
+        s->used_bytes += key.size() + e->value.size();
+        s->kv.insert_or_assign(std::move(key), std::move(e));
+    }
+    uint64_t records = in.varint();
+    for (uint64_t i = 0; i < records && in.ok(); i++) {
+        std::string key = in.bytes(Limits::kIdempotencyKey);
+        DedupRecord rec;
+        rec.fingerprint = in.bytes(Limits::kFingerprint);
+        rec.expires_ms = in.varint();
+        rec.outcome = read_result(in);
+        s->dedup.insert(std::move(key), std::move(rec));
+    }
+    if (!in.ok() || !in.at_end() || s->kv.size() != count) {
+        *error = "state snapshot is truncated or malformed";
+        return false;
+    }
+    // The engine's index is the authority for what the snapshot covers.
+    s->applied = index;
+    state_ = std::move(s);
+    return true;
+}
+
+}  // namespace rampart::store

@@ -1,0 +1,228 @@
+#include "store/store.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "cluster/raft_adapter.h"
+#include "config/config.h"
+#include "log.h"
+
+namespace rampart::store {
+namespace {
+
+// A one-node cluster: this node is Raft id 1. Joining (a later issue) maps
+// node ids to Raft ids in the replicated state.
+constexpr uint64_t kSelfId = 1;
+
+struct SnapshotBytes {
+    std::string payload;
+};
+
+}  // namespace
+
+StoreSettings StoreSettings::from(const config::Config& cfg) {
+    StoreSettings s;
+    s.data_dir = cfg.node.data_dir;
+    s.address = cfg.peer.listen;
+    s.limits.max_bytes = static_cast<uint64_t>(cfg.cluster.max_store_bytes);
+    s.snapshot_threshold = static_cast<unsigned>(cfg.cluster.snapshot_threshold);
+    s.snapshot_trailing = static_cast<unsigned>(cfg.cluster.snapshot_trailing);
+    return s;
+}
+
+Store::Store(uv_loop_t* loop, StoreSettings settings)
+    : loop_(loop),
+      settings_(std::move(settings)),
+      raft_dir_(settings_.data_dir + "/raft"),
+      sm_(settings_.limits),
+      watchers_(loop) {}
+
+Store::~Store() = default;
+
+bool Store::start(std::string* error) {
+    if (mkdir(raft_dir_.c_str(), 0700) != 0 && errno != EEXIST) {
+        *error = raft_dir_ + ": " + strerror(errno);
+        return false;
+    }
+    rampart_raft_config cfg{};
+    cfg.id = kSelfId;
+    cfg.address = settings_.address.c_str();
+    cfg.data_dir = raft_dir_.c_str();
+    cfg.snapshot_threshold = settings_.snapshot_threshold;
+    cfg.snapshot_trailing = settings_.snapshot_trailing;
+    cfg.fsm = {this, cb_apply, cb_result_free, cb_snapshot, cb_snapshot_done, cb_restore};
+    cfg.log = cb_log;
+    cfg.log_user = this;
+    int rv = rampart_raft_create(loop_, &cfg, &node_);
+    const char* addr = cfg.address;
+    if (rv == 0) rv = rampart_raft_bootstrap(node_, 1, &kSelfId, &addr);
+    bool first_start = rv == 0;
+    if (rv == RAMPART_RAFT_EXISTS) rv = 0;
+    if (rv == 0) rv = rampart_raft_start(node_);
+    if (rv != 0) {
+        *error = std::string("Raft engine: ") + rampart_raft_status_name(rv) + " (" + raft_dir_ + ")";
+        return false;
+    }
+    log::info(first_start ? "store bootstrapped a one-node cluster" : "store recovered from disk",
+              {{"dir", raft_dir_},
+               {"applied_index", static_cast<long long>(sm_.applied())},
+               {"keys", static_cast<long long>(sm_.version()->kv.size())}});
+    return true;
+}
+
+void Store::release_watchers() { watchers_.wake_all(); }
+
+void Store::close(std::function<void()> done) {
+    if (closing_) return;
+    closing_ = true;
+    closed_ = std::move(done);
+    watchers_.close();
+    std::vector<ReadReady> never_issued;
+    never_issued.swap(next_readers_);
+    for (auto& r : never_issued) r(RAMPART_RAFT_SHUTDOWN);
+    if (node_ == nullptr) {
+        cb_closed(this);
+        return;
+    }
+    rampart_raft_close(node_, cb_closed, this);
+}
+
+void Store::cb_closed(void* ctx) {
+    auto* self = static_cast<Store*>(ctx);
+    self->node_ = nullptr;
+    auto done = std::move(self->closed_);
+    if (done) done();
+}
+
+bool Store::has_leader() const { return node_ != nullptr && !closing_ && rampart_raft_leader(node_, nullptr, 0) != 0; }
+
+bool Store::is_leader() const { return node_ != nullptr && !closing_ && rampart_raft_is_leader(node_) != 0; }
+
+// ---- writes ---------------------------------------------------------------
+
+void Store::write(const Command& cmd, WriteDone done) {
+    if (node_ == nullptr || closing_) {
+        done(RAMPART_RAFT_SHUTDOWN, 0, nullptr);
+        return;
+    }
+    std::string bytes = encode(cmd);
+    auto* ctx = new WriteDone(std::move(done));
+    int rv = rampart_raft_apply(node_, bytes.data(), bytes.size(), cb_write_done, ctx);
+    if (rv != 0) {
+        std::unique_ptr<WriteDone> owned(ctx);
+        (*owned)(rv, 0, nullptr);
+    }
+}
+
+void Store::cb_write_done(void* ctx, int status, uint64_t index, void* result) {
+    std::unique_ptr<WriteDone> done(static_cast<WriteDone*>(ctx));
+    (*done)(status, index, std::unique_ptr<Result>(static_cast<Result*>(result)));
+}
+
+// ---- reads ----------------------------------------------------------------
+
+void Store::read(Consistency level, ReadReady done) {
+    if (level == Consistency::Stale) {
+        done(0);
+        return;
+    }
+    if (node_ == nullptr || closing_) {
+        done(RAMPART_RAFT_SHUTDOWN);
+        return;
+    }
+    if (!is_leader()) {
+        done(RAMPART_RAFT_NOT_LEADER);
+        return;
+    }
+    // A barrier appended before a Strong read arrived proves nothing about
+    // leadership at the time of the read; for Default it is good enough.
+    if (barrier_in_flight_ && level == Consistency::Default) {
+        barrier_readers_.push_back(std::move(done));
+        return;
+    }
+    next_readers_.push_back(std::move(done));
+    if (!barrier_in_flight_) start_barrier();
+}
+
+void Store::start_barrier() {
+    barrier_readers_.swap(next_readers_);
+    barrier_in_flight_ = true;
+    int rv = rampart_raft_barrier(node_, cb_barrier_done, this);
+    if (rv != 0) cb_barrier_done(this, rv, 0);
+}
+
+void Store::cb_barrier_done(void* ctx, int status, uint64_t) {
+    auto* self = static_cast<Store*>(ctx);
+    std::vector<ReadReady> readers;
+    readers.swap(self->barrier_readers_);
+    self->barrier_in_flight_ = false;
+    if (!self->next_readers_.empty() && !self->closing_ && status == 0) self->start_barrier();
+    for (auto& r : readers) r(status);
+    // After a failure, the next group fails the same way (not leader, ...).
+    if (status != 0 && !self->next_readers_.empty() && !self->barrier_in_flight_) {
+        std::vector<ReadReady> rest;
+        rest.swap(self->next_readers_);
+        for (auto& r : rest) r(status);
+    }
+}
+
+void Store::watch(uint64_t index, uint64_t wait_ms, std::function<void()> done) {
+    if (closing_ || sm_.index() > index) {
+        done();
+        return;
+    }
+    watchers_.add(index, wait_ms, std::move(done));
+}
+
+// ---- the engine's state machine callbacks ---------------------------------
+
+void Store::cb_apply(void* user, uint64_t index, const void* data, size_t len, void** result) {
+    auto* self = static_cast<Store*>(user);
+    uint64_t before = self->sm_.index();
+    Result r = self->sm_.apply_bytes(index, std::string_view(static_cast<const char*>(data), len));
+    if (r.outcome == Outcome::Invalid)
+        log::warn("store: command refused", {{"index", static_cast<long long>(index)}, {"error", r.error}});
+    if (self->sm_.index() != before) self->watchers_.notify(self->sm_.index());
+    *result = new Result(std::move(r));
+}
+
+void Store::cb_result_free(void*, void* result) { delete static_cast<Result*>(result); }
+
+// The payload is serialised from the current immutable version; the copy
+// lives until the engine has written it.
+int Store::cb_snapshot(void* user, const void** data, size_t* len, void** token) {
+    auto* self = static_cast<Store*>(user);
+    auto* bytes = new SnapshotBytes{StateMachine::serialize(*self->sm_.version())};
+    *data = bytes->payload.data();
+    *len = bytes->payload.size();
+    *token = bytes;
+    return 0;
+}
+
+void Store::cb_snapshot_done(void*, void* token) { delete static_cast<SnapshotBytes*>(token); }
+
+int Store::cb_restore(void* user, uint64_t index, const void* data, size_t len) {
+    auto* self = static_cast<Store*>(user);
+    std::string error;
+    if (!self->sm_.restore(index, std::string_view(static_cast<const char*>(data), len), &error)) {
+        log::error("store: snapshot refused", {{"index", static_cast<long long>(index)}, {"error", error}});
+        return 1;
+    }
+    // Watchers re-read: their data may have changed in any way.
+    self->watchers_.wake_all();
+    return 0;
+}
+
+void Store::cb_log(void*, int level, const char* msg) {
+    switch (level) {
+        case 1: log::error("raft", {{"detail", msg}}); break;
+        case 2: log::warn("raft", {{"detail", msg}}); break;
+        case 3: log::info("raft", {{"detail", msg}}); break;
+        default: log::debug("raft", {{"detail", msg}}); break;
+    }
+}
+
+}  // namespace rampart::store

@@ -1,0 +1,106 @@
+// The replicated store of one node: the Raft engine (through the adapter)
+// plus the state machine, with the calls the HTTP routes need: writes that
+// complete when committed and applied, reads at a consistency level (shared
+// barriers), and blocking reads.
+//
+// Everything runs on the daemon's loop. A one-node cluster bootstraps
+// itself on first start in <data_dir>/raft and recovers from the log and
+// the newest snapshot on every start after that.
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "store/command.h"
+#include "store/state_machine.h"
+#include "store/watchers.h"
+
+struct rampart_raft;
+
+namespace rampart::config {
+struct Config;
+}
+
+namespace rampart::store {
+
+struct StoreSettings {
+    std::string data_dir;  // node.data_dir; the engine's files go in data_dir/raft
+    std::string address;   // this node's peer address (peer.listen)
+    StateLimits limits;
+    unsigned snapshot_threshold = 1024;
+    unsigned snapshot_trailing = 128;
+
+    static StoreSettings from(const config::Config& cfg);
+};
+
+enum class Consistency { Stale, Default, Strong };
+
+class Store {
+public:
+    Store(uv_loop_t* loop, StoreSettings settings);
+    ~Store();
+    Store(const Store&) = delete;
+    Store& operator=(const Store&) = delete;
+
+    // Create the data directory, bootstrap on first start, load the log and
+    // snapshot. False with *error when the node cannot start (the caller
+    // then calls close() and runs the loop).
+    bool start(std::string* error);
+    // Answer parked blocking reads now (shutdown begins).
+    void release_watchers();
+    // Fail pending requests, close the engine; `done` (may be empty) runs
+    // once everything is closed. The loop must keep running until then.
+    void close(std::function<void()> done);
+
+    bool has_leader() const;
+    bool is_leader() const;
+    const StateMachine& state() const { return sm_; }
+
+    // status is a rampart_raft_status; result is set when status is 0.
+    using WriteDone = std::function<void(int status, uint64_t index, std::unique_ptr<Result> result)>;
+    // Propose `cmd`; `done` runs once, possibly before write() returns.
+    void write(const Command& cmd, WriteDone done);
+
+    // `done(status)` runs once the local state may be read at `level`:
+    // at once for Stale, after a barrier for Default/Strong. Concurrent
+    // reads share barriers: a Default read joins the barrier in flight, a
+    // Strong one the next barrier (one issued after it arrived).
+    using ReadReady = std::function<void(int status)>;
+    void read(Consistency level, ReadReady done);
+
+    // Blocking read: `done` runs once the index passes `index`, after a
+    // snapshot restore, after `wait_ms`, or at shutdown.
+    void watch(uint64_t index, uint64_t wait_ms, std::function<void()> done);
+
+private:
+    static void cb_apply(void* user, uint64_t index, const void* data, size_t len, void** result);
+    static void cb_result_free(void* user, void* result);
+    static int cb_snapshot(void* user, const void** data, size_t* len, void** token);
+    static void cb_snapshot_done(void* user, void* token);
+    static int cb_restore(void* user, uint64_t index, const void* data, size_t len);
+    static void cb_log(void* user, int level, const char* msg);
+    static void cb_write_done(void* ctx, int status, uint64_t index, void* result);
+    static void cb_barrier_done(void* ctx, int status, uint64_t index);
+    static void cb_closed(void* ctx);
+
+    void start_barrier();
+
+    uv_loop_t* loop_;
+    StoreSettings settings_;
+    std::string raft_dir_;
+    StateMachine sm_;
+    Watchers watchers_;
+    rampart_raft* node_ = nullptr;
+    bool closing_ = false;
+    std::function<void()> closed_;
+    // Reads waiting on the barrier in flight, and on the next one.
+    std::vector<ReadReady> barrier_readers_;
+    std::vector<ReadReady> next_readers_;
+    bool barrier_in_flight_ = false;
+};
+
+}  // namespace rampart::store

@@ -545,6 +545,23 @@ void test_limit_body_chunked(void**) {
     expect_error(tiny + "0\r\n\r\n", 413, "body_too_large", limits);
 }
 
+// A path prefix may carry its own body limit (the KV API's 512 KiB values);
+// everything else keeps max_body_bytes, chunked or not.
+void test_limit_body_per_path(void**) {
+    Limits limits = small_limits();  // 16
+    limits.path_body_limits = {{{"/v1/kv/", 32}, {"/v1/txn", 24}}};
+    std::string kv = "PUT /v1/kv/a?cas=0 HTTP/1.1\r\nHost: h\r\nContent-Length: 32\r\n\r\n" + std::string(32, 'b');
+    assert_int_equal(expect_one(kv, limits).body.size(), 32);
+    expect_error("PUT /v1/kv/a HTTP/1.1\r\nHost: h\r\nContent-Length: 33\r\n\r\n", 413, "body_too_large", limits);
+    expect_error("PUT /v1/txn HTTP/1.1\r\nHost: h\r\nContent-Length: 25\r\n\r\n", 413, "body_too_large", limits);
+    // Not under the prefix ("/v1/kv" without the slash, other routes).
+    expect_error("PUT /v1/kv HTTP/1.1\r\nHost: h\r\nContent-Length: 17\r\n\r\n", 413, "body_too_large", limits);
+    expect_error("POST /health HTTP/1.1\r\nHost: h\r\nContent-Length: 17\r\n\r\n", 413, "body_too_large", limits);
+    const std::string chunked = "PUT /v1/kv/c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+    assert_int_equal(expect_one(chunked + "20\r\n" + std::string(32, 'x') + "\r\n0\r\n\r\n", limits).body.size(), 32);
+    expect_error(chunked + "21\r\n" + std::string(33, 'x') + "\r\n0\r\n\r\n", 413, "body_too_large", limits);
+}
+
 void test_set_limits(void**) {
     Limits limits;
     RequestParser parser(limits);
@@ -1237,6 +1254,7 @@ int main(void) {
         cmocka_unit_test(test_limit_uri),
         cmocka_unit_test(test_limit_body_content_length),
         cmocka_unit_test(test_limit_body_chunked),
+        cmocka_unit_test(test_limit_body_per_path),
         cmocka_unit_test(test_set_limits),
         cmocka_unit_test(test_cl_and_te),
         cmocka_unit_test(test_bad_content_length),

@@ -76,7 +76,8 @@ bool TransportSetup::build(const config::Config& cfg, Built* out, std::vector<st
     size_t before = errors->size();
     if (!cfg.api.tls.cert.empty()) {
         if (transport_ == nullptr) {
-            errors->push_back("api.tls.cert is set but no transport plugin is loaded (add transport_tls to plugins.load)");
+            errors->push_back(
+                "api.tls.cert is set but no transport plugin is loaded (add transport_tls to plugins.load)");
         } else {
             std::string error;
             out->api = transport_->build(api_settings(cfg), &error);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "http_client.h"
+#include "pins_command.h"
 #include "policy/policy_host.h"
 #include "rampart_version.h"
 
@@ -30,6 +31,8 @@ void usage() {
             "usage: rampartctl [--addr HOST:PORT] [--token TOKEN] [--json] COMMAND\n"
             "commands:\n"
             "  policy check [DIR]  validate the Lua policies in DIR (default policies/), as SIGHUP would\n"
+            "  pins compute CERT.pem       the certificate's sha256: and spki-sha256: pins\n"
+            "  pins show|add|remove FILE [NODE_ID PIN]  read or edit a pinned_certs.json\n"
             "  reload         reload the node's configuration and policies (POST /v1/admin/reload)\n"
             "  util health    is the node alive (GET /health)\n"
             "  util ready     is the node ready for traffic (GET /ready)\n"
@@ -130,6 +133,7 @@ int main(int argc, char** argv) {
     }
     if (args[0] == "util") return util_command(g, args);
     if (args[0] == "policy") return policy_command(g, args);
+    if (args[0] == "pins") return rampartctl::pins_command(args, g.json);
     if (args[0] == "reload" && args.size() == 1) return reload_command(g);
     fprintf(stderr, "rampartctl: unknown command '%s'\n", args[0].c_str());
     usage();

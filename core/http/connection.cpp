@@ -110,8 +110,17 @@ int64_t Connection::wire_send(const char* data, size_t len) {
     return static_cast<int64_t>(wirebuf_.size() + bytes_in_flight_);
 }
 
+// Inside our own session call the bytes wait until it returns; outside it
+// (a request that came with the client's last handshake flight, delivered
+// when the worker job ends) they are parsed now, or they would wait for
+// more input that may never come.
 void Connection::plaintext(const char* data, size_t len) {
-    if (!closing_) plain_in_.append(data, len);
+    if (closing_) return;
+    if (session_calls_ > 0) {
+        plain_in_.append(data, len);
+    } else {
+        on_data(data, len);
+    }
 }
 
 void Connection::handshake_done(const rampart_handshake_result& result) {
@@ -119,9 +128,9 @@ void Connection::handshake_done(const rampart_handshake_result& result) {
     handshaking_ = false;
     if (result.error != RAMPART_TRANSPORT_OK) {
         log::warn("TLS handshake failed", {{"source_ip", source_ip_},
-                                            {"error", net::error_class_name(result.error)},
-                                            {"reason", result.reason ? result.reason : ""},
-                                            {"detail", result.detail ? result.detail : ""}});
+                                           {"error", net::error_class_name(result.error)},
+                                           {"reason", result.reason ? result.reason : ""},
+                                           {"detail", result.detail ? result.detail : ""}});
         close_after_flush_ = true;
         stop_parsing_ = true;
         outbuf_.clear();  // never send a plaintext answer over a failed session

@@ -28,7 +28,8 @@ PeerIdentity copy_identity(const rampart_peer_identity& peer) {
     auto str = [](const char* s) { return std::string(s ? s : ""); };
     id.verified = peer.verified != 0;
     id.subject_cn = str(peer.subject_cn);
-    for (size_t i = 0; i < peer.dns_san_count && peer.dns_sans != nullptr; ++i) id.dns_sans.push_back(str(peer.dns_sans[i]));
+    for (size_t i = 0; i < peer.dns_san_count && peer.dns_sans != nullptr; ++i)
+        id.dns_sans.push_back(str(peer.dns_sans[i]));
     id.cert_sha256 = str(peer.cert_sha256);
     id.spki_sha256 = str(peer.spki_sha256);
     return id;
@@ -71,8 +72,8 @@ SecureSession::~SecureSession() {
     if (session_ != nullptr) ops_->session_free(session_);
 }
 
-int SecureSession::open(const Transport& transport, const std::shared_ptr<TransportContext>& context,
-                        StreamSink* sink, rampart_transport_side side, const std::string& expected_peer) {
+int SecureSession::open(const Transport& transport, const std::shared_ptr<TransportContext>& context, StreamSink* sink,
+                        rampart_transport_side side, const std::string& expected_peer) {
     ops_ = transport.ops();
     context_ = context;
     stream_.sink = sink;

@@ -27,9 +27,7 @@ rampart_handshake_result plain_result() {
 }  // namespace
 
 PeerConnection::PeerConnection(PeerNetwork* network, Side side)
-    : network_(network),
-      side_(side),
-      wire_(reinterpret_cast<uv_stream_t*>(&tcp_), [this](int status) {
+    : network_(network), side_(side), wire_(reinterpret_cast<uv_stream_t*>(&tcp_), [this](int status) {
           if (status < 0) {
               close_now("network_error");
           } else if (close_after_flush_ && wire_.idle()) {
@@ -63,7 +61,7 @@ void PeerConnection::start_dial(const std::string& address, const std::string& e
     net::Address addr;
     std::string error;
     int rc = net::parse_address(address, &addr, &error) ? uv_tcp_connect(&connect_, &tcp_, addr.sa(), cb_connect)
-                                                         : UV_EINVAL;
+                                                        : UV_EINVAL;
     if (rc != 0) {
         // Report from the loop: the caller has not seen the handle yet.
         early_error_ = error.empty() ? uv_strerror(rc) : error;
@@ -182,8 +180,16 @@ int64_t PeerConnection::wire_send(const char* data, size_t len) {
     return static_cast<int64_t>(wire_.backlog());
 }
 
+// Inside our own session call the bytes wait until it returns; outside it
+// (records that came with the last handshake flight, delivered when the
+// worker job ends) they are handled now, or they would wait for more input.
 void PeerConnection::plaintext(const char* data, size_t len) {
-    if (state_ != State::Closing) plain_in_.append(data, len);
+    if (state_ == State::Closing) return;
+    if (session_calls_ > 0) {
+        plain_in_.append(data, len);
+    } else {
+        on_plaintext(data, len);
+    }
 }
 
 void PeerConnection::handshake_done(const rampart_handshake_result& result) {

@@ -111,7 +111,7 @@ private:
     std::string remote_;
     std::string early_error_;  // a dial that failed before connecting
     Handler handler_;
-    bool opened_ = false;        // on_open was called
+    bool opened_ = false;  // on_open was called
     bool close_notified_ = false;
     bool close_after_flush_ = false;
     bool eof_in_handshake_ = false;

@@ -18,7 +18,7 @@ namespace rampart::http {
 class Exchange;
 class Router;
 class Server;
-}
+}  // namespace rampart::http
 
 namespace rampart::plugin {
 struct LoadedPlugin;
@@ -44,9 +44,9 @@ struct rampart_timer {
 struct rampart_request {
     rampart::http::Exchange* exchange = nullptr;
     rampart_identity identity{};
-    std::string scratch;  // a string a service returned that needed building
-    bool in_route = false;                             // may be deferred
-    rampart_request* deferred = nullptr;               // the heap copy, once deferred
+    std::string scratch;                              // a string a service returned that needed building
+    bool in_route = false;                            // may be deferred
+    rampart_request* deferred = nullptr;              // the heap copy, once deferred
     std::shared_ptr<rampart::http::Exchange> holder;  // set on the heap copy
 };
 

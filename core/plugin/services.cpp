@@ -428,8 +428,7 @@ rampart_conn* svc_peer_dial(rampart_plugin_ctx* ctx, const char* address, const 
         std::strchr(protocol, '\n') != nullptr || std::strlen(protocol) > 64 || !callbacks_valid(callbacks)) {
         return nullptr;
     }
-    return network
-        ->dial(address, expected_node_id ? expected_node_id : "", protocol, make_handler(p, callbacks, arg))
+    return network->dial(address, expected_node_id ? expected_node_id : "", protocol, make_handler(p, callbacks, arg))
         ->handle();
 }
 

@@ -207,6 +207,26 @@ class ApiHttps(TlsCase):
                                 timeout=scaled(10))
         self.assertIn(b"Reused, TLSv1.2", second.stdout)
 
+    def test_resumed_handshakes_answer_requests_sent_right_after(self):
+        # In an abbreviated handshake the client speaks last: its request
+        # can reach the server with its Finished, before the server's
+        # handshake job has ended. It must be answered, not left waiting.
+        d = self.daemon(api_tls=self.api_tls()).start()
+        ctx = client_context(self.certs.ca)
+        with tls_connect(d.host, d.port, ctx) as s:
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.recv(4096)
+            session = s.session
+        resumed = 0
+        for _ in range(20):
+            raw = socket.create_connection((d.host, d.port), timeout=scaled(5))
+            with ctx.wrap_socket(raw, server_hostname="localhost", session=session) as s:
+                s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                self.assertTrue(s.recv(4096).startswith(b"HTTP/1.1 200"))
+                resumed += s.session_reused
+                session = s.session
+        self.assertGreaterEqual(resumed, 15)
+
     def test_garbage_and_truncated_records_keep_the_daemon_up(self):
         d = self.daemon(api_tls=self.api_tls()).start()
         # Plain HTTP, random bytes, a truncated ClientHello, a huge record length.
@@ -468,3 +488,70 @@ class Insecure(TlsCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class RampartctlPins(TlsCase):
+    """rampartctl pins: compute both forms, and edit a pins file offline."""
+
+    def ctl(self, *args):
+        return subprocess.run([os.path.join(BUILD, "rampartctl"), "pins", *args], capture_output=True, text=True,
+                              timeout=scaled(10))
+
+    def test_compute_matches_openssl(self):
+        cert = self.certs.node(2)[0]
+        out = self.ctl("compute", cert)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(out.stdout.split(), ["sha256:" + cert_sha256(cert), "spki-sha256:" + spki_sha256(cert)])
+
+    def test_compute_refuses_what_is_not_a_certificate(self):
+        for content in (b"", b"-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n",
+                        b"-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n", os.urandom(300)):
+            path = os.path.join(self.certs.dir, "bad.pem")
+            with open(path, "wb") as f:
+                f.write(content)
+            out = self.ctl("compute", path)
+            self.assertEqual(out.returncode, 1, content)
+            self.assertIn("not a PEM certificate", out.stderr)
+        self.assertEqual(self.ctl("compute", "/nonexistent.pem").returncode, 1)
+
+    def test_add_remove_show_and_limits(self):
+        path = os.path.join(self.certs.dir, "pins.json")
+        a, b, c = ("spki-sha256:" + "a" * 64, "sha256:" + "b" * 64, "sha256:" + "c" * 64)
+        self.assertEqual(self.ctl("add", path, "node_2", a).returncode, 0)  # creates the file
+        self.assertEqual(self.ctl("add", path, "node_2", b).returncode, 0)
+        self.assertEqual(self.ctl("add", path, "node_2", a).returncode, 0)  # already there: no-op
+        third = self.ctl("add", path, "node_2", c)
+        self.assertEqual(third.returncode, 1)
+        self.assertIn("current and a next pin", third.stderr)
+        with open(path) as f:
+            self.assertEqual(json.load(f)["peers"]["node_2"], [a, b])
+        self.assertEqual(self.ctl("remove", path, "node_2", a).returncode, 0)
+        self.assertEqual(self.ctl("remove", path, "node_2", a).returncode, 1)
+        self.assertIn(f"node_2\t{b}", self.ctl("show", path).stdout)
+        for bad in ("sha256:" + "z" * 64, "md5:" + "a" * 32, "sha256:" + "a" * 63, ""):
+            out = self.ctl("add", path, "node_3", bad)
+            self.assertEqual(out.returncode, 1, bad)
+            self.assertIn("not a pin", out.stderr)
+        self.assertEqual(self.ctl("add", path).returncode, 2)
+
+    def test_malformed_pins_file_is_left_alone(self):
+        path = os.path.join(self.certs.dir, "broken.json")
+        for text in ("{", "[]", '{"peers": 3}', "\x00\x01", '{"peers": {"node_2": 5}}'):
+            with open(path, "w") as f:
+                f.write(text)
+            out = self.ctl("add", path, "node_2", "sha256:" + "a" * 64)
+            self.assertEqual(out.returncode, 1, text)
+            with open(path) as f:
+                self.assertEqual(f.read(), text)
+
+    def test_edited_file_is_what_the_daemon_accepts(self):
+        path = os.path.join(self.certs.dir, "daemon-pins.json")
+        cert = self.certs.node(2)[0]
+        self.assertEqual(self.ctl("add", path, "node_2", "spki-sha256:" + spki_sha256(cert)).returncode, 0)
+        with open(path) as f:
+            pins = json.load(f)
+        n2 = self.daemon(peers=self.peers_yaml(2), node_id="node_2", load=("transport_tls", "metrics", "peer_echo"))
+        n2.start()
+        n1 = self.daemon(peers=self.peers_yaml(1), pins=pins, load=("transport_tls", "metrics", "peer_echo")).start()
+        r = n1.request("POST", f"/peer-echo?addr={n2.peer_listen}&node=node_2", body="x", timeout=15)
+        self.assertEqual(r.status, 200, r.body)

@@ -267,6 +267,33 @@ class ApiHttps(TlsCase):
         self.assertLess(expiry, 367 * 86400)
 
 
+class CertificateIdentity(TlsCase):
+    """A verified client certificate is the caller's identity: its own
+    rate-limit bucket (requests_per_min), apart from other certificates and
+    from callers without one (unauth_per_min)."""
+
+    def test_each_certificate_has_its_own_bucket(self):
+        link = os.path.join(self.plugins, "ratelimit.so")
+        if not os.path.exists(link):
+            os.symlink(os.path.join(SHIPPED_PLUGINS, "ratelimit.so"), link)
+        d = self.daemon(api_tls=self.api_tls(require=False), load=("transport_tls", "ratelimit"),
+                        extra={"ratelimit": {"requests_per_min": 3, "unauth_per_min": 1000}}).start()
+        ca = self.certs.ca
+
+        def statuses(ctx, n):
+            return [https_get(d.host, d.port, ctx)[0] for _ in range(n)]
+
+        cert2 = client_context(ca, *self.certs.node(2))
+        cert3 = client_context(ca, *self.certs.node(3))
+        self.assertEqual(statuses(cert2, 4), [200, 200, 200, 429])
+        self.assertEqual(statuses(cert3, 3), [200, 200, 200])
+        self.assertEqual(statuses(client_context(ca), 5), [200] * 5)
+        # A certificate from another CA is no identity: it counts as unauthenticated.
+        other_ca, other_key = self.certs.other_ca("ident")
+        stranger = self.certs.issue("ident-stranger", ["node_2"], ca_cert=other_ca, ca_key=other_key)
+        self.assertEqual(statuses(client_context(ca, *stranger), 4), [200] * 4)
+
+
 class ApiTlsConfigErrors(TlsCase):
     def test_key_with_open_permissions_exits_78(self):
         cert, key = self.certs.node(1)

@@ -20,7 +20,7 @@ namespace rampart::store {
 
 struct DedupLimits {
     size_t max_records = 10000;                   // brief: 10,000 keys
-    uint64_t ttl_ms = 10 * 60 * 1000;             // brief: 10 min
+    uint64_t ttl_ms = uint64_t{10} * 60 * 1000;   // brief: 10 min
     size_t max_bytes = size_t{16} * 1024 * 1024;  // stored outcomes (txn get results can be large)
 };
 

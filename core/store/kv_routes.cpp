@@ -22,7 +22,7 @@ using http::Response;
 using ExPtr = std::shared_ptr<Exchange>;
 
 constexpr std::string_view kKvPrefix = "/v1/kv/";
-constexpr uint64_t kMaxWaitMs = 5 * 60 * 1000;  // brief: blocking reads capped at 5 min
+constexpr uint64_t kMaxWaitMs = uint64_t{5} * 60 * 1000;  // brief: blocking reads capped at 5 min
 constexpr size_t kMaxIdempotencyHeader = 128;
 
 // ---- answers ----------------------------------------------------------------

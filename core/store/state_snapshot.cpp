@@ -115,7 +115,7 @@ void write_result(Out& o, const Result& r) {
     }
 }
 
-constexpr size_t kMaxText = 64 * 1024;
+constexpr size_t kMaxText = size_t{64} * 1024;
 constexpr uint64_t kMaxResults = 1u << 24;
 
 std::shared_ptr<const Result> read_result(In& in) {

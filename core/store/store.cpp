@@ -109,12 +109,13 @@ void Store::write(const Command& cmd, WriteDone done) {
         return;
     }
     std::string bytes = encode(cmd);
-    auto* ctx = new WriteDone(std::move(done));
-    int rv = rampart_raft_apply(node_, bytes.data(), bytes.size(), cb_write_done, ctx);
+    auto ctx = std::make_unique<WriteDone>(std::move(done));
+    int rv = rampart_raft_apply(node_, bytes.data(), bytes.size(), cb_write_done, ctx.get());
     if (rv != 0) {
-        std::unique_ptr<WriteDone> owned(ctx);
-        (*owned)(rv, 0, nullptr);
+        (*ctx)(rv, 0, nullptr);
+        return;
     }
+    (void)ctx.release();  // cb_write_done owns it now
 }
 
 void Store::cb_write_done(void* ctx, int status, uint64_t index, void* result) {
@@ -186,23 +187,25 @@ void Store::cb_apply(void* user, uint64_t index, const void* data, size_t len, v
     if (r.outcome == Outcome::Invalid)
         log::warn("store: command refused", {{"index", static_cast<long long>(index)}, {"error", r.error}});
     if (self->sm_.index() != before) self->watchers_.notify(self->sm_.index());
-    *result = new Result(std::move(r));
+    *result = std::make_unique<Result>(std::move(r)).release();
 }
 
-void Store::cb_result_free(void*, void* result) { delete static_cast<Result*>(result); }
+void Store::cb_result_free(void*, void* result) { std::unique_ptr<Result>(static_cast<Result*>(result)).reset(); }
 
 // The payload is serialised from the current immutable version; the copy
 // lives until the engine has written it.
 int Store::cb_snapshot(void* user, const void** data, size_t* len, void** token) {
     auto* self = static_cast<Store*>(user);
-    auto* bytes = new SnapshotBytes{StateMachine::serialize(*self->sm_.version())};
+    auto bytes = std::make_unique<SnapshotBytes>(SnapshotBytes{StateMachine::serialize(*self->sm_.version())});
     *data = bytes->payload.data();
     *len = bytes->payload.size();
-    *token = bytes;
+    *token = bytes.release();  // cb_snapshot_done frees it
     return 0;
 }
 
-void Store::cb_snapshot_done(void*, void* token) { delete static_cast<SnapshotBytes*>(token); }
+void Store::cb_snapshot_done(void*, void* token) {
+    std::unique_ptr<SnapshotBytes>(static_cast<SnapshotBytes*>(token)).reset();
+}
 
 int Store::cb_restore(void* user, uint64_t index, const void* data, size_t len) {
     auto* self = static_cast<Store*>(user);

@@ -7,6 +7,15 @@
 namespace rampart {
 namespace {
 
+// A file at its default path may be absent (the example config names the
+// defaults explicitly, so "set in the file" says nothing); a file the
+// operator pointed elsewhere must exist.
+bool optional_file_absent(const std::string& path, std::string_view key) {
+    if (access(path.c_str(), F_OK) == 0) return false;
+    const config::KeySpec* spec = config::find_key(key);
+    return spec != nullptr && path == spec->default_value;
+}
+
 net::TransportSettings api_settings(const config::Config& cfg) {
     net::TransportSettings s;
     s.purpose = "api";
@@ -27,8 +36,7 @@ net::TransportSettings peer_settings(const config::Config& cfg, const peer::Peer
     s.client_cert_file = tls.client_cert;
     s.client_key_file = tls.client_key;
     s.require_client_cert = true;
-    bool pins_explicit = cfg.is_explicit("peer.pins_file");
-    if (access(cfg.peer.pins_file.c_str(), F_OK) == 0 || pins_explicit) s.pins_file = cfg.peer.pins_file;
+    if (!optional_file_absent(cfg.peer.pins_file, "peer.pins_file")) s.pins_file = cfg.peer.pins_file;
     return s;
 }
 
@@ -101,7 +109,10 @@ bool TransportSetup::build(const config::Config& cfg, Built* out, std::vector<st
 // The default peers file may be absent (a standalone node without a peer
 // port); a configured one must exist.
 bool TransportSetup::load_peers_file(const config::Config& cfg, Built* out, std::vector<std::string>* errors) const {
-    if (access(cfg.peer.peers_file.c_str(), F_OK) != 0 && !cfg.is_explicit("peer.peers_file")) return true;
+    if (optional_file_absent(cfg.peer.peers_file, "peer.peers_file")) {
+        log::info("no peers file: a standalone node without a peer port", {{"peers_file", cfg.peer.peers_file}});
+        return true;
+    }
     peer::PeersLoad loaded = peer::load_peers(cfg.peer.peers_file);
     for (const auto& w : loaded.warnings) log::warn("peers file", {{"problem", w}});
     if (!loaded.ok()) {

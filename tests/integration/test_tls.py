@@ -339,6 +339,24 @@ class ApiTlsConfigErrors(TlsCase):
         self.assertEqual(code, 78)
         self.assertIn("allow_insecure_peers is false but no transport plugin is loaded", log)
 
+    def test_peers_file_configured_elsewhere_must_exist(self):
+        d = self.daemon(extra={"peer": {"peers_file": "/nonexistent/peers.yml"}})
+        code, log = self.start_failing(d)
+        self.assertEqual(code, 78)
+        self.assertIn("/nonexistent/peers.yml: cannot read", log)
+
+    def test_default_peers_file_absent_means_standalone(self):
+        d = self.daemon(extra={"peer": {"peers_file": "etc/peers.yml", "pins_file": "etc/pinned_certs.json"}})
+        d.start()
+        d.wait_log(lambda e: e.get("msg") == "no peers file: a standalone node without a peer port")
+        self.assertFalse(any(e.get("msg") == "peer port listening" for e in d.log_entries()))
+
+    def test_pins_file_configured_elsewhere_must_exist(self):
+        d = self.daemon(peers=self.peers_yaml(1), extra={"peer": {"pins_file": "/nonexistent/pins.json"}})
+        code, log = self.start_failing(d)
+        self.assertEqual(code, 78)
+        self.assertIn("/nonexistent/pins.json", log)
+
     def test_bad_peers_file_exits_78_naming_file_and_line(self):
         d = self.daemon(peers="allow_insecure_peers: maybe\npeers: []\n")
         code, log = self.start_failing(d)

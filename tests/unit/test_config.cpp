@@ -115,7 +115,7 @@ void test_full_valid_file(void**) {
         "  max_header_bytes: 1024\n  max_uri_bytes: 256\n  request_timeout_ms: 100\n"
         "  idle_timeout_ms: 3600000\n  max_connections: 1\n  max_pipelined: 1024\n  shutdown_timeout_ms: 0\n"
         "  tls:\n    cert: c.pem\n    key: k.pem\n    ca: ca.pem\n    require_client_cert: yes\n"
-        "peer: {listen: 0.0.0.0:7801, peers_file: p.yml, pins_file: pins.json}\n"
+        "peer: {listen: 0.0.0.0:7801, peers_file: p.yml, pins_file: pins.json, insecure_warning_ms: 5000}\n"
         "cluster:\n  seeds:\n    - 10.0.0.2:7701\n    - \"[fe80::1]:7701\"\n  join_token: s3cret\n  role: spare\n"
         "  max_store_bytes: 4096\n  snapshot_threshold: 16\n  snapshot_trailing: 0\n"
         "log: {level: debug, format: console, sampling: 1}\n"

@@ -80,8 +80,8 @@ private:
     uv_timer_t timer_{};
     RequestParser parser_;
     std::string source_ip_;
-    std::string inbuf_;   // bytes read but not yet parsed (reading paused)
-    std::string outbuf_;  // serialized responses not yet handed to libuv (or TLS)
+    std::string inbuf_;    // bytes read but not yet parsed (reading paused)
+    std::string outbuf_;   // serialized responses not yet handed to libuv (or TLS)
     std::string wirebuf_;  // bytes for the socket not yet handed to libuv
     std::unique_ptr<net::SecureSession> secure_;
     std::string plain_in_;  // plaintext the session delivered during one input call

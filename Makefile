@@ -39,7 +39,7 @@ $(FUZZ_BUILD)/build.ninja:
 	CC=clang CXX=clang++ meson setup $(FUZZ_BUILD) -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false -Dtests=true
 
 fuzz-build: deps $(FUZZ_BUILD)/build.ninja
-	@ninja -C $(FUZZ_BUILD) tests/fuzz_http_parser tests/fuzz_config
+	@ninja -C $(FUZZ_BUILD) tests/fuzz_http_parser tests/fuzz_config tests/fuzz_tls_session
 
 fuzz: fuzz-build
 	@scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)

@@ -5,7 +5,7 @@ set -eu
 build=$1
 secs=${2:-300}
 root=$(cd "$(dirname "$0")/.." && pwd)
-for target in fuzz_http_parser fuzz_config; do
+for target in fuzz_http_parser fuzz_config fuzz_tls_session; do
     corpus=$(mktemp -d)
     cp "$root/tests/fuzz/corpus/$target"/* "$corpus"/ 2>/dev/null || true
     echo "fuzz: $target for ${secs}s"

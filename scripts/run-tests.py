@@ -121,7 +121,7 @@ def run_integration(tally, build, pattern):
 
 def run_fuzz_smoke(tally, fuzz_build, seconds):
     section(f"fuzz smoke ({seconds}s per target)")
-    for target in ("fuzz_http_parser", "fuzz_config"):
+    for target in ("fuzz_http_parser", "fuzz_config", "fuzz_tls_session"):
         exe = os.path.abspath(os.path.join(fuzz_build, "tests", target))
         if not os.access(exe, os.X_OK):
             tally.add(target, False, f"{exe} not built")

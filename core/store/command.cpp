@@ -59,6 +59,7 @@ void write_body(Writer& w, const Txn& c) {
     }
 }
 
+// Version 2: meta pairs and a list of checks after the tags.
 void write_body(Writer& w, const ServiceRegister& c) {
     w.bytes(c.id);
     w.bytes(c.name);
@@ -66,15 +67,28 @@ void write_body(Writer& w, const ServiceRegister& c) {
     w.varint(c.port);
     w.varint(c.tags.size());
     for (const std::string& t : c.tags) w.bytes(t);
-    w.bytes(c.check_id);
-    w.varint(c.check_ttl_ms);
+    w.varint(c.meta.size());
+    for (const auto& [k, v] : c.meta) {
+        w.bytes(k);
+        w.bytes(v);
+    }
+    w.varint(c.checks.size());
+    for (const CheckDef& d : c.checks) {
+        w.bytes(d.id);
+        w.bytes(d.name);
+        w.bytes(d.notes);
+        w.varint(d.ttl_ms);
+        w.u8(static_cast<uint8_t>(d.status));
+    }
 }
 
 void write_body(Writer& w, const ServiceDeregister& c) { w.bytes(c.id); }
 
+// Version 2: the status after the note.
 void write_body(Writer& w, const CheckPass& c) {
     w.bytes(c.check_id);
     w.bytes(c.note);
+    w.u8(static_cast<uint8_t>(c.status));
 }
 
 void write_body(Writer& w, const TokenCreate& c) {
@@ -99,6 +113,8 @@ public:
 
     bool failed() const { return !error_.empty(); }
     const std::string& error() const { return error_; }
+    // The record's version, for bodies that have more than one.
+    uint8_t version = 1;
     size_t offset() const { return pos_; }
     bool at_end() const { return pos_ == in_.size(); }
 
@@ -229,6 +245,13 @@ Body read_txn(Reader& r) {
     return c;
 }
 
+CheckStatus read_check_status(Reader& r) {
+    uint8_t status = r.u8("check status");
+    if (!r.failed() && status > static_cast<uint8_t>(CheckStatus::Critical))
+        r.fail("unknown check status " + std::to_string(status));
+    return static_cast<CheckStatus>(status);
+}
+
 Body read_service_register(Reader& r) {
     ServiceRegister c;
     c.id = r.bytes("service id", Limits::kName);
@@ -239,8 +262,29 @@ Body read_service_register(Reader& r) {
     c.port = static_cast<uint16_t>(port);
     size_t n = r.count("tag count", Limits::kTags);
     for (size_t i = 0; i < n && !r.failed(); i++) c.tags.push_back(r.bytes("tag", Limits::kName));
-    c.check_id = r.bytes("check id", Limits::kName);
-    c.check_ttl_ms = r.varint("check ttl");
+    if (r.version == 1) {
+        CheckDef d;
+        d.id = r.bytes("check id", Limits::kName);
+        d.ttl_ms = r.varint("check ttl");
+        if (!d.id.empty()) c.checks.push_back(std::move(d));
+        return c;
+    }
+    n = r.count("meta count", Limits::kMeta);
+    for (size_t i = 0; i < n && !r.failed(); i++) {
+        std::string k = r.bytes("meta key", Limits::kMetaKey);
+        std::string v = r.bytes("meta value", Limits::kMetaValue);
+        c.meta.emplace_back(std::move(k), std::move(v));
+    }
+    n = r.count("check count", Limits::kChecks);
+    for (size_t i = 0; i < n && !r.failed(); i++) {
+        CheckDef d;
+        d.id = r.bytes("check id", Limits::kName);
+        d.name = r.bytes("check name", Limits::kName);
+        d.notes = r.bytes("check notes", Limits::kNote);
+        d.ttl_ms = r.varint("check ttl");
+        d.status = read_check_status(r);
+        c.checks.push_back(std::move(d));
+    }
     return c;
 }
 
@@ -250,6 +294,7 @@ Body read_check_pass(Reader& r) {
     CheckPass c;
     c.check_id = r.bytes("check id", Limits::kName);
     c.note = r.bytes("note", Limits::kNote);
+    if (r.version >= 2) c.status = read_check_status(r);
     return c;
 }
 
@@ -300,11 +345,22 @@ std::string check_body(const Txn& c) {
     return {};
 }
 std::string check_body(const ServiceRegister& c) {
-    for (const std::string* s : {&c.id, &c.name, &c.address, &c.check_id})
+    for (const std::string* s : {&c.id, &c.name, &c.address})
         if (s->size() > Limits::kName) return over("service field", s->size(), Limits::kName);
     if (c.tags.size() > Limits::kTags) return over("tags", c.tags.size(), Limits::kTags);
     for (const std::string& t : c.tags)
         if (t.size() > Limits::kName) return over("tag", t.size(), Limits::kName);
+    if (c.meta.size() > Limits::kMeta) return over("meta", c.meta.size(), Limits::kMeta);
+    for (const auto& [k, v] : c.meta) {
+        if (k.size() > Limits::kMetaKey) return over("meta key", k.size(), Limits::kMetaKey);
+        if (v.size() > Limits::kMetaValue) return over("meta value", v.size(), Limits::kMetaValue);
+    }
+    if (c.checks.size() > Limits::kChecks) return over("checks", c.checks.size(), Limits::kChecks);
+    for (const CheckDef& d : c.checks) {
+        for (const std::string* s : {&d.id, &d.name})
+            if (s->size() > Limits::kName) return over("check field", s->size(), Limits::kName);
+        if (d.notes.size() > Limits::kNote) return over("check notes", d.notes.size(), Limits::kNote);
+    }
     return {};
 }
 std::string check_body(const ServiceDeregister& c) {
@@ -338,6 +394,10 @@ const char* type_name(CommandType t) {
     return i < kTypeCount ? names[i] : "unknown";
 }
 
+uint8_t record_version(CommandType t) {
+    return t == CommandType::ServiceRegister || t == CommandType::CheckPass ? 2 : kCommandVersion;
+}
+
 std::string check_limits(const Command& cmd) {
     if (cmd.meta.idempotency_key.size() > Limits::kIdempotencyKey)
         return over("idempotency key", cmd.meta.idempotency_key.size(), Limits::kIdempotencyKey);
@@ -350,7 +410,7 @@ std::string encode(const Command& cmd) {
     Writer w;
     // The variant's alternatives are declared in CommandType order.
     w.u8(static_cast<uint8_t>(cmd.type()));
-    w.u8(kCommandVersion);
+    w.u8(record_version(cmd.type()));
     w.varint(cmd.meta.leader_ms);
     w.bytes(cmd.meta.idempotency_key);
     w.bytes(cmd.meta.fingerprint);
@@ -364,9 +424,10 @@ DecodeResult decode(std::string_view bytes) {
     uint8_t version = r.u8("version");
     if (r.failed()) return {std::nullopt, r.error()};
     if (type >= kTypeCount) return {std::nullopt, "offset 0: unknown command type " + std::to_string(type)};
-    if (version != kCommandVersion)
+    if (version < 1 || version > record_version(static_cast<CommandType>(type)))
         return {std::nullopt, "offset 1: unknown version " + std::to_string(version) + " of " +
                                   type_name(static_cast<CommandType>(type))};
+    r.version = version;
     Command cmd;
     cmd.meta.leader_ms = r.varint("leader time");
     cmd.meta.idempotency_key = r.bytes("idempotency key", Limits::kIdempotencyKey);

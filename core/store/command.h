@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -34,10 +35,15 @@ enum class CommandType : uint8_t {
     CheckPass = 6,
     TokenCreate = 7,
     TokenRevoke = 8,
+    // A snapshot restore (store/snapshot_file.h): the record is this type
+    // byte, a version byte and a whole snapshot file. The state machine
+    // reads it before decode(), which never sees it.
+    SnapshotRestore = 64,
 };
 
-// The one record version this build writes and reads. A new field means a
-// new version, decoded side by side with the old one.
+// The record version this build writes for most types. A new field means a
+// new version of that type, decoded side by side with the old one:
+// record_version() says what encode() writes for each type.
 inline constexpr uint8_t kCommandVersion = 1;
 
 // Limits shared with the HTTP layer (brief: key 512 B, value 512 KiB, txn 64).
@@ -51,6 +57,10 @@ struct Limits {
     static constexpr size_t kTags = 64;
     static constexpr size_t kNote = 4096;
     static constexpr size_t kSecretHash = 64;
+    static constexpr size_t kChecks = 32;      // checks per service
+    static constexpr size_t kMeta = 64;        // service meta pairs (Consul: 64)
+    static constexpr size_t kMetaKey = 128;    // Consul: 128
+    static constexpr size_t kMetaValue = 512;  // Consul: 512
 };
 
 // Carried by every write: the idempotency key (scoped by identity by the
@@ -110,14 +120,30 @@ struct Txn {
     bool operator==(const Txn&) const = default;
 };
 
+// Check states, Consul's names: passing, warning, critical. On-disk format.
+enum class CheckStatus : uint8_t { Passing = 0, Warning = 1, Critical = 2 };
+
+// A TTL check registered with its service (version 2 of service_register).
+struct CheckDef {
+    std::string id;
+    std::string name;
+    std::string notes;
+    uint64_t ttl_ms = 0;
+    CheckStatus status = CheckStatus::Critical;  // initial status (Consul's default for TTL checks)
+    bool operator==(const CheckDef&) const = default;
+};
+
+// Version 1 carried at most one TTL check (check id + TTL; an empty id for
+// none) and no meta; it decodes into `checks` as one check, initially
+// critical.
 struct ServiceRegister {
     std::string id;
     std::string name;
     std::string address;
     uint16_t port = 0;
     std::vector<std::string> tags;
-    std::string check_id;  // empty: no TTL check
-    uint64_t check_ttl_ms = 0;
+    std::vector<std::pair<std::string, std::string>> meta;  // v2
+    std::vector<CheckDef> checks;                           // v2 (v1: at most one)
     bool operator==(const ServiceRegister&) const = default;
 };
 
@@ -126,9 +152,12 @@ struct ServiceDeregister {
     bool operator==(const ServiceDeregister&) const = default;
 };
 
+// Sets a check's status and output (Consul's check pass/warn/fail/update);
+// version 1 had no status (always passing).
 struct CheckPass {
     std::string check_id;
     std::string note;
+    CheckStatus status = CheckStatus::Passing;  // v2
     bool operator==(const CheckPass&) const = default;
 };
 
@@ -176,5 +205,9 @@ struct DecodeResult {
 DecodeResult decode(std::string_view bytes);
 
 const char* type_name(CommandType t);
+
+// The version encode() writes for `t`: 2 for service_register and
+// check_pass, kCommandVersion for the others.
+uint8_t record_version(CommandType t);
 
 }  // namespace rampart::store

@@ -47,10 +47,18 @@ std::vector<Command> samples() {
     full.ops.assign(Limits::kTxnOps, TxnOp{TxnVerb::Set, "k", "v", 0, 0});
     v.push_back({meta(7), full});
     v.push_back({meta(8), Txn{}});
-    v.push_back({meta(9), ServiceRegister{"web-1", "web", "10.0.0.1", 8080, {"a", "b", ""}, "check-web-1", 30000}});
-    v.push_back({meta(10), ServiceRegister{"s", "s", "", 0, {}, "", 0}});
+    v.push_back({meta(9), ServiceRegister{"web-1",
+                                          "web",
+                                          "10.0.0.1",
+                                          8080,
+                                          {"a", "b", ""},
+                                          {{"env", "prod"}, {"", ""}},
+                                          {{"check-web-1", "Web", "notes", 30000, CheckStatus::Passing},
+                                           {"c2", "", "", 0xffffffffffull, CheckStatus::Critical}}}});
+    v.push_back({meta(10), ServiceRegister{"s", "s", "", 0, {}, {}, {}}});
     v.push_back({meta(11), ServiceDeregister{"web-1"}});
-    v.push_back({meta(12), CheckPass{"check-web-1", "all good"}});
+    v.push_back({meta(12), CheckPass{"check-web-1", "all good", CheckStatus::Passing}});
+    v.push_back({meta(16), CheckPass{"c", "", CheckStatus::Critical}});
     v.push_back({meta(13), TokenCreate{"acc-1", std::string(32, '\x11'), TokenRole::Admin, "", "ops", 0}});
     v.push_back({meta(14), TokenCreate{"acc-2", "h", TokenRole::Read, "app/", "", 99}});
     v.push_back({meta(15), TokenRevoke{"acc-1"}});
@@ -63,7 +71,7 @@ void test_round_trip_every_type(void**) {
         assert_string_equal(check_limits(c).c_str(), "");
         std::string bytes = encode(c);
         assert_int_equal(static_cast<uint8_t>(bytes[0]), static_cast<uint8_t>(c.type()));
-        assert_int_equal(static_cast<uint8_t>(bytes[1]), kCommandVersion);
+        assert_int_equal(static_cast<uint8_t>(bytes[1]), record_version(c.type()));
         DecodeResult r = decode(bytes);
         if (!r.ok()) fail_msg("%s: %s", type_name(c.type()), r.error.c_str());
         assert_true(*r.command == c);
@@ -194,6 +202,42 @@ void test_hostile_lengths(void**) {
     assert_false(decode("").ok());
 }
 
+// Version 1 of service_register (one optional TTL check, no meta) and of
+// check_pass (no status) still decode; version 3 does not.
+void test_older_record_versions(void**) {
+    auto v1 = [](uint8_t type, const std::string& body) {
+        std::string s = hand(type, body);
+        s[1] = 1;
+        return s;
+    };
+    auto b = [](const std::string& text) { return varint(text.size()) + text; };
+    DecodeResult r =
+        decode(v1(4, b("id") + b("web") + b("") + varint(80) + varint(1) + b("t") + b("chk") + varint(15000)));
+    if (!r.ok()) fail_msg("%s", r.error.c_str());
+    ServiceRegister want{"id", "web", "", 80, {"t"}, {}, {{"chk", "", "", 15000, CheckStatus::Critical}}};
+    assert_true(std::get<ServiceRegister>(r.command->body) == want);
+    r = decode(v1(4, b("s") + b("s") + b("") + varint(0) + varint(0) + b("") + varint(0)));
+    assert_true(r.ok());
+    assert_true(std::get<ServiceRegister>(r.command->body).checks.empty());
+    r = decode(v1(6, b("c") + b("ok")));
+    assert_true(r.ok());
+    assert_true(std::get<CheckPass>(r.command->body) == (CheckPass{"c", "ok", CheckStatus::Passing}));
+    std::string v3 = encode({meta(0), CheckPass{"c", "ok", CheckStatus::Warning}});
+    v3[1] = 3;
+    assert_false(decode(v3).ok());
+    // An unknown check status, and more checks than the limit.
+    std::string bad = encode({meta(0), CheckPass{"c", "ok", CheckStatus::Warning}});
+    bad.back() = 3;
+    r = decode(bad);
+    assert_false(r.ok());
+    assert_non_null(strstr(r.error.c_str(), "check status"));
+    ServiceRegister many{"s", "s", "", 0, {}, {}, {}};
+    many.checks.assign(Limits::kChecks + 1, CheckDef{"c", "", "", 1, CheckStatus::Passing});
+    Command c{meta(0), many};
+    assert_false(check_limits(c).empty());
+    assert_false(decode(encode(c)).ok());
+}
+
 // Bounded random fuzz: mutations of valid records and pure noise. Whatever
 // decodes must re-encode to the same bytes (one encoding per command).
 void test_random_fuzz(void**) {
@@ -225,7 +269,12 @@ void test_random_fuzz(void**) {
         DecodeResult r = decode(s);
         if (r.ok()) {
             decoded++;
-            assert_true(encode(*r.command) == s);
+            // An older record version decodes; it re-encodes as the current one.
+            if (static_cast<uint8_t>(s[1]) == record_version(r.command->type())) {
+                assert_true(encode(*r.command) == s);
+            } else {
+                assert_true(*decode(encode(*r.command)).command == *r.command);
+            }
             assert_string_equal(check_limits(*r.command).c_str(), "");
         } else {
             assert_false(r.error.empty());
@@ -241,7 +290,8 @@ int main() {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_every_type), cmocka_unit_test(test_truncated_at_every_offset),
         cmocka_unit_test(test_trailing_bytes),        cmocka_unit_test(test_unknown_type_and_version),
-        cmocka_unit_test(test_hostile_lengths),       cmocka_unit_test(test_random_fuzz),
+        cmocka_unit_test(test_hostile_lengths),       cmocka_unit_test(test_older_record_versions),
+        cmocka_unit_test(test_random_fuzz),
     };
     return cmocka_run_group_tests(tests, nullptr, nullptr);
 }

@@ -1,19 +1,22 @@
 """Shared helpers of the `make bench` scripts (Python standard library only).
 
-Used by bench/http_vs_nginx.py and bench/plugin_chain.py: /proc readings
-(server CPU, RSS, machine load), loopback HTTP, starting and stopping
-rampartd, running and parsing wrk, the BENCH_* environment and the tables.
+Used by bench/http_vs_nginx.py, bench/plugin_chain.py and bench/tls_vs_nginx.py:
+/proc readings (server CPU, RSS, machine load), loopback HTTP(S), starting
+and stopping rampartd and nginx (plain or HTTPS), running a measured client
+(wrk, openssl s_time) and parsing wrk, the BENCH_* environment and the tables.
 
 Every process started here is recorded in the pid file that bench/run.sh
 reads on exit (its backstop), and stopped by PID by the caller.
 """
 
+import hashlib
 import http.client
 import os
 import re
 import resource
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -88,13 +91,16 @@ def free_port():
         return s.getsockname()[1]
 
 
-def http_get(port, path="/health", timeout=2.0):
-    """One GET over a fresh loopback connection.
+def http_get(port, path="/health", timeout=2.0, tls=None):
+    """One GET over a fresh loopback connection (HTTPS when tls, an ssl.SSLContext, is given).
 
     Returns (status, headers with lower-case names, body as text); raises OSError
-    (http.client's errors included) when the server cannot be reached.
+    (http.client's and ssl's errors included) when the server cannot be reached.
     """
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    if tls is None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    else:
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=tls)
     try:
         conn.request("GET", path, headers={"Connection": "close"})
         resp = conn.getresponse()
@@ -106,17 +112,72 @@ def http_get(port, path="/health", timeout=2.0):
         conn.close()
 
 
+class TLSFiles:
+    """The certificate both servers present, from scripts/gen-certs.sh DIR 1 (ECDSA P-256):
+    DIR/node_1.pem and DIR/node_1.key (SANs node_1, rampart-node-1, localhost, 127.0.0.1,
+    key mode 0600), signed by DIR/ca.pem."""
+
+    def __init__(self, directory):
+        self.dir = directory
+        self.cert = os.path.join(directory, "node_1.pem")
+        self.key = os.path.join(directory, "node_1.key")
+        self.ca = os.path.join(directory, "ca.pem")
+
+    @classmethod
+    def generate(cls, script, directory, timeout=60):
+        """Run `script DIR 1` (a fresh CA and one node certificate, valid from now)."""
+        try:
+            p = subprocess.run(["sh", script, directory, "1"], stdin=subprocess.DEVNULL,
+                               capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise BenchError(f"{script} did not finish in {timeout}s")
+        files = cls(directory)
+        if p.returncode != 0 or not all(os.path.isfile(f) for f in (files.cert, files.key, files.ca)):
+            raise BenchError(f"{script} {directory} 1 failed (exit {p.returncode}): "
+                             f"{(p.stderr or p.stdout).strip()}")
+        return files
+
+    def client_context(self):
+        """A client context that verifies the server against the CA (127.0.0.1 is an IP SAN)."""
+        ctx = ssl.create_default_context(cafile=self.ca)
+        return ctx
+
+    def cert_sha256(self):
+        """SHA-256 of the certificate's DER (what the servers must both present)."""
+        with open(self.cert) as f:
+            der = ssl.PEM_cert_to_DER_cert(f.read())
+        return hashlib.sha256(der).hexdigest()
+
+
+def tls_peer(port, files, timeout=5.0):
+    """One TLS handshake to 127.0.0.1:port, verified against files.ca: (protocol, cipher name,
+    SHA-256 of the DER certificate the server presented)."""
+    ctx = files.client_context()
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            der = s.getpeercert(binary_form=True)
+            return s.version(), s.cipher()[0], hashlib.sha256(der).hexdigest()
+
+
 # ---------------------------------------------------------------- servers
 
 class Server:
     name = "?"
 
-    def __init__(self, tmpdir, pidfile):
+    def __init__(self, tmpdir, pidfile, tls=None):
         self.tmpdir = tmpdir
         self.pidfile = pidfile
+        self.tls = tls  # None: plain HTTP; else a TLSFiles (served over HTTPS)
         self.proc = None
         self.port = None
         self.log_path = None
+
+    def url(self, path="/health"):
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}{path}"
+
+    def get(self, path="/health", timeout=2.0):
+        """GET path from this server, over HTTPS (certificate verified against the CA) when it serves TLS."""
+        return http_get(self.port, path, timeout, None if self.tls is None else self.tls.client_context())
 
     def record_pid(self, pid):
         with open(self.pidfile, "a") as f:
@@ -147,7 +208,7 @@ class Server:
                 self.port = self.find_port()
             if self.port is not None:
                 try:
-                    status, _, body = http_get(self.port)
+                    status, _, body = self.get()
                     if status == 200 and body == BODY:
                         return
                     last = f"GET /health answered {status} {body!r}, want 200 {BODY!r}"
@@ -178,14 +239,16 @@ class Rampart(Server):
     plugins_load: names for plugins.load (None: the key is left out, no plugins);
     policies_dir: policies.dir (None: left out, i.e. `policies` under the
     server's directory, absent, so the built-in defaults run);
-    extra_yaml: appended to the configuration as is.
+    extra_yaml: appended to the configuration as is;
+    tls: a TLSFiles to serve HTTPS (api.tls.cert/key; needs the transport_tls
+    plugin in plugins_load), None for plain HTTP.
     RAMPART_* variables are not passed on: the configuration file alone
     decides (a stray RAMPART_RATELIMIT_* would change what is measured).
     """
 
     def __init__(self, tmpdir, pidfile, build_dir, name="rampartd", subdir="rampart",
-                 plugins_load=None, policies_dir=None, extra_yaml=""):
-        super().__init__(tmpdir, pidfile)
+                 plugins_load=None, policies_dir=None, extra_yaml="", tls=None):
+        super().__init__(tmpdir, pidfile, tls)
         self.name = name
         self.subdir = subdir
         self.plugins_load = plugins_load
@@ -199,9 +262,10 @@ class Rampart(Server):
         if self.plugins_load is not None:
             plugins += f"  load: [{', '.join(self.plugins_load)}]\n"
         policies = "" if self.policies_dir is None else f"policies:\n  dir: {self.policies_dir}\n"
+        tls = "" if self.tls is None else f"  tls:\n    cert: {self.tls.cert}\n    key: {self.tls.key}\n"
         return (f"# written by bench/{os.path.basename(sys.argv[0])}\n"
                 f"node:\n  data_dir: {d}/data\n"
-                f"api:\n  listen: 127.0.0.1:0\n  max_connections: 4096\n"
+                f"api:\n  listen: 127.0.0.1:0\n  max_connections: 4096\n{tls}"
                 f"peer:\n  listen: 127.0.0.1:0\n"
                 f"{plugins}{policies}"
                 f"log:\n  level: info\n  format: json\n  sampling: 100\n"
@@ -244,7 +308,122 @@ class Rampart(Server):
             return ""
 
 
-# ---------------------------------------------------------------- wrk
+# nginx's TLS settings for the comparison with rampartd's transport_tls
+# (plugins/transport_tls/README.md): TLS 1.2 only, the same ECDHE AEAD suites
+# in the same order, chosen by the server's preference as mbedTLS does, the
+# same key-exchange groups (X25519 first), and session tickets for resumption
+# (rampart resumes with tickets only: nginx's session cache stays "none").
+NGINX_TLS_PROTOCOLS = "TLSv1.2"
+NGINX_TLS_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+                     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256:"
+                     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305")
+NGINX_TLS_GROUPS = "X25519:prime256v1:secp384r1"
+
+
+def nginx_config(d, port, log_path, tls=None):
+    """nginx.conf for the comparisons: 1 worker, keep-alive without a request cap, no access
+    log, temporary paths under d, and `location = /health` returning the 16-byte body with
+    `return 200` (never rate-limited); HTTPS with the settings above when tls (a TLSFiles)."""
+    listen = f"listen 127.0.0.1:{port};"
+    ssl_conf = ""
+    if tls is not None:
+        listen = f"listen 127.0.0.1:{port} ssl;"
+        ssl_conf = f"""
+        ssl_certificate {tls.cert};
+        ssl_certificate_key {tls.key};
+        ssl_protocols {NGINX_TLS_PROTOCOLS};
+        ssl_ciphers {NGINX_TLS_CIPHERS};
+        ssl_prefer_server_ciphers on;
+        ssl_ecdh_curve {NGINX_TLS_GROUPS};
+        ssl_session_tickets on;
+        ssl_session_cache none;"""
+    return f"""# written by bench/{os.path.basename(sys.argv[0])}
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {log_path} warn;
+events {{
+    worker_connections 4096;
+}}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path {d}/client_body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    server {{
+        {listen}{ssl_conf}
+        location = /health {{
+            default_type application/json;
+            return 200 '{{"status":"ok"}}\\n';
+        }}
+    }}
+}}
+"""
+
+
+class Nginx(Server):
+    """Debian's nginx in <tmpdir>/<subdir> on a free loopback port (nginx_config above),
+    in the foreground; serves HTTPS when tls (a TLSFiles) is given."""
+    binary = "/usr/sbin/nginx"
+
+    def __init__(self, tmpdir, pidfile, name="nginx", subdir="nginx", tls=None):
+        super().__init__(tmpdir, pidfile, tls)
+        self.name = name
+        self.subdir = subdir
+
+    def start(self):
+        if not os.access(self.binary, os.X_OK):
+            raise BenchError(f"{self.binary} not found (apt-get install nginx-light)")
+        d = os.path.join(self.tmpdir, self.subdir)
+        os.makedirs(os.path.join(d, "logs"), exist_ok=True)
+        self.config_path = os.path.join(d, "nginx.conf")
+        self.log_path = os.path.join(d, "logs", "error.log")
+        # A port picked here could be taken before nginx binds it: retry a few times.
+        for attempt in range(5):
+            self.port = free_port()
+            with open(self.config_path, "w") as f:
+                f.write(nginx_config(d, self.port, self.log_path, self.tls))
+            out = open(os.path.join(d, "logs", "stderr.log"), "ab")
+            self.proc = subprocess.Popen(
+                [self.binary, "-e", self.log_path, "-p", d + "/", "-c", self.config_path,
+                 "-g", "daemon off;"],
+                cwd=d, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+            out.close()
+            self.record_pid(self.proc.pid)
+            try:
+                self.wait_ready()
+            except BenchError:
+                if self.proc.poll() is not None and attempt < 4:
+                    continue  # most likely the port was taken: pick another
+                raise
+            break
+        # Record the worker(s) too, for the backstop in run.sh.
+        deadline = time.monotonic() + 5
+        while not self.workers() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not self.workers():
+            raise BenchError(f"nginx started no worker; see {self.log_path}")
+        for w in self.workers():
+            self.record_pid(w)
+
+    def workers(self):
+        return proc_children(self.proc.pid)
+
+    def pids(self):
+        return [self.proc.pid] + self.workers()
+
+
+def nginx_version():
+    try:
+        p = subprocess.run([Nginx.binary, "-v"], capture_output=True, text=True, timeout=5)
+        return (p.stderr or p.stdout).strip().replace("nginx version: ", "")
+    except (OSError, subprocess.TimeoutExpired):
+        return "nginx"
+
+
+# ---------------------------------------------------------------- wrk, s_time
 
 _UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0, "h": 3600000.0}
 
@@ -277,13 +456,15 @@ def parse_wrk(out):
     return r
 
 
-def run_wrk(server, seconds, threads, conns, logdir, label):
+def run_measured(server, cmd, seconds, logdir, label, tool):
+    """Run a load generator (cmd, bounded by itself to about `seconds`) against server and
+    measure around it: server CPU (all its processes), steal, the generator's own CPU and
+    everybody else's. Returns (stdout, measurements); the raw output goes to
+    logdir/label.<tool>.txt. A generator that overruns seconds + 30 is killed."""
     server.check_alive()
-    url = f"http://127.0.0.1:{server.port}/health"
-    cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{seconds}s", "--latency", url]
     cpu0 = server.cpu_ticks()
     st0, busy0, tot0 = cpu_times()
-    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)  # only wrk is reaped in between
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)  # only the generator is reaped in between
     t0 = time.monotonic()
     with subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True) as p:
@@ -293,7 +474,7 @@ def run_wrk(server, seconds, threads, conns, logdir, label):
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
-            raise BenchError(f"wrk against {server.name} did not finish in {seconds + 30}s")
+            raise BenchError(f"{tool} against {server.name} did not finish in {seconds + 30}s")
         except BaseException:
             p.kill()
             p.wait()
@@ -302,23 +483,31 @@ def run_wrk(server, seconds, threads, conns, logdir, label):
     st1, busy1, tot1 = cpu_times()
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     elapsed = time.monotonic() - t0
-    with open(os.path.join(logdir, f"{label}.wrk.txt"), "w") as f:
+    with open(os.path.join(logdir, f"{label}.{tool}.txt"), "w") as f:
         f.write(" ".join(cmd) + "\n" + stdout + stderr)
     if p.returncode != 0:
-        raise BenchError(f"wrk exited {p.returncode}: {stderr.strip()}")
+        raise BenchError(f"{tool} exited {p.returncode}: {stderr.strip()}")
     server.check_alive()
-    r = parse_wrk(stdout)
-    if r["requests"] == 0:
-        raise BenchError(f"wrk made no requests to {server.name}")
+    r = {"elapsed_s": elapsed}
     r["cpu_s"] = (cpu1 - cpu0) / CLK_TCK
-    r["cpu_us_per_req"] = (cpu1 - cpu0) / CLK_TCK * 1e6 / r["requests"]
     r["steal_pct"] = 100.0 * (st1 - st0) / max(1, tot1 - tot0)
-    wrk_s = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
-    r["wrk_cores"] = wrk_s / elapsed
+    client_s = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+    r["wrk_cores"] = client_s / elapsed  # the load generator's cores (wrk or s_time)
     r["server_cores"] = r["cpu_s"] / elapsed
     # CPU used by everything else on the machine (other users' builds and tests),
     # in cores: the noise this run competed with.
-    r["other_cores"] = max(0.0, (busy1 - busy0) / CLK_TCK - r["cpu_s"] - wrk_s) / elapsed
+    r["other_cores"] = max(0.0, (busy1 - busy0) / CLK_TCK - r["cpu_s"] - client_s) / elapsed
+    return stdout, r
+
+
+def run_wrk(server, seconds, threads, conns, logdir, label):
+    cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{seconds}s", "--latency", server.url("/health")]
+    stdout, m = run_measured(server, cmd, seconds, logdir, label, "wrk")
+    r = parse_wrk(stdout)
+    if r["requests"] == 0:
+        raise BenchError(f"wrk made no requests to {server.name}")
+    r.update(m)
+    r["cpu_us_per_req"] = r["cpu_s"] * 1e6 / r["requests"]
     return r
 
 

@@ -18,88 +18,18 @@ What it does (see docs/benchmarks.md):
      binary size, plugin sizes, idle RSS and RSS after the load.
 
 Exit status: 0 when everything ran (the targets are informational),
-1 when something failed to run. Shared helpers (/proc, wrk, rampartd): bench/benchlib.py.
+1 when something failed to run. Shared helpers (/proc, wrk, rampartd, nginx and its
+configuration, shared with bench/tls_vs_nginx.py): bench/benchlib.py.
 """
 
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import time
 
-from benchlib import (BenchError, run_bench, Rampart, Server, fmt_k, free_port, median_of, mib,
-                      print_table, proc_children, progress_line, raise_on_signals,
-                      read_bench_env, run_wrk, stripped_size, CLK_TCK)
-
-
-class Nginx(Server):
-    name = "nginx"
-    binary = "/usr/sbin/nginx"
-
-    def start(self):
-        if not os.access(self.binary, os.X_OK):
-            raise BenchError(f"{self.binary} not found (apt-get install nginx-light)")
-        d = os.path.join(self.tmpdir, "nginx")
-        os.makedirs(os.path.join(d, "logs"), exist_ok=True)
-        self.config_path = os.path.join(d, "nginx.conf")
-        self.log_path = os.path.join(d, "logs", "error.log")
-        # A port picked here could be taken before nginx binds it: retry a few times.
-        for attempt in range(5):
-            self.port = free_port()
-            with open(self.config_path, "w") as f:
-                f.write(f"""# written by bench/http_vs_nginx.py
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {self.log_path} warn;
-events {{
-    worker_connections 4096;
-}}
-http {{
-    access_log off;
-    keepalive_requests 1000000;
-    client_body_temp_path {d}/client_body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    server {{
-        listen 127.0.0.1:{self.port};
-        location = /health {{
-            default_type application/json;
-            return 200 '{{"status":"ok"}}\\n';
-        }}
-    }}
-}}
-""")
-            out = open(os.path.join(d, "logs", "stderr.log"), "ab")
-            self.proc = subprocess.Popen(
-                [self.binary, "-e", self.log_path, "-p", d + "/", "-c", self.config_path,
-                 "-g", "daemon off;"],
-                cwd=d, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-            out.close()
-            self.record_pid(self.proc.pid)
-            try:
-                self.wait_ready()
-            except BenchError:
-                if self.proc.poll() is not None and attempt < 4:
-                    continue  # most likely the port was taken: pick another
-                raise
-            break
-        # Record the worker(s) too, for the backstop in run.sh.
-        deadline = time.monotonic() + 5
-        while not self.workers() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if not self.workers():
-            raise BenchError(f"nginx started no worker; see {self.log_path}")
-        for w in self.workers():
-            self.record_pid(w)
-
-    def workers(self):
-        return proc_children(self.proc.pid)
-
-    def pids(self):
-        return [self.proc.pid] + self.workers()
+from benchlib import (run_bench, Nginx, Rampart, fmt_k, median_of, mib, nginx_version, print_table,
+                      progress_line, raise_on_signals, read_bench_env, run_wrk, stripped_size, CLK_TCK)
 
 
 # ---------------------------------------------------------------- report
@@ -157,14 +87,6 @@ def print_report(args, rampart, nginx, pairs, sizes, rss):
     w(f"  RSS after the load:                  {rss['after'] / 1024:.1f} MiB ({rss['after']} KiB)\n")
     w(f"  (nginx master+worker RSS: idle {rss['nginx_idle'] / 1024:.1f} MiB, "
       f"after {rss['nginx_after'] / 1024:.1f} MiB)\n")
-
-
-def nginx_version():
-    try:
-        p = subprocess.run(["/usr/sbin/nginx", "-v"], capture_output=True, text=True, timeout=5)
-        return (p.stderr or p.stdout).strip().replace("nginx version: ", "")
-    except (OSError, subprocess.TimeoutExpired):
-        return "nginx"
 
 
 # ---------------------------------------------------------------- main

@@ -1,14 +1,18 @@
 #!/bin/sh
-# make bench, in three parts, each printing its own section:
+# make bench, in four parts, each printing its own section:
 #   1. rampartd vs nginx on GET /health, alternating wrk rounds (bench/http_vs_nginx.py);
 #   2. the plugin chain: rampartd without plugins vs with [ratelimit, idempotency,
 #      metrics], alternating wrk rounds (bench/plugin_chain.py);
-#   3. the rate-limit decision micro-benchmark (bench/ratelimit_decision.py).
+#   3. the rate-limit decision micro-benchmark (bench/ratelimit_decision.py);
+#   4. TLS: rampartd + transport_tls vs nginx with the same certificate, alternating
+#      rounds of keep-alive HTTPS (wrk), resumed handshakes (openssl s_time -reuse)
+#      and full handshakes (openssl s_time -new) (bench/tls_vs_nginx.py).
 #
 #   bench/run.sh [BUILD_DIR]        (default: build)
 #
 # Environment: BENCH_PAIRS (5), BENCH_SECONDS (10), BENCH_WARMUP (2, 0 = none),
-# BENCH_CONNECTIONS (64), BENCH_THREADS (1) for parts 1 and 2; BENCH_DECISIONS
+# BENCH_CONNECTIONS (64), BENCH_THREADS (1) for parts 1, 2 and 4 (BENCH_SECONDS is
+# also s_time's -time in part 4); BENCH_DECISIONS
 # (10000000) for part 3; BENCH_KEEP=1 keeps the temporary directory (configs,
 # server logs, raw wrk output).
 #
@@ -23,7 +27,7 @@ set -eu
 build_dir=${1:-build}
 here=$(cd "$(dirname "$0")" && pwd)
 
-for tool in wrk python3 timeout; do
+for tool in wrk python3 timeout openssl; do
     command -v "$tool" >/dev/null 2>&1 || { echo "bench: $tool not found (make deps)" >&2; exit 1; }
 done
 [ -x /usr/sbin/nginx ] || { echo "bench: /usr/sbin/nginx not found (make deps)" >&2; exit 1; }
@@ -36,6 +40,8 @@ case "$pairs$seconds$warmup" in *[!0-9]*|'') echo "bench: BENCH_PAIRS/SECONDS/WA
 # Per wrk part: two wrk runs per pair plus the warm-ups, each with slack, plus start/stop.
 limit=$(( pairs * 2 * (seconds + 15) + 2 * (warmup + 15) + 60 ))
 decision_limit=300
+# Part 4: three sections (wrk, s_time -reuse, s_time -new) of that size, plus the certificates.
+tls_limit=$(( 3 * (pairs * 2 * (seconds + 15) + 2 * (warmup + 15)) + 120 ))
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/rampart-bench.XXXXXX")
 helper=""
@@ -54,14 +60,14 @@ cleanup() {
         left=""
         for pid in $(cat "$tmp/pids"); do
             case "$(cat "/proc/$pid/comm" 2>/dev/null)" in
-                rampartd|nginx|wrk|bench_ratelimit) kill -TERM "$pid" 2>/dev/null && left="$left $pid" ;;
+                rampartd|nginx|wrk|openssl|bench_ratelimit) kill -TERM "$pid" 2>/dev/null && left="$left $pid" ;;
             esac
         done
         if [ -n "$left" ]; then
             sleep 1
             for pid in $left; do
                 case "$(cat "/proc/$pid/comm" 2>/dev/null)" in
-                    rampartd|nginx|wrk|bench_ratelimit) kill -KILL "$pid" 2>/dev/null || true ;;
+                    rampartd|nginx|wrk|openssl|bench_ratelimit) kill -KILL "$pid" 2>/dev/null || true ;;
                 esac
             done
         fi
@@ -99,11 +105,13 @@ run_part() {
     [ "$rc" != 0 ] || rc=$part_rc
 }
 
-run_part "1/3 rampartd vs nginx (bench/http_vs_nginx.py)" "$limit" \
+run_part "1/4 rampartd vs nginx (bench/http_vs_nginx.py)" "$limit" \
     python3 "$here/http_vs_nginx.py" --build "$build_dir" --tmpdir "$tmp"
-run_part "2/3 plugin chain: no plugins vs ratelimit+idempotency+metrics (bench/plugin_chain.py)" "$limit" \
+run_part "2/4 plugin chain: no plugins vs ratelimit+idempotency+metrics (bench/plugin_chain.py)" "$limit" \
     python3 "$here/plugin_chain.py" --build "$build_dir" --tmpdir "$tmp"
-run_part "3/3 rate-limit decision (bench/ratelimit_decision.py)" "$decision_limit" \
+run_part "3/4 rate-limit decision (bench/ratelimit_decision.py)" "$decision_limit" \
     python3 "$here/ratelimit_decision.py" --build "$build_dir" --pidfile "$tmp/pids" \
     --timeout $(( decision_limit - 10 ))
+run_part "4/4 TLS: rampartd+transport_tls vs nginx, same certificate (bench/tls_vs_nginx.py)" "$tls_limit" \
+    python3 "$here/tls_vs_nginx.py" --build "$build_dir" --tmpdir "$tmp"
 exit "$rc"

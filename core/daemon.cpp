@@ -21,6 +21,7 @@
 #include "http/server.h"
 #include "log.h"
 #include "metrics/registry.h"
+#include "cluster/raft_bridge.h"
 #include "net/address.h"
 #include "peer/peer_network.h"
 #include "plugin/host.h"
@@ -205,6 +206,7 @@ private:
     bool write_pid_file();
     bool start_plugins();
     bool start_transports();
+    void start_raft_bridge(store::StoreSettings& settings);
     bool start_peer_port();
     void apply_transports();
     bool start_policies();
@@ -226,6 +228,7 @@ private:
     std::unique_ptr<RequestPipeline> pipeline_;
     std::unique_ptr<peer::PeerNetwork> peer_network_;
     std::unique_ptr<TransportSetup> transports_;
+    std::unique_ptr<cluster::RaftBridge> raft_bridge_;
     policy::PolicyHost policies_;
     std::unique_ptr<store::Store> store_;
     metrics::Metric* reload_total_ = nullptr;
@@ -396,6 +399,29 @@ bool Daemon::start_transports() {
     return true;
 }
 
+// The cluster's members: this node and every peer in etc/peers.yml.
+std::vector<cluster::Member> cluster_members(const config::Config& cfg, const peer::PeersFile& peers) {
+    std::vector<cluster::Member> members;
+    members.push_back({cfg.node.id, cluster::raft_id_for(cfg.node.id), cfg.peer.listen});
+    for (const peer::PeerEntry& p : peers.peers) {
+        if (p.node_id == cfg.node.id) continue;
+        members.push_back({p.node_id, cluster::raft_id_for(p.node_id), p.endpoint()});
+    }
+    return members;
+}
+
+// With a peer port, the engine talks to the other members over it; a
+// pristine node bootstraps with all of them.
+void Daemon::start_raft_bridge(store::StoreSettings& settings) {
+    settings.raft_id = cluster::raft_id_for(config_->node.id);
+    if (!transports_->peer_port_enabled()) return;
+    std::vector<cluster::Member> members = cluster_members(*config_, transports_->peers());
+    for (const cluster::Member& m : members) settings.bootstrap.emplace_back(m.raft_id, m.peer_address);
+    raft_bridge_ = std::make_unique<cluster::RaftBridge>(&loop_, peer_network_.get(), std::move(members));
+    raft_bridge_->install();
+    settings.transport = raft_bridge_->transport();
+}
+
 // New connections on either port use the material now in force.
 void Daemon::apply_transports() {
     server_->set_tls(plugins_->transport(), transports_->api_context());
@@ -511,7 +537,9 @@ int Daemon::run() {
         uv_loop_close(&loop_);
         return kExitConfigError;
     }
-    store_ = std::make_unique<store::Store>(&loop_, store::StoreSettings::from(*config_));
+    store::StoreSettings store_settings = store::StoreSettings::from(*config_);
+    start_raft_bridge(store_settings);
+    store_ = std::make_unique<store::Store>(&loop_, std::move(store_settings));
     if (!store_->start(&error)) {
         log::error("cannot start the store", {{"error", error}});
         store_->close(nullptr);
@@ -521,6 +549,7 @@ int Daemon::run() {
         uv_loop_close(&loop_);
         return kExitRuntime;
     }
+    if (raft_bridge_) raft_bridge_->set_acceptor([this](int fd, uint64_t id) { return store_->accept_fd(fd, id); });
     store::install_kv_routes(router_, *store_);
     server_ = std::make_unique<http::Server>(&loop_, &router_, server_settings_for(*config_));
     server_->set_pipeline(pipeline_.get());

@@ -32,6 +32,8 @@ PeerConnection::PeerConnection(PeerNetwork* network, Side side)
               close_now("network_error");
           } else if (close_after_flush_ && wire_.idle()) {
               close_now(close_error_);
+          } else if (wire_.idle()) {
+              writable();
           }
       }) {
     uv_tcp_init(network->loop(), &tcp_);
@@ -84,7 +86,8 @@ void PeerConnection::cb_connect(uv_connect_t* req, int status) {
 void PeerConnection::connected() {
     uv_tcp_nodelay(&tcp_, 1);
     uv_timer_start(&timer_, cb_timer, kPeerHandshakeTimeoutMs, 0);
-    if (uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), cb_alloc, cb_read) != 0) {
+    update_reading();
+    if (!reading_) {
         fail(RAMPART_TRANSPORT_NETWORK_ERROR, "read", "cannot read from the socket");
         return;
     }
@@ -160,7 +163,35 @@ int64_t PeerConnection::write(const char* data, size_t len) {
         wire_.append(data, len);
     }
     flush_wire();
-    return state_ == State::Closing ? -EPIPE : static_cast<int64_t>(wire_.backlog());
+    if (state_ == State::Closing) return -EPIPE;
+    if (!wire_.idle()) notify_writable_ = true;
+    return static_cast<int64_t>(wire_.backlog());
+}
+
+void PeerConnection::writable() {
+    if (!notify_writable_ || state_ != State::Open) return;
+    notify_writable_ = false;
+    if (handler_.callbacks.on_writable != nullptr) handler_.callbacks.on_writable(handler_.arg, &handle_);
+}
+
+void PeerConnection::pause_reading(bool paused) {
+    read_paused_ = paused;
+    update_reading();
+}
+
+// Read while the connection lives, unless the consumer paused it (only
+// once open: the handshake and the preamble are always read).
+void PeerConnection::update_reading() {
+    bool want = state_ != State::Closing && !close_after_flush_ && !eof_in_handshake_ &&
+                !(read_paused_ && state_ == State::Open);
+    if (want == reading_) return;
+    auto* stream = reinterpret_cast<uv_stream_t*>(&tcp_);
+    if (want) {
+        reading_ = uv_read_start(stream, cb_alloc, cb_read) == 0;
+    } else {
+        uv_read_stop(stream);
+        reading_ = false;
+    }
 }
 
 void PeerConnection::flush_wire() {
@@ -217,7 +248,7 @@ void PeerConnection::cb_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*
             // An alert may have come just before the close, still on its
             // way through the session: give it a moment to say why.
             conn->eof_in_handshake_ = true;
-            uv_read_stop(stream);
+            conn->update_reading();
             uv_timer_start(&conn->timer_, cb_timer, kAlertFlushMs, 0);
         } else if (conn->state_ == State::Handshaking || conn->state_ == State::Preamble) {
             conn->fail(RAMPART_TRANSPORT_NETWORK_ERROR, "eof", "the other side closed during the handshake");
@@ -324,7 +355,7 @@ void PeerConnection::fail(rampart_transport_error error, const char* reason, con
     close_error_ = net::error_class_name(error);
     close_after_flush_ = true;
     uv_timer_start(&timer_, cb_timer, kAlertFlushMs, 0);
-    uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+    update_reading();
     flush_wire();
 }
 

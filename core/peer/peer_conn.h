@@ -55,6 +55,8 @@ public:
 
     // Plaintext out; returns the bytes held unsent or a negative errno.
     int64_t write(const char* data, size_t len);
+    // Back-pressure from the consumer: stop or resume reading the socket.
+    void pause_reading(bool paused);
     // Close once what was written has been sent.
     void close_graceful();
     // Close now; the handler hears `error_class` ("" = orderly).
@@ -92,6 +94,8 @@ private:
     void notify_open(const rampart_handshake_result* result);
     void notify_close(const char* error_class);
     void flush_wire();
+    void writable();
+    void update_reading();
 
     PeerNetwork* network_;
     Side side_;
@@ -115,6 +119,9 @@ private:
     bool close_notified_ = false;
     bool close_after_flush_ = false;
     bool eof_in_handshake_ = false;
+    bool read_paused_ = false;    // by the consumer (pause_reading)
+    bool reading_ = false;        // uv_read_start is in effect
+    bool notify_writable_ = false;  // a write left bytes held: on_writable when drained
     const char* close_error_ = "";  // what on_close reports after a flush
     bool has_identity_ = false;
     net::PeerIdentity identity_;

@@ -471,6 +471,10 @@ int svc_listener_add(rampart_plugin_ctx* ctx, const char* address) {
     return rc;
 }
 
+void svc_conn_pause_reading(rampart_conn* conn, int paused) {
+    if (conn != nullptr && conn->conn != nullptr) conn->conn->pause_reading(paused != 0);
+}
+
 rampart_host make_services() {
     rampart_host h{};
     h.struct_size = sizeof h;
@@ -517,6 +521,7 @@ rampart_host make_services() {
     h.conn_write = svc_conn_write;
     h.conn_close = svc_conn_close;
     h.conn_peer = svc_conn_peer;
+    h.conn_pause_reading = svc_conn_pause_reading;
     h.request_defer = svc_request_defer;
     h.listener_add = svc_listener_add;
     return h;

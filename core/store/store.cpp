@@ -1,6 +1,7 @@
 #include "store/store.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -15,7 +16,6 @@ namespace {
 
 // A one-node cluster: this node is Raft id 1. Joining (a later issue) maps
 // node ids to Raft ids in the replicated state.
-constexpr uint64_t kSelfId = 1;
 
 struct SnapshotBytes {
     std::string payload;
@@ -42,14 +42,23 @@ Store::Store(uv_loop_t* loop, StoreSettings settings)
 
 Store::~Store() = default;
 
+int Store::accept_fd(int fd, uint64_t expected_id) {
+    if (node_ == nullptr || closing_) {
+        ::close(fd);
+        return -1;
+    }
+    return rampart_raft_accept_fd(node_, fd, expected_id);
+}
+
 bool Store::start(std::string* error) {
     if (mkdir(raft_dir_.c_str(), 0700) != 0 && errno != EEXIST) {
         *error = raft_dir_ + ": " + strerror(errno);
         return false;
     }
     rampart_raft_config cfg{};
-    cfg.id = kSelfId;
+    cfg.id = settings_.raft_id;
     cfg.address = settings_.address.c_str();
+    cfg.transport = settings_.transport;
     cfg.data_dir = raft_dir_.c_str();
     cfg.snapshot_threshold = settings_.snapshot_threshold;
     cfg.snapshot_trailing = settings_.snapshot_trailing;
@@ -57,8 +66,19 @@ bool Store::start(std::string* error) {
     cfg.log = cb_log;
     cfg.log_user = this;
     int rv = rampart_raft_create(loop_, &cfg, &node_);
-    const char* addr = cfg.address;
-    if (rv == 0) rv = rampart_raft_bootstrap(node_, 1, &kSelfId, &addr);
+    // A pristine node writes the initial configuration: itself, or every
+    // member of etc/peers.yml (each computes the same set).
+    std::vector<uint64_t> ids;
+    std::vector<const char*> addrs;
+    for (const auto& [id, address] : settings_.bootstrap) {
+        ids.push_back(id);
+        addrs.push_back(address.c_str());
+    }
+    if (ids.empty()) {
+        ids.push_back(settings_.raft_id);
+        addrs.push_back(cfg.address);
+    }
+    if (rv == 0) rv = rampart_raft_bootstrap(node_, static_cast<unsigned>(ids.size()), ids.data(), addrs.data());
     bool first_start = rv == 0;
     if (rv == RAMPART_RAFT_EXISTS) rv = 0;
     if (rv == 0) rv = rampart_raft_start(node_);
@@ -66,7 +86,8 @@ bool Store::start(std::string* error) {
         *error = std::string("Raft engine: ") + rampart_raft_status_name(rv) + " (" + raft_dir_ + ")";
         return false;
     }
-    log::info(first_start ? "store bootstrapped a one-node cluster" : "store recovered from disk",
+    log::info(first_start ? (ids.size() == 1 ? "store bootstrapped a one-node cluster" : "store bootstrapped a cluster")
+                          : "store recovered from disk",
               {{"dir", raft_dir_},
                {"applied_index", static_cast<long long>(sm_.applied())},
                {"keys", static_cast<long long>(sm_.version()->kv.size())}});

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "cluster/raft_adapter.h"
 #include "store/command.h"
 #include "store/state_machine.h"
 #include "store/watchers.h"
@@ -33,6 +34,12 @@ struct StoreSettings {
     StateLimits limits;
     unsigned snapshot_threshold = 1024;
     unsigned snapshot_trailing = 128;
+    // Clustering: this node's Raft id, the members a pristine node
+    // bootstraps with (empty: a one-node cluster of itself), and the
+    // engine's transport (none: one node, no peers).
+    uint64_t raft_id = 1;
+    std::vector<std::pair<uint64_t, std::string>> bootstrap;  // (raft id, peer address)
+    rampart_raft_transport transport{};
 
     static StoreSettings from(const config::Config& cfg);
 };
@@ -57,6 +64,8 @@ public:
     void close(std::function<void()> done);
 
     bool has_leader() const;
+    // An accepted peer stream for the engine (the fd is always taken).
+    int accept_fd(int fd, uint64_t expected_id);
     bool is_leader() const;
     const StateMachine& state() const { return sm_; }
 

@@ -273,6 +273,9 @@ typedef struct rampart_conn_callbacks {
     /* Called once. `error_class` is "" for an orderly close, else
      * "network_error", "tls_error" or "timeout". */
     void (*on_close)(void* arg, rampart_conn* conn, const char* error_class);
+    /* Everything written so far has been handed to the kernel (the held
+     * bytes conn_write reported are down to 0): resume writing. May be NULL. */
+    void (*on_writable)(void* arg, rampart_conn* conn);
 } rampart_conn_callbacks;
 
 typedef void (*rampart_work_fn)(void* arg);
@@ -437,6 +440,9 @@ typedef struct rampart_host {
     void (*conn_close)(rampart_conn* conn);
     /* The peer's certificate identity, NULL on a plain connection. */
     const rampart_peer_identity* (*conn_peer)(rampart_conn* conn);
+    /* Stop (paused = 1) or resume (0) on_data: the host stops reading the
+     * socket, so a consumer that cannot keep up holds the sender back. */
+    void (*conn_pause_reading)(rampart_conn* conn, int paused);
 
     /* In a route handler: answer later (after a peer reply, a worker job
      * or a timer). Returns a handle that stays valid until host->respond()

@@ -67,6 +67,7 @@ const rampart_plugin kDescriptor = {
     cb_reload,
     cb_fini,
     &kHooks,
+    nullptr,  // no transport
 };
 
 }  // namespace

@@ -34,7 +34,7 @@ static void echo_data(void* arg, rampart_conn* conn, const char* data, size_t le
 static void echo_close(void* arg, rampart_conn* conn, const char* error_class) { (void)arg, (void)conn, (void)error_class; }
 
 static const rampart_conn_callbacks kEchoCallbacks = {sizeof(rampart_conn_callbacks), echo_open, echo_data,
-                                                      echo_close};
+                                                      echo_close, NULL};
 
 /* ---- dial side ---- */
 
@@ -105,7 +105,7 @@ static void dial_close(void* arg, rampart_conn* conn, const char* error_class) {
 }
 
 static const rampart_conn_callbacks kDialCallbacks = {sizeof(rampart_conn_callbacks), dial_open, dial_data,
-                                                      dial_close};
+                                                      dial_close, NULL};
 
 /* Copy query parameter `name` (no decoding needed for the tests). */
 static int query_param(const char* query, const char* name, char* out, size_t out_len) {

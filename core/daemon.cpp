@@ -30,6 +30,7 @@
 #include "rampart_version.h"
 #include "reload.h"
 #include "request_pipeline.h"
+#include "store/disk_watchdog.h"
 #include "store/kv_routes.h"
 #include "store/store.h"
 #include "transport_setup.h"
@@ -231,6 +232,7 @@ private:
     std::unique_ptr<cluster::RaftBridge> raft_bridge_;
     policy::PolicyHost policies_;
     std::unique_ptr<store::Store> store_;
+    std::unique_ptr<store::DiskWatchdog> disk_watchdog_;
     metrics::Metric* reload_total_ = nullptr;
     metrics::Metric* policy_generation_ = nullptr;
     metrics::Metric* policy_errors_ = nullptr;
@@ -259,6 +261,12 @@ void Daemon::install_routes() {
             if (!store_ || !store_->has_leader()) {
                 http::Response r = http::Response::error(503, "no_leader", "the store has no leader yet");
                 r.headers.emplace_back("Retry-After", "1");
+                return ex.respond(std::move(r));
+            }
+            if (store_->writes_refused()) {
+                http::Response r =
+                    http::Response::error(503, "storage_full", "free disk space is below node.min_free_bytes");
+                r.headers.emplace_back("Retry-After", "10");
                 return ex.respond(std::move(r));
             }
             ex.respond(http::Response::json(200, "{\"status\":\"ready\"}\n"));
@@ -371,6 +379,7 @@ void Daemon::finish() {
         uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);
     }
     uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
+    if (disk_watchdog_) disk_watchdog_->close();
     if (store_) store_->close(nullptr);  // the loop runs on until the engine has closed
 }
 
@@ -570,6 +579,10 @@ int Daemon::run() {
         return kExitRuntime;
     }
     install_signals();
+    // Read the floor at each check, so a SIGHUP changes it.
+    disk_watchdog_ = std::make_unique<store::DiskWatchdog>(
+        &loop_, config_->node.data_dir, [this] { return config_->node.min_free_bytes; }, *store_, &registry_);
+    disk_watchdog_->start();
     if (!write_pid_file()) exit_status_ = kExitRuntime;
     log::info("rampartd started", {{"version", RAMPART_VERSION},
                                    {"listen", server_->bound_address()},

@@ -7,7 +7,7 @@ set -eu
 PKGS="build-essential pkg-config meson ninja-build clang libclang-rt-14-dev
 clang-format clang-tidy
 libuv1-dev libmbedtls-dev libluajit2-5.1-dev libcjson-dev libyaml-dev libcmocka-dev
-node-llhttp python3 curl openssl wrk nginx-light prometheus lua-check"
+node-llhttp python3 curl openssl wrk nginx-light prometheus lua-check etcd-server"
 # The Raft engine comes from bookworm-backports (0.22.1); bookworm's own 0.15 loses data.
 BACKPORTS_PKGS="libraft-dev"
 

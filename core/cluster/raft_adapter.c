@@ -890,6 +890,40 @@ int rampart_raft_barrier(rampart_raft* n, rampart_raft_barrier_cb cb, void* ctx)
     return 0;
 }
 
+struct transfer_req {
+    struct raft_transfer req;
+    struct rampart_raft* node;
+    rampart_raft_transfer_cb cb;
+    void* ctx;
+};
+
+static void transfer_done_cb(struct raft_transfer* req) {
+    struct transfer_req* t = req->data;
+    raft_id id = 0;
+    const char* address = NULL;
+    raft_leader(&t->node->raft, &id, &address);
+    if (t->cb) t->cb(t->ctx, id);
+    free(t);
+}
+
+int rampart_raft_transfer(rampart_raft* n, uint64_t to, rampart_raft_transfer_cb cb, void* ctx) {
+    if (n->closing) return RAMPART_RAFT_SHUTDOWN;
+    if (!n->started || raft_state(&n->raft) != RAFT_LEADER) return RAMPART_RAFT_NOT_LEADER;
+    struct transfer_req* t = calloc(1, sizeof *t);
+    if (t == NULL) return RAMPART_RAFT_NOMEM;
+    t->node = n;
+    t->cb = cb;
+    t->ctx = ctx;
+    t->req.data = t;
+    int rv = raft_transfer(&n->raft, &t->req, to, transfer_done_cb);
+    if (rv != 0) {
+        free(t);
+        /* No voter to hand over to is a configuration fact, not an error. */
+        return rv == RAFT_NOTFOUND ? RAMPART_RAFT_INVALID : map_status(rv);
+    }
+    return 0;
+}
+
 int rampart_raft_state(const rampart_raft* n) {
     switch (raft_state((struct raft*)&n->raft)) {
         case RAFT_FOLLOWER: return RAMPART_RAFT_FOLLOWER;
@@ -913,6 +947,18 @@ uint64_t rampart_raft_term(const rampart_raft* n) { return raft_current_term(&n-
 uint64_t rampart_raft_commit_index(const rampart_raft* n) { return raft_commit_index(&n->raft); }
 uint64_t rampart_raft_applied_index(const rampart_raft* n) { return raft_last_applied((struct raft*)&n->raft); }
 uint64_t rampart_raft_last_index(const rampart_raft* n) { return raft_last_index((struct raft*)&n->raft); }
+
+int rampart_raft_sole_voter(const rampart_raft* n) {
+    const struct raft_configuration* c = &n->raft.configuration;
+    unsigned voters = 0;
+    bool self = false;
+    for (unsigned i = 0; i < c->n; i++) {
+        if (c->servers[i].role != RAFT_VOTER) continue;
+        voters++;
+        if (c->servers[i].id == n->raft.id) self = true;
+    }
+    return voters == 1 && self;
+}
 
 void rampart_raft_settings(const rampart_raft* n, struct rampart_raft_settings* out) {
     memset(out, 0, sizeof *out);

@@ -174,6 +174,15 @@ int rampart_raft_apply(rampart_raft* node, const void* data, size_t len, rampart
 typedef void (*rampart_raft_barrier_cb)(void* ctx, int status, uint64_t index);
 int rampart_raft_barrier(rampart_raft* node, rampart_raft_barrier_cb cb, void* ctx);
 
+/* Hand leadership to another voter (`to`, or 0 for the most up-to-date
+ * one), e.g. when this node's disk runs low. On 0, cb (may be NULL) fires
+ * once on the loop when the transfer ended, with the new leader's id (0 if
+ * unknown; this node's own id if it failed). Returns NOT_LEADER when this
+ * node does not lead, INVALID when there is no other voter (a one-node
+ * cluster) or `to` is not one. */
+typedef void (*rampart_raft_transfer_cb)(void* ctx, uint64_t leader_id);
+int rampart_raft_transfer(rampart_raft* node, uint64_t to, rampart_raft_transfer_cb cb, void* ctx);
+
 /* Getters. */
 int rampart_raft_state(const rampart_raft* node); /* enum rampart_raft_role_state */
 int rampart_raft_is_leader(const rampart_raft* node);
@@ -183,6 +192,8 @@ uint64_t rampart_raft_term(const rampart_raft* node);
 uint64_t rampart_raft_commit_index(const rampart_raft* node);
 uint64_t rampart_raft_applied_index(const rampart_raft* node);
 uint64_t rampart_raft_last_index(const rampart_raft* node);
+/* 1 if this node is the only voter of the current configuration. */
+int rampart_raft_sole_voter(const rampart_raft* node);
 
 /* The engine settings in force, read back from the engine where it exposes
  * them (for tests and `cluster status`). */

@@ -31,7 +31,8 @@ struct Config {
     struct Node {
         std::string id;
         std::string data_dir;
-        std::string pid_file;  // empty: no pid file
+        std::string pid_file;        // empty: no pid file
+        int64_t min_free_bytes = 0;  // disk-space watchdog floor (0 = off)
     } node;
     struct Api {
         std::string listen;

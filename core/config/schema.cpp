@@ -30,6 +30,8 @@ constexpr KeySpec kSchema[] = {
      "Directory for the Raft log, snapshots, state.json and audit.jsonl"},
     {"node.pid_file", String, "", 0, kPathMax, nullptr, false, false,
      "Write the daemon's pid here at start (empty: no pid file)"},
+    {"node.min_free_bytes", Int, "67108864", 0, 1099511627776, nullptr, true, false,
+     "Free-space floor of data_dir's file system: below it writes get 507 and a leader hands over (0 = off)"},
 
     {"api.listen", Address, "127.0.0.1:7700", 0, 65535, nullptr, false, false,
      "HTTP API address: IPv4 \"a.b.c.d:port\" or \"[v6]:port\" (port 0 = any free port)"},
@@ -257,6 +259,7 @@ constexpr Field kFields[] = {
     RAMPART_FIELD(node.id),
     RAMPART_FIELD(node.data_dir),
     RAMPART_FIELD(node.pid_file),
+    RAMPART_FIELD(node.min_free_bytes),
     RAMPART_FIELD(api.listen),
     RAMPART_FIELD(api.max_body_bytes),
     RAMPART_FIELD(api.max_header_bytes),

@@ -52,7 +52,13 @@ Response engine_error(int status) {
             break;
         case RAMPART_RAFT_SHUTDOWN: r = Response::error(503, "shutting_down", "the node is shutting down"); break;
         case RAMPART_RAFT_NO_SPACE:
-            return Response::error(507, "storage_full", "the node cannot persist the write: disk full");
+            // The disk watchdog's refusal (or the engine's): space comes back
+            // when an operator frees it, so ask for a slower retry.
+            r = Response::error(507, "storage_full",
+                                "the node's disk is full or below its free-space floor (node.min_free_bytes): "
+                                "writes are refused until space returns; reads keep working");
+            r.headers.emplace_back("Retry-After", "10");
+            return r;
         case RAMPART_RAFT_TOO_BIG: return Response::error(413, "body_too_large", "the write is too large");
         case RAMPART_RAFT_IO: r = Response::error(503, "io_error", "the node could not persist the write"); break;
         default: return Response::error(500, "internal_error", rampart_raft_status_name(status));

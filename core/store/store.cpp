@@ -129,6 +129,10 @@ void Store::write(const Command& cmd, WriteDone done) {
         done(RAMPART_RAFT_SHUTDOWN, 0, nullptr);
         return;
     }
+    if (writes_refused_) {
+        done(RAMPART_RAFT_NO_SPACE, 0, nullptr);
+        return;
+    }
     std::string bytes = encode(cmd);
     auto ctx = std::make_unique<WriteDone>(std::move(done));
     int rv = rampart_raft_apply(node_, bytes.data(), bytes.size(), cb_write_done, ctx.get());
@@ -142,6 +146,11 @@ void Store::write(const Command& cmd, WriteDone done) {
 void Store::cb_write_done(void* ctx, int status, uint64_t index, void* result) {
     std::unique_ptr<WriteDone> done(static_cast<WriteDone*>(ctx));
     (*done)(status, index, std::unique_ptr<Result>(static_cast<Result*>(result)));
+}
+
+int Store::transfer_leadership() {
+    if (node_ == nullptr || closing_) return RAMPART_RAFT_SHUTDOWN;
+    return rampart_raft_transfer(node_, 0, nullptr, nullptr);
 }
 
 // ---- reads ----------------------------------------------------------------
@@ -178,6 +187,13 @@ void Store::start_barrier() {
 
 void Store::cb_barrier_done(void* ctx, int status, uint64_t) {
     auto* self = static_cast<Store*>(ctx);
+    // A full disk refuses the barrier's log entry too. The sole voter needs
+    // no proof that it still leads (no quorum can form without it), and
+    // every acknowledged write was applied here before it was answered, so
+    // the local state already serves the read: reads keep working.
+    if (status == RAMPART_RAFT_NO_SPACE && self->node_ != nullptr && rampart_raft_is_leader(self->node_) &&
+        rampart_raft_sole_voter(self->node_))
+        status = 0;
     std::vector<ReadReady> readers;
     readers.swap(self->barrier_readers_);
     self->barrier_in_flight_ = false;

@@ -81,6 +81,14 @@ public:
     using ReadReady = std::function<void(int status)>;
     void read(Consistency level, ReadReady done);
 
+    // The disk-space watchdog (disk_watchdog.h): while refused, write()
+    // answers RAMPART_RAFT_NO_SPACE without proposing; reads are unaffected.
+    void refuse_writes(bool refused) { writes_refused_ = refused; }
+    bool writes_refused() const { return writes_refused_; }
+    // Hand leadership to the most up-to-date other voter; a status
+    // (RAMPART_RAFT_INVALID: no other voter, NOT_LEADER: not the leader).
+    int transfer_leadership();
+
     // Blocking read: `done` runs once the index passes `index`, after a
     // snapshot restore, after `wait_ms`, or at shutdown.
     void watch(uint64_t index, uint64_t wait_ms, std::function<void()> done);
@@ -105,6 +113,7 @@ private:
     Watchers watchers_;
     rampart_raft* node_ = nullptr;
     bool closing_ = false;
+    bool writes_refused_ = false;
     std::function<void()> closed_;
     // Reads waiting on the barrier in flight, and on the next one.
     std::vector<ReadReady> barrier_readers_;

@@ -108,7 +108,7 @@ void test_empty_and_comment_only_files(void**) {
 
 void test_full_valid_file(void**) {
     LoadResult r = load(
-        "node: {id: edge-7, data_dir: /data, pid_file: /run/r.pid}\n"
+        "node: {id: edge-7, data_dir: /data, pid_file: /run/r.pid, min_free_bytes: 0}\n"
         "api:\n"
         "  listen: \"[::1]:0\"\n"
         "  max_body_bytes: \"131072\"\n"  // quoted numbers are read as numbers
@@ -128,6 +128,7 @@ void test_full_valid_file(void**) {
     const Config& c = *r.config;
     assert_string_equal(c.node.id.c_str(), "edge-7");
     assert_string_equal(c.node.pid_file.c_str(), "/run/r.pid");
+    assert_int_equal(c.node.min_free_bytes, 0);
     assert_string_equal(c.api.listen.c_str(), "[::1]:0");
     assert_int_equal(c.api.max_body_bytes, 131072);
     assert_int_equal(c.api.shutdown_timeout_ms, 0);
@@ -201,7 +202,8 @@ void test_reloadable_keys(void**) {
                                               "ratelimit.max_tracked_keys",
                                               "ratelimit.allow_cidrs",
                                               "policies.dir",
-                                              "cluster.seeds"};
+                                              "cluster.seeds",
+                                              "node.min_free_bytes"};
     for (const KeySpec& spec : schema()) assert_int_equal(is_reloadable(spec.path), reloadable.count(spec.path));
     assert_false(is_reloadable("no.such_key"));
 }

@@ -188,6 +188,14 @@ class ApiHttps(TlsCase):
         entry = d.wait_log(lambda e: e.get("msg") == "TLS handshake failed")
         self.assertEqual(entry["reason"], "unknown_ca")
 
+    def test_expired_client_certificate_refused(self):
+        d = self.daemon(api_tls=self.api_tls(require=True)).start()
+        cert, key = self.certs.issue("expired-client", ["node_2"], days=1, start_offset_days=-3)
+        with self.assertRaises((ssl.SSLError, ConnectionError, OSError)):
+            https_get(d.host, d.port, client_context(self.certs.ca, cert, key))
+        entry = d.wait_log(lambda e: e.get("msg") == "TLS handshake failed")
+        self.assertEqual((entry["error"], entry["reason"]), ("tls_error", "expired"))
+
     def test_openssl_s_client_interop(self):
         d = self.daemon(api_tls=self.api_tls()).start()
         out = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{d.port}", "-CAfile", self.certs.ca,

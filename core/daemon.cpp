@@ -21,6 +21,7 @@
 #include "http/server.h"
 #include "log.h"
 #include "metrics/registry.h"
+#include "cluster/forwarder.h"
 #include "cluster/raft_bridge.h"
 #include "net/address.h"
 #include "peer/peer_network.h"
@@ -208,6 +209,8 @@ private:
     bool start_plugins();
     bool start_transports();
     void start_raft_bridge(store::StoreSettings& settings);
+    void start_forwarding();
+    bool forward_to_leader(http::Exchange& ex);
     bool start_peer_port();
     void apply_transports();
     bool start_policies();
@@ -230,6 +233,7 @@ private:
     std::unique_ptr<peer::PeerNetwork> peer_network_;
     std::unique_ptr<TransportSetup> transports_;
     std::unique_ptr<cluster::RaftBridge> raft_bridge_;
+    std::unique_ptr<cluster::Forwarder> forwarder_;
     policy::PolicyHost policies_;
     std::unique_ptr<store::Store> store_;
     std::unique_ptr<store::DiskWatchdog> disk_watchdog_;
@@ -357,6 +361,7 @@ void Daemon::begin_shutdown(int signum) {
     log::info("shutting down: draining connections", {{"signal", signum},
                                                       {"open_connections", server_->connection_count()},
                                                       {"deadline_ms", static_cast<long long>(deadline)}});
+    if (forwarder_) forwarder_->close_all();
     if (peer_network_) peer_network_->shutdown();
     if (store_) store_->release_watchers();
     plugins_->close_listeners();
@@ -429,6 +434,34 @@ void Daemon::start_raft_bridge(store::StoreSettings& settings) {
     raft_bridge_ = std::make_unique<cluster::RaftBridge>(&loop_, peer_network_.get(), std::move(members));
     raft_bridge_->install();
     settings.transport = raft_bridge_->transport();
+}
+
+// Followers hand leader-only requests to the leader over the peer port;
+// every node serves the requests forwarded to it with its own server.
+void Daemon::start_forwarding() {
+    if (!raft_bridge_) return;
+    forwarder_ = std::make_unique<cluster::Forwarder>(&loop_, peer_network_.get(), config_->node.id);
+    forwarder_->install(server_.get());
+    pipeline_->set_forward([this](http::Exchange& ex) { return forward_to_leader(ex); });
+}
+
+bool Daemon::forward_to_leader(http::Exchange& ex) {
+    if (!cluster::needs_leader(ex.request()) || store_->is_leader()) return false;
+    auto no_leader = [&ex](std::string_view code, std::string_view message) {
+        http::Response r = http::Response::error(503, code, message);
+        r.headers.emplace_back("Retry-After", "1");
+        ex.respond(std::move(r));
+        return true;
+    };
+    // Forwarded here, but this node is no longer the leader: no second hop.
+    if (ex.from_peer() && ex.request().header(cluster::kForwardedBy) != nullptr) {
+        return no_leader("not_leader", "this node is not the leader any more; retry");
+    }
+    auto [leader_id, leader_address] = store_->leader();
+    const cluster::Member* leader = leader_id != 0 ? raft_bridge_->member_by_id(leader_id) : nullptr;
+    if (leader == nullptr) return no_leader("no_leader", "the cluster has no leader right now; retry");
+    forwarder_->forward(ex.shared_from_this(), leader->node_id, leader_address);
+    return true;
 }
 
 // New connections on either port use the material now in force.
@@ -563,6 +596,7 @@ int Daemon::run() {
     server_ = std::make_unique<http::Server>(&loop_, &router_, server_settings_for(*config_));
     server_->set_pipeline(pipeline_.get());
     apply_transports();
+    start_forwarding();
     net::Address addr;
     if (!net::parse_address(config_->api.listen, &addr, &error)) {
         log::error("bad api.listen", {{"address", config_->api.listen}, {"error", error}});
@@ -596,6 +630,8 @@ int Daemon::run() {
     // Sessions and contexts belong to the transport plugin: release them
     // before it unloads.
     server_.reset();
+    forwarder_.reset();
+    raft_bridge_.reset();
     peer_network_.reset();
     transports_->stop();
     uv_run(&loop_, UV_RUN_DEFAULT);

@@ -11,10 +11,11 @@ bool RequestPipeline::accept(std::string_view source_ip) { return plugins_->acce
 bool RequestPipeline::before_handler(http::Exchange& ex) {
     auth::Decision d = auth_->decide(ex.request());
     // Without a token, a verified client certificate is who the client is
-    // (for rate limits and idempotency scopes); it grants no role.
+    // (for rate limits and idempotency scopes); it grants no role. On a
+    // peer's connection (forwarded requests) it is another node.
     if (d.identity.kind == auth::IdentityKind::None) {
         if (const net::PeerIdentity* cert = ex.client_certificate()) {
-            d.identity.kind = auth::IdentityKind::Certificate;
+            d.identity.kind = ex.from_peer() ? auth::IdentityKind::Peer : auth::IdentityKind::Certificate;
             d.identity.name = cert->name();
         }
     }
@@ -29,7 +30,8 @@ bool RequestPipeline::before_handler(http::Exchange& ex) {
         ex.respond(std::move(r));
         return true;
     }
-    return plugins_->admission(ex) || plugins_->dedup(ex);
+    if (plugins_->admission(ex) || plugins_->dedup(ex)) return true;
+    return forward_ && forward_(ex);
 }
 
 void RequestPipeline::before_send(http::Exchange& ex, const http::Response& resp) { plugins_->response(ex, resp); }

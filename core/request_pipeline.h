@@ -2,6 +2,8 @@
 // in the documented order (include/rampart/plugin.h).
 #pragma once
 
+#include <functional>
+
 #include "auth/authenticator.h"
 #include "http/pipeline.h"
 #include "plugin/host.h"
@@ -16,7 +18,13 @@ public:
     bool before_handler(http::Exchange& ex) override;
     void before_send(http::Exchange& ex, const http::Response& resp) override;
 
+    // Last step before the handler: may hand the request elsewhere (a
+    // follower forwards to the leader) and answer it later. Returns true
+    // when it took the request.
+    void set_forward(std::function<bool(http::Exchange&)> forward) { forward_ = std::move(forward); }
+
 private:
+    std::function<bool(http::Exchange&)> forward_;
     const auth::Authenticator* auth_;
     plugin::PluginHost* plugins_;
 };

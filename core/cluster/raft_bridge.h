@@ -1,28 +1,20 @@
 // Raft over the peer port. The engine (through core/cluster/raft_adapter)
-// never opens a socket: for each of its connections the bridge dials or
-// accepts a peer connection with the preamble "raft" (mutual TLS through
-// the transport plugin, the other node's id checked against its
-// certificate) and joins it to one end of a socketpair whose other end the
-// adapter reads. Both directions apply back-pressure: a slow engine pauses
-// reading from the peer, and a slow peer pauses reading from the engine, so
-// neither side's buffers grow past a bound.
+// never opens a socket: each of its connections is a peer connection with
+// the preamble "raft" (mutual TLS through the transport plugin), handed to
+// the adapter as a socket by peer::SocketBridge. An accepted connection's
+// certificate must name a member, and the adapter then checks that the
+// engine on the other side claims that member's Raft id.
 #pragma once
 
 #include <uv.h>
 
 #include <functional>
-#include <map>
-#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "cluster/raft_adapter.h"
-#include "rampart/plugin.h"
-
-namespace rampart::peer {
-class PeerNetwork;
-}
+#include "peer/socket_bridge.h"
 
 namespace rampart::cluster {
 
@@ -39,10 +31,8 @@ struct Member {
 
 class RaftBridge {
 public:
-    RaftBridge(uv_loop_t* loop, peer::PeerNetwork* network, std::vector<Member> members);
-    ~RaftBridge();
-    RaftBridge(const RaftBridge&) = delete;
-    RaftBridge& operator=(const RaftBridge&) = delete;
+    RaftBridge(uv_loop_t* loop, peer::PeerNetwork* network, std::vector<Member> members)
+        : sockets_(loop, network), members_(std::move(members)) {}
 
     // Register the "raft" protocol on the peer port. False if taken.
     bool install();
@@ -54,36 +44,20 @@ public:
     // SIGHUP changed etc/peers.yml: who may connect, and where to dial.
     void set_members(std::vector<Member> members) { members_ = std::move(members); }
     const std::vector<Member>& members() const { return members_; }
-    // Close every link (shutdown).
-    void close_all();
-
-    // Bytes held in one direction before that side pauses its source.
-    static constexpr size_t kHighWater = size_t{1} << 20;
+    const Member* member_by_id(uint64_t id) const;
+    void close_all() { sockets_.close_all(); }
 
 private:
-    class Link;
-    friend class Link;
-
-    static const rampart_conn_callbacks* bridge_callbacks();
     static int cb_connect(void* user, rampart_raft_connect* req, uint64_t id, const char* address);
     static void cb_cancel(void* user, rampart_raft_connect* req);
-    static void cb_open(void* arg, rampart_conn* conn, const rampart_handshake_result* result);
-    static void cb_data(void* arg, rampart_conn* conn, const char* data, size_t len);
-    static void cb_close(void* arg, rampart_conn* conn, const char* error_class);
-    static void cb_writable(void* arg, rampart_conn* conn);
-
-    const Member* member_by_id(uint64_t id) const;
     const Member* member_for_certificate(const rampart_peer_identity* peer) const;
-    Link* link_of(rampart_conn* conn);
-    void accepted(rampart_conn* conn, const rampart_handshake_result* result);
-    void link_closed(Link* link);
+    bool accepted(const rampart_peer_identity* peer, int fd);
 
-    uv_loop_t* loop_;
-    peer::PeerNetwork* network_;
+    peer::SocketBridge sockets_;
     std::vector<Member> members_;
     std::function<int(int, uint64_t)> accept_;
-    std::map<rampart_conn*, std::unique_ptr<Link>> links_;
-    std::vector<std::unique_ptr<Link>> closing_;  // links whose pipe is still closing
+    // Engine connects in progress, to cancel them when the node closes.
+    std::vector<std::pair<rampart_raft_connect*, peer::SocketBridge::Link*>> dials_;
 };
 
 }  // namespace rampart::cluster

@@ -49,6 +49,17 @@ Connection::Connection(Server* server, const Limits& limits) : server_(server), 
     handles_open_ = 2;
 }
 
+// A connection a peer's requests arrive on (the peer port's "http"
+// protocol, handed over as a socket): already authenticated by mutual TLS
+// on the peer port, so no TLS here; its identity is the peer's certificate.
+void Connection::start_adopted(std::string source, const net::PeerIdentity* peer) {
+    source_ip_ = std::move(source);
+    internal_ = true;
+    if (peer != nullptr) peer_ = *peer;
+    resume_reading();
+    update_timer();
+}
+
 void Connection::start(bool over_capacity) {
     source_ip_ = peer_ip(&tcp_);
     uv_tcp_nodelay(&tcp_, 1);

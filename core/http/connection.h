@@ -29,6 +29,10 @@ public:
 
     // Called right after uv_accept succeeded.
     void start(bool over_capacity);
+    // Called for a socket the server adopted (Server::adopt).
+    void start_adopted(std::string source, const net::PeerIdentity* peer);
+    // True for a peer's connection (forwarded requests), see start_adopted.
+    bool internal() const { return internal_; }
     // Called by an Exchange when its handler has responded.
     void exchange_done();
     // Close now; pending responses are dropped.
@@ -88,6 +92,7 @@ private:
     net::PeerIdentity peer_;
     int session_calls_ = 0;  // >0 while inside the TLS session: wire_send defers its flush
     bool handshaking_ = false;
+    bool internal_ = false;
     std::deque<std::shared_ptr<Exchange>> queue_;
     size_t writes_in_flight_ = 0;
     size_t bytes_in_flight_ = 0;

@@ -38,4 +38,6 @@ namespace rampart::http {
 
 const net::PeerIdentity* Exchange::client_certificate() const { return conn_ ? conn_->peer_identity() : nullptr; }
 
+bool Exchange::from_peer() const { return conn_ != nullptr && conn_->internal(); }
+
 }  // namespace rampart::http

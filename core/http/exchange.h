@@ -37,6 +37,8 @@ public:
     // The client's verified TLS certificate, if it sent one (nullptr
     // over plain HTTP, or once the connection is gone).
     const net::PeerIdentity* client_certificate() const;
+    // True when the request came over another node's peer connection.
+    bool from_peer() const;
 
     // Set by authentication before admission hooks and the handler run.
     const auth::Identity& identity() const { return identity_; }

@@ -1,5 +1,7 @@
 #include "http/server.h"
 
+#include <unistd.h>
+
 #include <ctime>
 
 #include "http/connection.h"
@@ -75,6 +77,25 @@ void Server::accept_one() {
         return;
     }
     raw->start(over_capacity);
+}
+
+int Server::adopt(uv_os_sock_t fd, std::string source, const net::PeerIdentity* peer) {
+    if (draining_) {
+        ::close(fd);
+        return UV_ECANCELED;
+    }
+    auto conn = std::make_unique<Connection>(this, settings_.limits);
+    Connection* raw = conn.get();
+    connections_.push_back(std::move(conn));
+    raw->self_ = std::prev(connections_.end());
+    int rc = uv_tcp_open(raw->tcp(), fd);
+    if (rc != 0) {
+        ::close(fd);
+        raw->close();
+        return rc;
+    }
+    raw->start_adopted(std::move(source), peer);
+    return 0;
 }
 
 void Server::connection_closed(Connection* conn) {

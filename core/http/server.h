@@ -43,6 +43,13 @@ public:
     // The address actually bound (resolves port 0).
     std::string bound_address() const;
 
+    // Serve a connected socket that arrived another way: another node's
+    // forwarded requests, handed over by the peer port. `source` stands in
+    // for its address in logs and limits, `peer` (may be null) is the
+    // identity its certificate proved. Returns 0 or a libuv error (the fd
+    // is closed either way on error).
+    int adopt(uv_os_sock_t fd, std::string source, const net::PeerIdentity* peer);
+
     // New limits apply to new requests; requests in progress keep theirs.
     void apply_settings(const ServerSettings& settings);
     const ServerSettings& settings() const { return settings_; }

@@ -42,6 +42,13 @@ Store::Store(uv_loop_t* loop, StoreSettings settings)
 
 Store::~Store() = default;
 
+std::pair<uint64_t, std::string> Store::leader() const {
+    if (node_ == nullptr) return {0, ""};
+    char address[256] = {0};
+    uint64_t id = rampart_raft_leader(node_, address, sizeof address);
+    return {id, id != 0 ? address : ""};
+}
+
 int Store::accept_fd(int fd, uint64_t expected_id) {
     if (node_ == nullptr || closing_) {
         ::close(fd);

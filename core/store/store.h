@@ -64,6 +64,8 @@ public:
     void close(std::function<void()> done);
 
     bool has_leader() const;
+    // The leader as the engine knows it: (Raft id, peer address), id 0 if none.
+    std::pair<uint64_t, std::string> leader() const;
     // An accepted peer stream for the engine (the fd is always taken).
     int accept_fd(int fd, uint64_t expected_id);
     bool is_leader() const;

@@ -33,6 +33,11 @@
 #include "request_pipeline.h"
 #include "store/disk_watchdog.h"
 #include "store/kv_routes.h"
+#include "store/snapshot_file.h"
+#include "store/snapshot_routes.h"
+#include "state/node_state.h"
+#include "audit/audit_log.h"
+#include "util/sha256.h"
 #include "store/store.h"
 #include "transport_setup.h"
 
@@ -64,6 +69,10 @@ http::ServerSettings server_settings_for(const config::Config& cfg) {
     s.max_pipelined = static_cast<size_t>(cfg.api.max_pipelined);
     // KV values up to 512 KiB (a txn carries them base64-encoded).
     s.limits.path_body_limits = {{{"/v1/kv/", store::Limits::kValue}, {"/v1/txn", store::Limits::kValue * 3 / 2}}};
+    // A snapshot restore carries the whole state.
+    s.limits.path_body_limits[2] = {
+        "/v1/snapshot", static_cast<size_t>(store::snapshot_size_limit(static_cast<uint64_t>(cfg.cluster.max_store_bytes)) +
+                                            store::kSnapshotFileHeader)};
     return s;
 }
 
@@ -206,6 +215,7 @@ private:
     void begin_shutdown(int signum);
     void finish();
     bool write_pid_file();
+    bool start_node_state();
     bool start_plugins();
     bool start_transports();
     void start_raft_bridge(store::StoreSettings& settings);
@@ -236,6 +246,8 @@ private:
     std::unique_ptr<cluster::Forwarder> forwarder_;
     policy::PolicyHost policies_;
     std::unique_ptr<store::Store> store_;
+    std::unique_ptr<audit::AuditLog> audit_;  // data_dir/audit.jsonl
+    metrics::Metric* migrations_ = nullptr;
     std::unique_ptr<store::DiskWatchdog> disk_watchdog_;
     metrics::Metric* reload_total_ = nullptr;
     metrics::Metric* policy_generation_ = nullptr;
@@ -490,6 +502,8 @@ void Daemon::register_core_metrics() {
     policy_errors_ = registry_.counter("rampart_policy_errors_total",
                                        "Policy calls that failed and fell back to the default", {"policy"});
     registry_.gauge("rampart_build_info", "Build information", {"version"})->set({RAMPART_VERSION}, 1);
+    migrations_ = registry_.counter("rampart_migration_events_total", "state.json schema migrations by result",
+                                    {"result"});
     policies_.set_error_sink([this](std::string_view policy, std::string_view message) {
         policy_errors_->add({policy}, 1);
         log::warn("policy call failed; using its default", {{"policy", policy}, {"error", message}});
@@ -545,6 +559,36 @@ bool Daemon::reload_policies() {
     return deliver_policy_data();
 }
 
+// audit.jsonl, then state.json: a v1 file is migrated (node_state.h); a
+// failed migration has rolled back and the daemon exits 78.
+bool Daemon::start_node_state() {
+    audit::Options options;
+    options.path = config_->node.data_dir + "/audit.jsonl";
+    options.max_bytes = static_cast<uint64_t>(config_->node.audit_max_bytes);
+    options.keep = static_cast<unsigned>(config_->node.audit_keep);
+    options.node_id = config_->node.id;
+    audit_ = std::make_unique<audit::AuditLog>(options);
+    std::string error;
+    if (!audit_->open(&error)) {
+        log::error("cannot open the audit log", {{"path", options.path}, {"error", error}});
+        return false;
+    }
+    state::BootInfo boot;
+    boot.node_id = config_->node.id;
+    boot.rampart_version = RAMPART_VERSION;
+    std::ifstream in(config_->source_file, std::ios::binary);
+    if (in) {
+        std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        boot.configuration_hash = "sha256:" + util::sha256_hex(text);
+    }
+    state::Sinks sinks{audit_.get(), migrations_};
+    if (!state::ensure_state(config_->node.data_dir, boot, sinks, &error)) {
+        log::error("cannot start: state.json", {{"dir", config_->node.data_dir}, {"error", error}});
+        return false;
+    }
+    return true;
+}
+
 bool Daemon::write_pid_file() {
     if (config_->node.pid_file.empty()) return true;
     std::ofstream out(config_->node.pid_file, std::ios::trunc);
@@ -572,6 +616,7 @@ int Daemon::run() {
         return kExitConfigError;
     }
     register_core_metrics();
+    if (!start_node_state()) return kExitConfigError;
     if (!start_policies() || !start_plugins() || !deliver_policy_data() || !start_transports()) {
         if (transports_) transports_->stop();
         if (plugins_) plugins_->unload_all();
@@ -580,6 +625,7 @@ int Daemon::run() {
         return kExitConfigError;
     }
     store::StoreSettings store_settings = store::StoreSettings::from(*config_);
+    store_settings.audit = audit_.get();
     start_raft_bridge(store_settings);
     store_ = std::make_unique<store::Store>(&loop_, std::move(store_settings));
     if (!store_->start(&error)) {
@@ -593,6 +639,7 @@ int Daemon::run() {
     }
     if (raft_bridge_) raft_bridge_->set_acceptor([this](int fd, uint64_t id) { return store_->accept_fd(fd, id); });
     store::install_kv_routes(router_, *store_);
+    store::install_snapshot_routes(router_, *store_, audit_.get());
     server_ = std::make_unique<http::Server>(&loop_, &router_, server_settings_for(*config_));
     server_->set_pipeline(pipeline_.get());
     apply_transports();

@@ -9,9 +9,11 @@
 #include <vector>
 
 #include "http_client.h"
+#include "migrate_command.h"
 #include "pins_command.h"
 #include "policy/policy_host.h"
 #include "rampart_version.h"
+#include "snapshot_command.h"
 
 namespace {
 
@@ -33,6 +35,10 @@ void usage() {
             "  policy check [DIR]  validate the Lua policies in DIR (default policies/), as SIGHUP would\n"
             "  pins compute CERT.pem       the certificate's sha256: and spki-sha256: pins\n"
             "  pins show|add|remove FILE [NODE_ID PIN]  read or edit a pinned_certs.json\n"
+            "  snapshot save FILE      write the node's state to FILE (GET /v1/snapshot, admin)\n"
+            "  snapshot restore FILE   replace the cluster's state with FILE (PUT /v1/snapshot, admin)\n"
+            "  snapshot inspect FILE   offline: index, size, key count, checksum OK/BAD\n"
+            "  migrate-state [DIR]     migrate DIR/state.json from v1 to v2 (daemon stopped)\n"
             "  reload         reload the node's configuration and policies (POST /v1/admin/reload)\n"
             "  util health    is the node alive (GET /health)\n"
             "  util ready     is the node ready for traffic (GET /ready)\n"
@@ -135,6 +141,8 @@ int main(int argc, char** argv) {
     if (args[0] == "policy") return policy_command(g, args);
     if (args[0] == "pins") return rampartctl::pins_command(args, g.json);
     if (args[0] == "reload" && args.size() == 1) return reload_command(g);
+    if (args[0] == "snapshot") return rampartctl::snapshot_command(args, {g.addr, g.token, g.json});
+    if (args[0] == "migrate-state") return rampartctl::migrate_command(args, g.json);
     fprintf(stderr, "rampartctl: unknown command '%s'\n", args[0].c_str());
     usage();
     return kUsage;

@@ -56,7 +56,7 @@ const char* role_name(Role role) {
 bool route_needs_token(std::string_view path) { return starts_with(path, "/v1/") && !starts_with(path, "/v1/status/"); }
 
 Role required_role(std::string_view method, std::string_view path) {
-    if (starts_with(path, "/v1/admin/") || starts_with(path, "/v1/acl/")) return Role::Admin;
+    if (starts_with(path, "/v1/admin/") || starts_with(path, "/v1/acl/") || path == "/v1/snapshot") return Role::Admin;
     return changes_state(method) ? Role::Write : Role::Read;
 }
 

@@ -773,6 +773,10 @@ int rampart_raft_create(uv_loop_t* loop, const struct rampart_raft_config* cfg, 
     n->io_ready = true;
     /* Never let the engine "repair" a damaged log by dropping entries. */
     raft_uv_set_auto_recovery(&n->io, false);
+    /* Snapshot files stay plain, so that start can check our envelope on
+     * disk and set a corrupt one aside before the engine loads it
+     * (store/snapshot_recovery.h); the engine still reads LZ4 ones. */
+    raft_uv_set_snapshot_compression(&n->io, false);
 
     rv = raft_init(&n->raft, &n->io, &n->fsm, cfg->id, n->address);
     if (rv != 0) {
@@ -830,7 +834,8 @@ static void apply_done_cb(struct raft_apply* req, int status, void* result) {
 int rampart_raft_apply(rampart_raft* n, const void* data, size_t len, rampart_raft_apply_cb cb, void* ctx) {
     if (n->closing) return RAMPART_RAFT_SHUTDOWN;
     if (!n->started) return RAMPART_RAFT_NOT_LEADER;
-    if (len > RAMPART_RAFT_MAX_COMMAND) return RAMPART_RAFT_TOO_BIG;
+    if (len > (n->cfg.max_command > RAMPART_RAFT_MAX_COMMAND ? n->cfg.max_command : RAMPART_RAFT_MAX_COMMAND))
+        return RAMPART_RAFT_TOO_BIG;
     /* No early leadership check: the engine's own NOT_LEADER answer is the
      * path whose buffer ownership matters, and it must stay exercised. */
 

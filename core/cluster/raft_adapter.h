@@ -133,6 +133,8 @@ struct rampart_raft_config {
     unsigned snapshot_threshold;          /* 1024: entries between snapshots */
     unsigned snapshot_trailing;           /* 128: entries kept after a snapshot */
     unsigned connect_retry_ms;            /* 1000 */
+    size_t max_command;                   /* RAMPART_RAFT_MAX_COMMAND: largest apply() payload
+                                             (snapshot restores need more) */
 
     struct rampart_raft_fsm fsm;
     struct rampart_raft_transport transport; /* connect may be NULL for one node */

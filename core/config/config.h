@@ -33,6 +33,8 @@ struct Config {
         std::string data_dir;
         std::string pid_file;        // empty: no pid file
         int64_t min_free_bytes = 0;  // disk-space watchdog floor (0 = off)
+        int64_t audit_max_bytes = 0; // audit.jsonl rotates before passing this
+        int64_t audit_keep = 0;      // rotated audit files kept
     } node;
     struct Api {
         std::string listen;
@@ -59,6 +61,7 @@ struct Config {
         int64_t max_store_bytes = 0;     // replicated state cap (same on every member)
         int64_t snapshot_threshold = 0;  // log entries between snapshots
         int64_t snapshot_trailing = 0;   // entries kept after a snapshot
+        int64_t snapshot_retention = 0;  // engine snapshots kept (start prunes older ones)
     } cluster;
     struct Log {
         std::string level;     // debug | info | warn | error

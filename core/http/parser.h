@@ -32,7 +32,7 @@ struct Limits {
     size_t max_header_bytes = 8192;  // header fields and values, not the request line
     size_t max_uri_bytes = 8192;
     size_t max_body_bytes = 65536;
-    std::array<PathBodyLimit, 2> path_body_limits{};  // unused slots have an empty prefix
+    std::array<PathBodyLimit, 4> path_body_limits{};  // unused slots have an empty prefix
 
     size_t body_limit_for(std::string_view path) const;
 };

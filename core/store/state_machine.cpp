@@ -3,6 +3,7 @@
 #include <type_traits>
 
 #include "store/key.h"
+#include "store/snapshot_file.h"
 
 namespace rampart::store {
 namespace {
@@ -241,6 +242,7 @@ EntryPtr StateMachine::get(std::string_view key) const {
 }
 
 Result StateMachine::apply_bytes(uint64_t index, std::string_view bytes) {
+    if (is_restore_record(bytes)) return apply_restore(index, bytes);
     DecodeResult d = decode(bytes);
     if (d.ok()) return apply(index, *d.command);
     mutable_state().applied = index;

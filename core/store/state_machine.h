@@ -70,6 +70,9 @@ public:
     bool restore(uint64_t index, std::string_view payload, std::string* error);
 
 private:
+    // A restore record (store/snapshot_file.h): replace the whole state with
+    // the snapshot's, re-based at `index` (snapshot_file.cpp).
+    Result apply_restore(uint64_t index, std::string_view record);
     State& mutable_state();
     Result apply_body(State& s, uint64_t index, const Command& cmd);
     Result apply_dedup(State& s, uint64_t index, const Command& cmd);

@@ -9,7 +9,10 @@
 
 #include "cluster/raft_adapter.h"
 #include "config/config.h"
+#include "audit/audit_log.h"
 #include "log.h"
+#include "store/snapshot_file.h"
+#include "store/snapshot_recovery.h"
 
 namespace rampart::store {
 namespace {
@@ -30,6 +33,7 @@ StoreSettings StoreSettings::from(const config::Config& cfg) {
     s.limits.max_bytes = static_cast<uint64_t>(cfg.cluster.max_store_bytes);
     s.snapshot_threshold = static_cast<unsigned>(cfg.cluster.snapshot_threshold);
     s.snapshot_trailing = static_cast<unsigned>(cfg.cluster.snapshot_trailing);
+    s.snapshot_retention = static_cast<unsigned>(cfg.cluster.snapshot_retention);
     return s;
 }
 
@@ -62,7 +66,12 @@ bool Store::start(std::string* error) {
         *error = raft_dir_ + ": " + strerror(errno);
         return false;
     }
+    if (!recover_snapshots(error)) return false;
     rampart_raft_config cfg{};
+    cfg.max_command = static_cast<size_t>(settings_.max_snapshot_bytes != 0
+                                              ? settings_.max_snapshot_bytes
+                                              : snapshot_size_limit(settings_.limits.max_bytes)) +
+                      64;
     cfg.id = settings_.raft_id;
     cfg.address = settings_.address.c_str();
     cfg.transport = settings_.transport;
@@ -99,6 +108,47 @@ bool Store::start(std::string* error) {
                {"applied_index", static_cast<long long>(sm_.applied())},
                {"keys", static_cast<long long>(sm_.version()->kv.size())}});
     return true;
+}
+
+// A corrupt newest snapshot is set aside (reported in the log and the audit
+// trail) so the engine starts from the previous one and the log; old ones
+// beyond the retention count go.
+bool Store::recover_snapshots(std::string* error) {
+    RecoveryReport r = recover_engine_snapshots(raft_dir_, settings_.snapshot_retention);
+    for (size_t i = 0; i < r.reasons.size(); i++) {
+        log::error("store: corrupt snapshot set aside; starting from the previous snapshot and the log",
+                   {{"snapshot", r.reasons[i]}, {"dir", raft_dir_}});
+    }
+    if (!r.reasons.empty() && settings_.audit != nullptr) {
+        std::string moved, audit_error;
+        for (const auto& f : r.moved_aside) moved += (moved.empty() ? "" : ",") + f;
+        for (const auto& why : r.reasons) {
+            settings_.audit->append("snapshot_corrupt", {{"snapshot", why}, {"moved_to", moved}}, &audit_error);
+        }
+    }
+    for (const auto& f : r.unverified) log::warn("store: compressed snapshot left to the engine's checks", {{"file", f}});
+    for (const auto& f : r.pruned) log::info("store: old snapshot removed (cluster.snapshot_retention)", {{"file", f}});
+    if (!r.error.empty()) {
+        *error = r.error;
+        return false;
+    }
+    return true;
+}
+
+uint64_t Store::term() const { return node_ != nullptr ? rampart_raft_term(node_) : 0; }
+
+void Store::write_record(const std::string& record, WriteDone done) {
+    if (node_ == nullptr || closing_) {
+        done(RAMPART_RAFT_SHUTDOWN, 0, nullptr);
+        return;
+    }
+    auto ctx = std::make_unique<WriteDone>(std::move(done));
+    int rv = rampart_raft_apply(node_, record.data(), record.size(), cb_write_done, ctx.get());
+    if (rv != 0) {
+        (*ctx)(rv, 0, nullptr);
+        return;
+    }
+    (void)ctx.release();  // cb_write_done owns it now
 }
 
 void Store::release_watchers() { watchers_.wake_all(); }
@@ -231,6 +281,10 @@ void Store::cb_apply(void* user, uint64_t index, const void* data, size_t len, v
     if (r.outcome == Outcome::Invalid)
         log::warn("store: command refused", {{"index", static_cast<long long>(index)}, {"error", r.error}});
     if (self->sm_.index() != before) self->watchers_.notify(self->sm_.index());
+    // A restore replaced everything: every watcher re-reads, whatever index
+    // it waits past.
+    if (is_restore_record(std::string_view(static_cast<const char*>(data), len)) && r.outcome == Outcome::Ok)
+        self->watchers_.wake_all();
     *result = std::make_unique<Result>(std::move(r)).release();
 }
 

@@ -25,6 +25,9 @@ struct rampart_raft;
 namespace rampart::config {
 struct Config;
 }
+namespace rampart::audit {
+class AuditLog;
+}
 
 namespace rampart::store {
 
@@ -34,6 +37,9 @@ struct StoreSettings {
     StateLimits limits;
     unsigned snapshot_threshold = 1024;
     unsigned snapshot_trailing = 128;
+    unsigned snapshot_retention = 2;     // engine snapshots kept on start (snapshot_recovery.h)
+    uint64_t max_snapshot_bytes = 0;     // largest restore entry (0: snapshot_size_limit of the cap)
+    audit::AuditLog* audit = nullptr;    // corrupt snapshots set aside are audited (may be null)
     // Clustering: this node's Raft id, the members a pristine node
     // bootstraps with (empty: a one-node cluster of itself), and the
     // engine's transport (none: one node, no peers).
@@ -76,6 +82,11 @@ public:
     // Propose `cmd`; `done` runs once, possibly before write() returns.
     void write(const Command& cmd, WriteDone done);
 
+    // Propose an already encoded record (a snapshot restore); as write().
+    void write_record(const std::string& record, WriteDone done);
+    // The engine's current term (0 before start).
+    uint64_t term() const;
+
     // `done(status)` runs once the local state may be read at `level`:
     // at once for Stale, after a barrier for Default/Strong. Concurrent
     // reads share barriers: a Default read joins the barrier in flight, a
@@ -107,6 +118,7 @@ private:
     static void cb_closed(void* ctx);
 
     void start_barrier();
+    bool recover_snapshots(std::string* error);
 
     uv_loop_t* loop_;
     StoreSettings settings_;

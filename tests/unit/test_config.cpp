@@ -108,7 +108,8 @@ void test_empty_and_comment_only_files(void**) {
 
 void test_full_valid_file(void**) {
     LoadResult r = load(
-        "node: {id: edge-7, data_dir: /data, pid_file: /run/r.pid, min_free_bytes: 0}\n"
+        "node: {id: edge-7, data_dir: /data, pid_file: /run/r.pid, min_free_bytes: 0,"
+        " audit_max_bytes: 4096, audit_keep: 0}\n"
         "api:\n"
         "  listen: \"[::1]:0\"\n"
         "  max_body_bytes: \"131072\"\n"  // quoted numbers are read as numbers
@@ -117,7 +118,7 @@ void test_full_valid_file(void**) {
         "  tls:\n    cert: c.pem\n    key: k.pem\n    ca: ca.pem\n    require_client_cert: yes\n"
         "peer: {listen: 0.0.0.0:7801, peers_file: p.yml, pins_file: pins.json, insecure_warning_ms: 5000}\n"
         "cluster:\n  seeds:\n    - 10.0.0.2:7701\n    - \"[fe80::1]:7701\"\n  join_token: s3cret\n  role: spare\n"
-        "  max_store_bytes: 4096\n  snapshot_threshold: 16\n  snapshot_trailing: 0\n"
+        "  max_store_bytes: 4096\n  snapshot_threshold: 16\n  snapshot_trailing: 0\n  snapshot_retention: 1\n"
         "log: {level: debug, format: console, sampling: 1}\n"
         "plugins: {dir: /usr/lib/rampart, load: [transport_tls, metrics]}\n"
         "policies: {dir: /etc/rampart/policies}\n"
@@ -129,6 +130,9 @@ void test_full_valid_file(void**) {
     assert_string_equal(c.node.id.c_str(), "edge-7");
     assert_string_equal(c.node.pid_file.c_str(), "/run/r.pid");
     assert_int_equal(c.node.min_free_bytes, 0);
+    assert_int_equal(c.node.audit_max_bytes, 4096);
+    assert_int_equal(c.node.audit_keep, 0);
+    assert_int_equal(c.cluster.snapshot_retention, 1);
     assert_string_equal(c.api.listen.c_str(), "[::1]:0");
     assert_int_equal(c.api.max_body_bytes, 131072);
     assert_int_equal(c.api.shutdown_timeout_ms, 0);

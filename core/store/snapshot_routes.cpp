@@ -1,0 +1,117 @@
+#include "store/snapshot_routes.h"
+
+#include <memory>
+
+#include "audit/audit_log.h"
+#include "cluster/raft_adapter.h"
+#include "http/exchange.h"
+#include "http/router.h"
+#include "log.h"
+#include "store/query.h"
+#include "store/snapshot_file.h"
+#include "store/store.h"
+
+namespace rampart::store {
+namespace {
+
+using http::Exchange;
+using http::Response;
+using ExPtr = std::shared_ptr<Exchange>;
+
+Response unavailable(int status) {
+    Response r = status == RAMPART_RAFT_NOT_LEADER
+                     ? Response::error(503, "no_leader", "this node is not the leader; retry shortly")
+                 : status == RAMPART_RAFT_SHUTDOWN ? Response::error(503, "shutting_down", "the node is shutting down")
+                 : status == RAMPART_RAFT_NO_SPACE
+                     ? Response::error(507, "storage_full", "the node cannot persist the restore: disk full")
+                     : Response::error(503, "unavailable", rampart_raft_status_name(status));
+    if (r.status == 503) r.headers.emplace_back("Retry-After", "1");
+    return r;
+}
+
+void handle_get(Store& store, const ExPtr& ex) {
+    Query q;
+    std::string error;
+    if (!q.parse(ex->request().query, &error)) return ex->respond(Response::error(400, "bad_request", error));
+    Consistency level = q.has("stale") ? Consistency::Stale : Consistency::Default;
+    store.read(level, [&store, ex](int status) {
+        if (status != 0) return ex->respond(unavailable(status));
+        // One immutable version: writes after this point are not in it.
+        Version v = store.state().version();
+        SnapshotFileInfo info;
+        info.index = v->applied;
+        info.term = store.term();
+        info.kv_index = v->kv_index;
+        info.keys = v->kv.size();
+        std::string payload = StateMachine::serialize(*v);
+        uint32_t crc = rampart_raft_crc32c(0, payload.data(), payload.size());
+        Response r;
+        r.content_type = "application/octet-stream";
+        r.body = encode_snapshot_file(payload, info);
+        r.headers.emplace_back("X-Rampart-Index", std::to_string(v->kv_index > 0 ? v->kv_index : 1));
+        r.headers.emplace_back("X-Rampart-Snapshot-Index", std::to_string(info.index));
+        r.headers.emplace_back("X-Rampart-Snapshot-Checksum", crc_text(crc));
+        r.headers.emplace_back("Content-Disposition", "attachment; filename=\"rampart.snap\"");
+        ex->respond(std::move(r));
+    });
+}
+
+void handle_put(Store& store, audit::AuditLog* audit, const ExPtr& ex) {
+    const std::string& file = ex->request().body;
+    uint64_t limit = snapshot_size_limit(store.state().limits().max_bytes);
+    SnapshotFileInfo info;
+    std::string_view payload;
+    std::string error;
+    if (file.size() > limit + kSnapshotFileHeader)
+        return ex->respond(Response::error(413, "body_too_large", "snapshot larger than " + std::to_string(limit)));
+    if (!decode_snapshot_file(file, &info, &payload, &error, limit))
+        return ex->respond(Response::error(400, "bad_snapshot", error));
+    // Parse it here first: a payload the state machine would refuse is
+    // refused now, before it costs a log entry.
+    StateMachine check(store.state().limits());
+    if (!check.restore(info.index, payload, &error))
+        return ex->respond(Response::error(400, "bad_snapshot", "snapshot payload: " + error));
+    if (check.version()->kv.size() != info.keys)
+        return ex->respond(
+            Response::error(400, "bad_snapshot", "snapshot header and payload disagree on the key count"));
+    std::string record = encode_restore_record(file);
+    uint64_t keys = info.keys;
+    std::string checksum = crc_text(info.payload_crc);
+    uint64_t from_index = info.index;
+    store.write_record(
+        record, [ex, audit, keys, checksum, from_index](int status, uint64_t index, std::unique_ptr<Result> result) {
+            if (status != 0) return ex->respond(unavailable(status));
+            if (result->outcome == Outcome::StoreFull)
+                return ex->respond(Response::error(507, "store_full", result->error));
+            if (result->outcome != Outcome::Ok) return ex->respond(Response::error(400, "bad_snapshot", result->error));
+            log::info("snapshot restored", {{"index", static_cast<long long>(index)},
+                                            {"keys", static_cast<long long>(keys)},
+                                            {"snapshot_index", static_cast<long long>(from_index)},
+                                            {"checksum", checksum}});
+            if (audit != nullptr) {
+                std::string audit_error;
+                if (audit->append("snapshot_restore",
+                                  {{"index", static_cast<int64_t>(index)},
+                                   {"snapshot_index", static_cast<int64_t>(from_index)},
+                                   {"keys", static_cast<int64_t>(keys)},
+                                   {"checksum", checksum},
+                                   {"by", ex->identity().name}},
+                                  &audit_error) == 0)
+                    log::error("cannot write the audit log", {{"error", audit_error}});
+            }
+            Response r = Response::json(200, "{\"restored\":true,\"index\":" + std::to_string(index) + ",\"keys\":" +
+                                                 std::to_string(keys) + ",\"checksum\":\"" + checksum + "\"}\n");
+            r.headers.emplace_back("X-Rampart-Index", std::to_string(index));
+            ex->respond(std::move(r));
+        });
+}
+
+}  // namespace
+
+void install_snapshot_routes(http::Router& router, Store& store, audit::AuditLog* audit) {
+    router.add("GET", "/v1/snapshot", [&store](Exchange& ex) { handle_get(store, ex.shared_from_this()); });
+    router.add("PUT", "/v1/snapshot",
+               [&store, audit](Exchange& ex) { handle_put(store, audit, ex.shared_from_this()); });
+}
+
+}  // namespace rampart::store

@@ -1,0 +1,28 @@
+// Snapshots for operators (brief "HTTP API"; issue 5):
+//   GET /v1/snapshot   the state as a snapshot file (store/snapshot_file.h),
+//                      after a barrier (?stale: this node's state at once);
+//                      X-Rampart-Index, X-Rampart-Snapshot-Checksum
+//   PUT /v1/snapshot   body = a snapshot file; checked whole, then proposed as
+//                      one log entry so every node applies it; the index is
+//                      re-based to that entry's, so blocking reads return at
+//                      once with the new index. 200 {"restored":true,...}
+// Both need an admin token (core/auth). A file that is truncated, corrupt,
+// of an unknown format or over the size limit is refused with 400 / 413
+// before anything is proposed.
+#pragma once
+
+namespace rampart::http {
+class Router;
+}
+namespace rampart::audit {
+class AuditLog;
+}
+
+namespace rampart::store {
+
+class Store;
+
+// `store` and `audit` (may be null) must outlive the routes.
+void install_snapshot_routes(http::Router& router, Store& store, audit::AuditLog* audit);
+
+}  // namespace rampart::store

@@ -6,7 +6,10 @@
 #   3. the rate-limit decision micro-benchmark (bench/ratelimit_decision.py);
 #   4. TLS: rampartd + transport_tls vs nginx with the same certificate, alternating
 #      rounds of keep-alive HTTPS (wrk), resumed handshakes (openssl s_time -reuse)
-#      and full handshakes (openssl s_time -new) (bench/tls_vs_nginx.py).
+#      and full handshakes (openssl s_time -new) (bench/tls_vs_nginx.py);
+#   5. the KV store vs a one-member etcd (Debian's etcd-server), alternating wrk
+#      rounds of PUT and GET, plus RSS after 10,000 keys (bench/kv_vs_etcd.py; data
+#      under /var/tmp, a real disk).
 #
 #   bench/run.sh [BUILD_DIR]        (default: build)
 #
@@ -40,6 +43,8 @@ case "$pairs$seconds$warmup" in *[!0-9]*|'') echo "bench: BENCH_PAIRS/SECONDS/WA
 # Per wrk part: two wrk runs per pair plus the warm-ups, each with slack, plus start/stop.
 limit=$(( pairs * 2 * (seconds + 15) + 2 * (warmup + 15) + 60 ))
 decision_limit=300
+# Part 5: four workloads of alternating pairs, plus the fsync probes, the RSS loads and start/stop.
+kv_limit=$(( 4 * pairs * 2 * (seconds + 15) + 240 ))
 # Part 4: three sections (wrk, s_time -reuse, s_time -new) of that size, plus the certificates.
 tls_limit=$(( 3 * (pairs * 2 * (seconds + 15) + 2 * (warmup + 15)) + 120 ))
 
@@ -60,14 +65,14 @@ cleanup() {
         left=""
         for pid in $(cat "$tmp/pids"); do
             case "$(cat "/proc/$pid/comm" 2>/dev/null)" in
-                rampartd|nginx|wrk|openssl|bench_ratelimit) kill -TERM "$pid" 2>/dev/null && left="$left $pid" ;;
+                rampartd|nginx|wrk|openssl|bench_ratelimit|etcd) kill -TERM "$pid" 2>/dev/null && left="$left $pid" ;;
             esac
         done
         if [ -n "$left" ]; then
             sleep 1
             for pid in $left; do
                 case "$(cat "/proc/$pid/comm" 2>/dev/null)" in
-                    rampartd|nginx|wrk|openssl|bench_ratelimit) kill -KILL "$pid" 2>/dev/null || true ;;
+                    rampartd|nginx|wrk|openssl|bench_ratelimit|etcd) kill -KILL "$pid" 2>/dev/null || true ;;
                 esac
             done
         fi
@@ -114,4 +119,6 @@ run_part "3/4 rate-limit decision (bench/ratelimit_decision.py)" "$decision_limi
     --timeout $(( decision_limit - 10 ))
 run_part "4/4 TLS: rampartd+transport_tls vs nginx, same certificate (bench/tls_vs_nginx.py)" "$tls_limit" \
     python3 "$here/tls_vs_nginx.py" --build "$build_dir" --tmpdir "$tmp"
+run_part "5/5 KV store: rampartd vs etcd (bench/kv_vs_etcd.py)" "$kv_limit" \
+    python3 "$here/kv_vs_etcd.py" --build "$build_dir" --tmpdir "$tmp"
 exit "$rc"

@@ -23,6 +23,8 @@
 #include "metrics/registry.h"
 #include "cluster/forwarder.h"
 #include "cluster/raft_bridge.h"
+#include "cluster/status.h"
+#include "cluster/status_routes.h"
 #include "net/address.h"
 #include "peer/peer_network.h"
 #include "plugin/host.h"
@@ -246,6 +248,7 @@ private:
     std::unique_ptr<cluster::Forwarder> forwarder_;
     policy::PolicyHost policies_;
     std::unique_ptr<store::Store> store_;
+    std::unique_ptr<cluster::ClusterStatus> cluster_status_;  // after store_: holds a reference to it
     std::unique_ptr<audit::AuditLog> audit_;  // data_dir/audit.jsonl
     metrics::Metric* migrations_ = nullptr;
     std::unique_ptr<store::DiskWatchdog> disk_watchdog_;
@@ -397,6 +400,7 @@ void Daemon::finish() {
     }
     uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
     if (disk_watchdog_) disk_watchdog_->close();
+    if (cluster_status_) cluster_status_->close();
     if (store_) store_->close(nullptr);  // the loop runs on until the engine has closed
 }
 
@@ -639,6 +643,16 @@ int Daemon::run() {
     }
     if (raft_bridge_) raft_bridge_->set_acceptor([this](int fd, uint64_t id) { return store_->accept_fd(fd, id); });
     store::install_kv_routes(router_, *store_);
+    // Members by node id: etc/peers.yml and this node, or this node alone.
+    cluster_status_ = std::make_unique<cluster::ClusterStatus>(
+        &loop_, *store_, config_->node.id,
+        [this] {
+            if (raft_bridge_) return raft_bridge_->members();
+            return std::vector<cluster::Member>{
+                {config_->node.id, cluster::raft_id_for(config_->node.id), config_->peer.listen}};
+        },
+        &registry_);
+    cluster::install_status_routes(router_, *cluster_status_);
     store::install_snapshot_routes(router_, *store_, audit_.get());
     server_ = std::make_unique<http::Server>(&loop_, &router_, server_settings_for(*config_));
     server_->set_pipeline(pipeline_.get());
@@ -660,6 +674,7 @@ int Daemon::run() {
         return kExitRuntime;
     }
     install_signals();
+    cluster_status_->start();
     // Read the floor at each check, so a SIGHUP changes it.
     disk_watchdog_ = std::make_unique<store::DiskWatchdog>(
         &loop_, config_->node.data_dir, [this] { return config_->node.min_free_bytes; }, *store_, &registry_);

@@ -87,6 +87,7 @@ struct apply_req {
     struct rampart_raft* node;
     rampart_raft_apply_cb cb;
     void* ctx;
+    uint64_t submitted_ns;  /* uv_hrtime() at submit, for the observer */
     struct apply_req* next; /* in node->applies, oldest first */
     struct apply_req* prev;
 };
@@ -151,6 +152,20 @@ struct rampart_raft {
 
     rampart_raft_close_cb close_cb;
     void* close_ctx;
+
+    /* Observation (status and metrics): the engine has no state callback, so
+     * the adapter wraps raft_uv's start() to see every tick and message and
+     * compares the state and the known leader after each. */
+    int (*io_start)(struct raft_io*, unsigned, raft_io_tick_cb, raft_io_recv_cb);
+    raft_io_tick_cb engine_tick;
+    raft_io_recv_cb engine_recv;
+    struct rampart_raft_observer observer;
+    int seen_state;
+    raft_id known_leader; /* as of the last observation (0: none) */
+    raft_id last_leader;  /* the last leader seen, and in which term */
+    raft_term last_leader_term;
+    uint64_t leader_changes;
+    int progress_layout; /* 0 unchecked, 1 matches the engine, -1 does not */
 };
 
 /* The engine owns the `data` fields of the structs it is handed (raft_uv
@@ -679,6 +694,56 @@ static void tracer_emit(struct raft_tracer* t, int type, const void* info) {
 }
 
 /* ------------------------------------------------------------------ */
+/* Observation                                                         */
+
+/* After anything that can change the engine's state: count a leader seen
+ * in a new (id, term) and tell the observer about any change. */
+static void observe(struct rampart_raft* n) {
+    if (!n->started || n->closing) return;
+    int state = raft_state(&n->raft);
+    raft_id leader = 0;
+    const char* address = NULL;
+    raft_leader(&n->raft, &leader, &address);
+    bool changed = state != n->seen_state || leader != n->known_leader;
+    /* A leader known again after a gap in the same term is the same
+     * leadership; another id or a new term is a change. */
+    if (leader != 0) {
+        raft_term term = raft_current_term(&n->raft);
+        if (leader != n->last_leader || term != n->last_leader_term) {
+            n->leader_changes++;
+            n->last_leader = leader;
+            n->last_leader_term = term;
+        }
+    }
+    n->seen_state = state;
+    n->known_leader = leader;
+    if (changed && n->observer.state_changed != NULL) n->observer.state_changed(n->observer.user);
+}
+
+static struct rampart_raft* node_of_io(struct raft_io* io) {
+    return (struct rampart_raft*)((char*)io - offsetof(struct rampart_raft, io));
+}
+
+static void io_tick_observed(struct raft_io* io) {
+    struct rampart_raft* n = node_of_io(io);
+    n->engine_tick(io);
+    observe(n);
+}
+
+static void io_recv_observed(struct raft_io* io, struct raft_message* msg) {
+    struct rampart_raft* n = node_of_io(io);
+    n->engine_recv(io, msg);
+    observe(n);
+}
+
+static int io_start_observed(struct raft_io* io, unsigned msecs, raft_io_tick_cb tick, raft_io_recv_cb recv) {
+    struct rampart_raft* n = node_of_io(io);
+    n->engine_tick = tick;
+    n->engine_recv = recv;
+    return n->io_start(io, msecs, io_tick_observed, io_recv_observed);
+}
+
+/* ------------------------------------------------------------------ */
 /* Lifecycle                                                           */
 
 static void ignore_sigpipe(void) {
@@ -771,6 +836,8 @@ int rampart_raft_create(uv_loop_t* loop, const struct rampart_raft_config* cfg, 
         return map_status(rv);
     }
     n->io_ready = true;
+    n->io_start = n->io.start;
+    n->io.start = io_start_observed;
     /* Never let the engine "repair" a damaged log by dropping entries. */
     raft_uv_set_auto_recovery(&n->io, false);
     /* Snapshot files stay plain, so that start can check our envelope on
@@ -818,6 +885,7 @@ int rampart_raft_start(rampart_raft* n) {
         return map_status(rv);
     }
     n->started = true;
+    observe(n); /* a one-node cluster has just elected itself */
     return 0;
 }
 
@@ -826,6 +894,8 @@ static void apply_done_cb(struct raft_apply* req, int status, void* result) {
     struct rampart_raft* n = a->node;
     unlink_apply(n, a);
     uint64_t index = req->index;
+    if (n->observer.applied != NULL)
+        n->observer.applied(n->observer.user, map_status(status), (double)(uv_hrtime() - a->submitted_ns) / 1e9);
     if (status != 0 && result != NULL && n->cfg.fsm.result_free) n->cfg.fsm.result_free(n->cfg.fsm.user, result);
     a->cb(a->ctx, map_status(status), index, status == 0 ? result : NULL);
     free(a);
@@ -852,6 +922,7 @@ int rampart_raft_apply(rampart_raft* n, const void* data, size_t len, rampart_ra
     a->node = n;
     a->cb = cb;
     a->ctx = ctx;
+    a->submitted_ns = uv_hrtime();
     a->req.data = a;
     /* Exactly one buffer: with several, 0.22.1 reports success and keeps
      * only the first. */
@@ -976,6 +1047,121 @@ void rampart_raft_settings(const rampart_raft* n, struct rampart_raft_settings* 
     out->snapshot_trailing = n->cfg.snapshot_trailing;
     out->election_timeout_ms = n->raft.election_timeout;
     out->heartbeat_timeout_ms = n->raft.heartbeat_timeout;
+}
+
+/* ------------------------------------------------------------------ */
+/* Membership and replication progress                                 */
+
+/* libraft 0.22.1 keeps the leader's per-member progress in a private struct
+ * (src/progress.h) that raft.h only declares. Its layout, checked against
+ * the shipped library's code: 56-byte elements, raft_match_index() reads
+ * match_index at offset 16, and the progress initialiser stores -1 ("never")
+ * in last_send and last_recv at offsets 24 and 32. Only last_recv is read
+ * from it; match indexes come from the public raft_match_index(), and the
+ * two are compared on first use so that another engine build shows "last
+ * contact unknown" instead of garbage. */
+struct progress_0_22 {
+    unsigned short state, catch_up, features, capacity;
+    raft_index next_index;
+    raft_index match_index;
+    raft_time last_send;
+    raft_time last_recv; /* when the last AppendEntries result came in */
+    struct {
+        raft_index index;
+        raft_time last_send;
+    } snapshot;
+};
+_Static_assert(sizeof(struct progress_0_22) == 56, "libraft 0.22.1 progress layout");
+
+static const struct progress_0_22* leader_progress(struct rampart_raft* n) {
+#if RAFT_VERSION_NUMBER == 2201
+    if (raft_state(&n->raft) != RAFT_LEADER || n->raft.leader_state.progress == NULL) return NULL;
+    const struct progress_0_22* p = (const struct progress_0_22*)(const void*)n->raft.leader_state.progress;
+    if (n->progress_layout == 0) {
+        n->progress_layout = 1;
+        const struct raft_configuration* c = &n->raft.configuration;
+        for (unsigned i = 0; i < c->n; i++) {
+            raft_index match = 0;
+            if (raft_match_index(&n->raft, c->servers[i].id, &match) == 0 && match != p[i].match_index)
+                n->progress_layout = -1;
+        }
+        if (n->progress_layout < 0)
+            logf_(n, 2, "engine progress layout differs from libraft 0.22.1: last contact unknown");
+    }
+    return n->progress_layout > 0 ? p : NULL;
+#else
+    (void)n;
+    return NULL;
+#endif
+}
+
+unsigned rampart_raft_members(const rampart_raft* cn, struct rampart_raft_member* out, unsigned max) {
+    struct rampart_raft* n = (struct rampart_raft*)cn; /* the engine's getters take non-const */
+    const struct raft_configuration* c = &n->raft.configuration;
+    raft_id leader = 0;
+    const char* leader_address = NULL;
+    raft_leader(&n->raft, &leader, &leader_address);
+    bool leading = n->started && raft_state(&n->raft) == RAFT_LEADER;
+    const struct progress_0_22* progress = leading ? leader_progress(n) : NULL;
+    raft_time now = n->io.time(&n->io);
+    raft_index last = raft_last_index(&n->raft);
+    for (unsigned i = 0; i < c->n && i < max; i++) {
+        const struct raft_server* s = &c->servers[i];
+        struct rampart_raft_member* m = &out[i];
+        memset(m, 0, sizeof *m);
+        m->id = s->id;
+        m->address = s->address;
+        m->role = s->role == RAFT_VOTER     ? RAMPART_RAFT_MEMBER_VOTER
+                  : s->role == RAFT_STANDBY ? RAMPART_RAFT_MEMBER_STANDBY
+                                            : RAMPART_RAFT_MEMBER_SPARE;
+        m->is_self = s->id == n->raft.id;
+        m->is_leader = leader != 0 && s->id == leader;
+        m->last_contact_ms = -1;
+        if (!leading) continue;
+        m->progress_known = 1;
+        if (m->is_self) {
+            m->match_index = last;
+            m->last_contact_ms = 0;
+            continue;
+        }
+        raft_index match = 0;
+        if (raft_match_index(&n->raft, s->id, &match) == 0) m->match_index = match;
+        if (progress != NULL && progress[i].last_recv != (raft_time)-1)
+            m->last_contact_ms = progress[i].last_recv >= now ? 0 : (int64_t)(now - progress[i].last_recv);
+    }
+    return c->n;
+}
+
+int64_t rampart_raft_leader_contact_ms(const rampart_raft* cn) {
+    struct rampart_raft* n = (struct rampart_raft*)cn;
+    if (!n->started) return -1;
+    int state = raft_state(&n->raft);
+    if (state == RAFT_LEADER) return 0;
+    raft_id leader = 0;
+    const char* address = NULL;
+    raft_leader(&n->raft, &leader, &address);
+    if (state != RAFT_FOLLOWER || leader == 0) return -1;
+    /* A follower restarts its election timer on each message from its
+     * leader, so the timer's start is when it last heard from it. */
+    raft_time now = n->io.time(&n->io);
+    return n->raft.election_timer_start >= now ? 0 : (int64_t)(now - n->raft.election_timer_start);
+}
+
+unsigned rampart_raft_voters(const rampart_raft* n) {
+    const struct raft_configuration* c = &n->raft.configuration;
+    unsigned voters = 0;
+    for (unsigned i = 0; i < c->n; i++)
+        if (c->servers[i].role == RAFT_VOTER) voters++;
+    return voters;
+}
+
+uint64_t rampart_raft_leader_changes(const rampart_raft* n) { return n->leader_changes; }
+
+void rampart_raft_set_observer(rampart_raft* n, const struct rampart_raft_observer* observer) {
+    if (observer != NULL)
+        n->observer = *observer;
+    else
+        memset(&n->observer, 0, sizeof n->observer);
 }
 
 static void raft_closed_cb(struct raft* r) {

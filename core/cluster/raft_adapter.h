@@ -197,6 +197,53 @@ uint64_t rampart_raft_last_index(const rampart_raft* node);
 /* 1 if this node is the only voter of the current configuration. */
 int rampart_raft_sole_voter(const rampart_raft* node);
 
+/* Membership and replication progress, for `cluster status` and metrics. */
+enum rampart_raft_member_role {
+    RAMPART_RAFT_MEMBER_VOTER = 0,   /* replicates and votes */
+    RAMPART_RAFT_MEMBER_STANDBY = 1, /* replicates, does not vote */
+    RAMPART_RAFT_MEMBER_SPARE = 2    /* neither */
+};
+
+struct rampart_raft_member {
+    uint64_t id;
+    const char* address; /* the configuration's peer address: the engine's
+                            memory, valid until the loop runs again */
+    int role;            /* enum rampart_raft_member_role */
+    int is_self;
+    int is_leader; /* the leader this node knows of */
+    /* Replication progress, known only on the leader (progress_known = 1;
+     * otherwise match_index is 0 and last_contact_ms -1). */
+    int progress_known;
+    uint64_t match_index;    /* highest entry known to be stored there (self: last index) */
+    int64_t last_contact_ms; /* since the leader last heard from it (self: 0; -1: never or unknown) */
+};
+
+/* Fill out[0 .. min(count, max)) with the members of the current (latest)
+ * configuration and return how many it has. out may be NULL when max is 0. */
+unsigned rampart_raft_members(const rampart_raft* node, struct rampart_raft_member* out, unsigned max);
+/* Milliseconds since this follower last heard from its leader; 0 on the
+ * leader; -1 with no known leader. */
+int64_t rampart_raft_leader_contact_ms(const rampart_raft* node);
+/* Voters in the current configuration (the quorum is voters / 2 + 1). */
+unsigned rampart_raft_voters(const rampart_raft* node);
+/* Leaderships this node has seen since start: a known leader with another
+ * id or in another term than the previous one (its own included). */
+uint64_t rampart_raft_leader_changes(const rampart_raft* node);
+
+/* Events for status and metrics. Callbacks run on the loop and may be NULL;
+ * they must not close the node. */
+struct rampart_raft_observer {
+    void* user;
+    /* The engine's state or the known leader changed (also right after
+     * start when a one-node cluster elects itself). */
+    void (*state_changed)(void* user);
+    /* A command submitted on this node finished: its status and the time
+     * from rampart_raft_apply() to its result (committed and applied). */
+    void (*applied)(void* user, int status, double seconds);
+};
+/* Install (copied) or clear (NULL) the observer. */
+void rampart_raft_set_observer(rampart_raft* node, const struct rampart_raft_observer* observer);
+
 /* The engine settings in force, read back from the engine where it exposes
  * them (for tests and `cluster status`). */
 struct rampart_raft_settings {

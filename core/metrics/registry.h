@@ -61,6 +61,8 @@ public:
     const std::vector<std::string>& label_names() const { return label_names_; }
     const std::vector<double>& buckets() const { return buckets_; }
     size_t series_count() const { return series_.size(); }
+    // Drop every series (a per-peer gauge on a node that stopped leading).
+    void clear() { series_.clear(); }
     // The value of one series (tests); 0 when absent.
     double value(const std::vector<std::string>& label_values) const;
     void render(std::string& out) const;

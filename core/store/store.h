@@ -75,6 +75,9 @@ public:
     // An accepted peer stream for the engine (the fd is always taken).
     int accept_fd(int fd, uint64_t expected_id);
     bool is_leader() const;
+    // The engine (nullptr before start and once closing), for the
+    // adapter's read-only getters and its observer (cluster/status.h).
+    rampart_raft* engine() const { return closing_ ? nullptr : node_; }
     const StateMachine& state() const { return sm_; }
 
     // status is a rampart_raft_status; result is set when status is 0.

@@ -73,8 +73,9 @@ http::ServerSettings server_settings_for(const config::Config& cfg) {
     s.limits.path_body_limits = {{{"/v1/kv/", store::Limits::kValue}, {"/v1/txn", store::Limits::kValue * 3 / 2}}};
     // A snapshot restore carries the whole state.
     s.limits.path_body_limits[2] = {
-        "/v1/snapshot", static_cast<size_t>(store::snapshot_size_limit(static_cast<uint64_t>(cfg.cluster.max_store_bytes)) +
-                                            store::kSnapshotFileHeader)};
+        "/v1/snapshot",
+        static_cast<size_t>(store::snapshot_size_limit(static_cast<uint64_t>(cfg.cluster.max_store_bytes)) +
+                            store::kSnapshotFileHeader)};
     return s;
 }
 

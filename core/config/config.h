@@ -31,10 +31,10 @@ struct Config {
     struct Node {
         std::string id;
         std::string data_dir;
-        std::string pid_file;        // empty: no pid file
-        int64_t min_free_bytes = 0;  // disk-space watchdog floor (0 = off)
-        int64_t audit_max_bytes = 0; // audit.jsonl rotates before passing this
-        int64_t audit_keep = 0;      // rotated audit files kept
+        std::string pid_file;         // empty: no pid file
+        int64_t min_free_bytes = 0;   // disk-space watchdog floor (0 = off)
+        int64_t audit_max_bytes = 0;  // audit.jsonl rotates before passing this
+        int64_t audit_keep = 0;       // rotated audit files kept
     } node;
     struct Api {
         std::string listen;
@@ -57,7 +57,7 @@ struct Config {
     struct Cluster {
         std::vector<std::string> seeds;
         std::string join_token;
-        std::string role;  // voter | standby | spare
+        std::string role;                // voter | standby | spare
         int64_t max_store_bytes = 0;     // replicated state cap (same on every member)
         int64_t snapshot_threshold = 0;  // log entries between snapshots
         int64_t snapshot_trailing = 0;   // entries kept after a snapshot

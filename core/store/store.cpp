@@ -7,9 +7,9 @@
 #include <cstring>
 #include <utility>
 
+#include "audit/audit_log.h"
 #include "cluster/raft_adapter.h"
 #include "config/config.h"
-#include "audit/audit_log.h"
 #include "log.h"
 #include "store/snapshot_file.h"
 #include "store/snapshot_recovery.h"
@@ -68,10 +68,10 @@ bool Store::start(std::string* error) {
     }
     if (!recover_snapshots(error)) return false;
     rampart_raft_config cfg{};
-    cfg.max_command = static_cast<size_t>(settings_.max_snapshot_bytes != 0
-                                              ? settings_.max_snapshot_bytes
-                                              : snapshot_size_limit(settings_.limits.max_bytes)) +
-                      64;
+    cfg.max_command =
+        static_cast<size_t>(settings_.max_snapshot_bytes != 0 ? settings_.max_snapshot_bytes
+                                                              : snapshot_size_limit(settings_.limits.max_bytes)) +
+        64;
     cfg.id = settings_.raft_id;
     cfg.address = settings_.address.c_str();
     cfg.transport = settings_.transport;
@@ -126,7 +126,8 @@ bool Store::recover_snapshots(std::string* error) {
             settings_.audit->append("snapshot_corrupt", {{"snapshot", why}, {"moved_to", moved}}, &audit_error);
         }
     }
-    for (const auto& f : r.unverified) log::warn("store: compressed snapshot left to the engine's checks", {{"file", f}});
+    for (const auto& f : r.unverified)
+        log::warn("store: compressed snapshot left to the engine's checks", {{"file", f}});
     for (const auto& f : r.pruned) log::info("store: old snapshot removed (cluster.snapshot_retention)", {{"file", f}});
     if (!r.error.empty()) {
         *error = r.error;

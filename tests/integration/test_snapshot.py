@@ -373,5 +373,63 @@ class StateFile(unittest.TestCase):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def doc_steps(marker):
+    with open(os.path.join(ROOT, "docs", "operations.md")) as f:
+        text = f.read()
+    block = text.split(f"<!-- {marker}:begin -->", 1)[1].split(f"<!-- {marker}:end -->", 1)[0]
+    steps, in_fence = [], False
+    for line in block.splitlines():
+        if line.startswith("```"):
+            in_fence = not in_fence
+        elif in_fence and line.startswith("$ "):
+            steps.append([line[2:], []])
+        elif in_fence and steps:
+            steps[-1][1].append(line)
+    return steps
+
+
+class OperationsDocExamples(unittest.TestCase):
+    """The "$" lines of docs/operations.md's snapshot and migration blocks,
+    run in order; each prints what the doc says."""
+
+    def run_steps(self, steps, env, cwd, address=None):
+        for command, expected in steps:
+            if address:
+                command = command.replace("localhost:7700", address)
+            out = subprocess.run(["bash", "-o", "pipefail", "-c", command], env=env, cwd=cwd, capture_output=True,
+                                 text=True, timeout=scaled(20))
+            self.assertEqual(out.stdout.rstrip("\n"), "\n".join(expected),
+                             f"docs/operations.md step: {command}\nstderr: {out.stderr}")
+
+    def env(self):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RAMPART_")}
+        env["PATH"] = os.path.dirname(RAMPARTCTL) + ":" + env["PATH"]
+        return env
+
+    def test_snapshot_examples(self):
+        steps = doc_steps("snapshot-examples")
+        self.assertGreaterEqual(len(steps), 10)
+        node = Node(AUTH_CONFIG)
+        cwd = tempfile.mkdtemp(prefix="rampart-snapdoc-", dir="/var/tmp")
+        try:
+            d = node.start()
+            env = self.env()
+            env.update({"AUTH": f"Authorization: Bearer {TOKEN}", "RAMPART_HTTP_ADDR": d.address,
+                        "RAMPART_HTTP_TOKEN": TOKEN})
+            self.run_steps(steps, env, cwd, d.address)
+        finally:
+            node.cleanup()
+            shutil.rmtree(cwd, ignore_errors=True)
+
+    def test_migrate_examples(self):
+        steps = doc_steps("migrate-examples")
+        self.assertGreaterEqual(len(steps), 6)
+        cwd = tempfile.mkdtemp(prefix="rampart-migdoc-", dir="/var/tmp")
+        try:
+            self.run_steps(steps, self.env(), cwd)
+        finally:
+            shutil.rmtree(cwd, ignore_errors=True)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -9,8 +9,8 @@
 #include "http/exchange.h"
 #include "http/response.h"
 #include "http/server.h"
-#include "net/transport.h"
 #include "log.h"
+#include "net/transport.h"
 
 namespace rampart::cluster {
 namespace {
@@ -334,7 +334,8 @@ void Forwarder::dial_failed(Pool* pool, Channel* channel) {
     std::deque<Pool::Waiting> waiting;
     waiting.swap(pool->waiting);
     for (auto& w : waiting) {
-        if (!w.ex->responded()) w.ex->respond(unavailable("leader_unreachable", "the leader cannot be reached; retry later"));
+        if (!w.ex->responded())
+            w.ex->respond(unavailable("leader_unreachable", "the leader cannot be reached; retry later"));
     }
     channel_done(channel, false);
 }

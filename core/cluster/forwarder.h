@@ -48,9 +48,9 @@ public:
                  const std::string& leader_address);
     void close_all();
 
-    static constexpr size_t kMaxPerLeader = 16;     // connections to one leader
-    static constexpr size_t kMaxWaiting = 1024;     // requests queued beyond those
-    static constexpr uint64_t kTimeoutMs = 15000;   // for one forwarded answer
+    static constexpr size_t kMaxPerLeader = 16;    // connections to one leader
+    static constexpr size_t kMaxWaiting = 1024;    // requests queued beyond those
+    static constexpr uint64_t kTimeoutMs = 15000;  // for one forwarded answer
 
 private:
     class Channel;

@@ -70,7 +70,8 @@ int RaftBridge::cb_connect(void* user, rampart_raft_connect* req, uint64_t id, c
     auto* self = static_cast<RaftBridge*>(user);
     const Member* m = self->member_by_id(id);
     if (m == nullptr) {
-        log::warn("raft: no member with this id; not connecting", {{"raft_id", std::to_string(id)}, {"address", address}});
+        log::warn("raft: no member with this id; not connecting",
+                  {{"raft_id", std::to_string(id)}, {"address", address}});
         return 1;
     }
     peer::SocketBridge::Link* link = self->sockets_.dial(address, m->node_id, kProtocol, [self, req](int fd) {

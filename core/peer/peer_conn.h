@@ -119,8 +119,8 @@ private:
     bool close_notified_ = false;
     bool close_after_flush_ = false;
     bool eof_in_handshake_ = false;
-    bool read_paused_ = false;    // by the consumer (pause_reading)
-    bool reading_ = false;        // uv_read_start is in effect
+    bool read_paused_ = false;      // by the consumer (pause_reading)
+    bool reading_ = false;          // uv_read_start is in effect
     bool notify_writable_ = false;  // a write left bytes held: on_writable when drained
     const char* close_error_ = "";  // what on_close reports after a flush
     bool has_identity_ = false;

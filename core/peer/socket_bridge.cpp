@@ -152,8 +152,7 @@ SocketBridge::SocketBridge(uv_loop_t* loop, PeerNetwork* network) : loop_(loop),
 SocketBridge::~SocketBridge() = default;
 
 const rampart_conn_callbacks* SocketBridge::callbacks() {
-    static const rampart_conn_callbacks cb = {sizeof(rampart_conn_callbacks), cb_open, cb_data, cb_close,
-                                              cb_writable};
+    static const rampart_conn_callbacks cb = {sizeof(rampart_conn_callbacks), cb_open, cb_data, cb_close, cb_writable};
     return &cb;
 }
 

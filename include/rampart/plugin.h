@@ -186,27 +186,27 @@ typedef enum rampart_transport_error {
 /* The certificate the other side presented. Borrowed. */
 typedef struct rampart_peer_identity {
     uint32_t struct_size;
-    int verified;                   /* 1: chain verified against the CA (and, for a
-                                       client, the expected node id matched) */
-    const char* subject_cn;         /* "" if none */
-    const char* const* dns_sans;    /* DNS subjectAltNames, in certificate order */
+    int verified;                /* 1: chain verified against the CA (and, for a
+                                    client, the expected node id matched) */
+    const char* subject_cn;      /* "" if none */
+    const char* const* dns_sans; /* DNS subjectAltNames, in certificate order */
     size_t dns_san_count;
-    const char* cert_sha256;        /* lower-case hex of SHA-256 over the DER certificate */
-    const char* spki_sha256;        /* lower-case hex of SHA-256 over the DER SubjectPublicKeyInfo */
-    int64_t not_after_unix;         /* expiry, unix seconds */
+    const char* cert_sha256; /* lower-case hex of SHA-256 over the DER certificate */
+    const char* spki_sha256; /* lower-case hex of SHA-256 over the DER SubjectPublicKeyInfo */
+    int64_t not_after_unix;  /* expiry, unix seconds */
 } rampart_peer_identity;
 
 /* Delivered once per session by host->stream_handshake_done. Borrowed. */
 typedef struct rampart_handshake_result {
     uint32_t struct_size;
     rampart_transport_error error;
-    const char* reason;   /* a stable code: "ok", "unknown_ca", "expired", "name_mismatch",
-                             "no_client_certificate", "pin_mismatch", "protocol", ... */
-    const char* detail;   /* one human line for the log; never contains key material */
+    const char* reason;                /* a stable code: "ok", "unknown_ca", "expired", "name_mismatch",
+                                          "no_client_certificate", "pin_mismatch", "protocol", ... */
+    const char* detail;                /* one human line for the log; never contains key material */
     const rampart_peer_identity* peer; /* NULL when the other side sent no certificate */
-    const char* protocol; /* e.g. "TLSv1.2" */
-    const char* cipher;   /* e.g. "TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256" */
-    int resumed;          /* 1: an abbreviated (session ticket) handshake */
+    const char* protocol;              /* e.g. "TLSv1.2" */
+    const char* cipher;                /* e.g. "TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256" */
+    int resumed;                       /* 1: an abbreviated (session ticket) handshake */
 } rampart_handshake_result;
 
 /* What one transport context is for and where its material lives. The

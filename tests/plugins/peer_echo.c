@@ -31,10 +31,12 @@ static void echo_data(void* arg, rampart_conn* conn, const char* data, size_t le
     g_host->conn_write(conn, data, len);
 }
 
-static void echo_close(void* arg, rampart_conn* conn, const char* error_class) { (void)arg, (void)conn, (void)error_class; }
+static void echo_close(void* arg, rampart_conn* conn, const char* error_class) {
+    (void)arg, (void)conn, (void)error_class;
+}
 
-static const rampart_conn_callbacks kEchoCallbacks = {sizeof(rampart_conn_callbacks), echo_open, echo_data,
-                                                      echo_close, NULL};
+static const rampart_conn_callbacks kEchoCallbacks = {sizeof(rampart_conn_callbacks), echo_open, echo_data, echo_close,
+                                                      NULL};
 
 /* ---- dial side ---- */
 
@@ -65,7 +67,7 @@ static void dial_open(void* arg, rampart_conn* conn, const rampart_handshake_res
     if (result->error != RAMPART_TRANSPORT_OK) {
         const char* cls = result->error == RAMPART_TRANSPORT_TLS_ERROR ? "tls_error"
                           : result->error == RAMPART_TRANSPORT_TIMEOUT ? "timeout"
-                                                                         : "network_error";
+                                                                       : "network_error";
         answer_error(call, cls, result->reason);
         return;
     }
@@ -104,8 +106,8 @@ static void dial_close(void* arg, rampart_conn* conn, const char* error_class) {
     free(call);
 }
 
-static const rampart_conn_callbacks kDialCallbacks = {sizeof(rampart_conn_callbacks), dial_open, dial_data,
-                                                      dial_close, NULL};
+static const rampart_conn_callbacks kDialCallbacks = {sizeof(rampart_conn_callbacks), dial_open, dial_data, dial_close,
+                                                      NULL};
 
 /* Copy query parameter `name` (no decoding needed for the tests). */
 static int query_param(const char* query, const char* name, char* out, size_t out_len) {
@@ -165,9 +167,18 @@ static int cb_init(rampart_plugin_ctx* ctx, const rampart_host* host, void** sta
 }
 
 static const rampart_plugin kDescriptor = {
-    RAMPART_ABI_MAJOR, sizeof(rampart_plugin), "peer_echo", "0.1.0", "test plugin: echo over peer connections",
-    NULL,              NULL,                   cb_init,     NULL,    NULL,
-    NULL,              NULL,
+    RAMPART_ABI_MAJOR,
+    sizeof(rampart_plugin),
+    "peer_echo",
+    "0.1.0",
+    "test plugin: echo over peer connections",
+    NULL,
+    NULL,
+    cb_init,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
 };
 
 RAMPART_PLUGIN_EXPORT const rampart_plugin* rampart_plugin_entry(void) { return &kDescriptor; }

@@ -35,6 +35,7 @@
 #include "request_pipeline.h"
 #include "store/disk_watchdog.h"
 #include "store/kv_routes.h"
+#include "store/service_routes.h"
 #include "store/snapshot_file.h"
 #include "store/snapshot_routes.h"
 #include "state/node_state.h"
@@ -644,6 +645,7 @@ int Daemon::run() {
     }
     if (raft_bridge_) raft_bridge_->set_acceptor([this](int fd, uint64_t id) { return store_->accept_fd(fd, id); });
     store::install_kv_routes(router_, *store_);
+    store::install_service_routes(router_, *store_, config_->node.id, config_->api.listen);
     // Members by node id: etc/peers.yml and this node, or this node alone.
     cluster_status_ = std::make_unique<cluster::ClusterStatus>(
         &loop_, *store_, config_->node.id,

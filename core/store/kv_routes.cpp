@@ -11,6 +11,7 @@
 #include "store/key.h"
 #include "store/kv_json.h"
 #include "store/query.h"
+#include "store/route_support.h"
 #include "store/store.h"
 #include "util/sha256.h"
 
@@ -340,6 +341,20 @@ void handle_txn(Store& store, const ExPtr& ex) {
 }
 
 }  // namespace
+
+void propose_write(Store& store, const ExPtr& ex, Command cmd, WriteAnswer answer) {
+    propose(store, ex, std::move(cmd), std::move(answer));
+}
+
+void add_read_index(Response& r, uint64_t index) { add_index(r, index); }
+
+Response read_failure(int status) { return engine_error(status); }
+
+bool parse_read_consistency(const Query& q, Consistency* out, std::string* error) {
+    return parse_consistency(q, out, error);
+}
+
+uint64_t jittered_wait(uint64_t ms) { return jittered(ms); }
 
 void install_kv_routes(http::Router& router, Store& store) {
     auto route = [&store](void (*handler)(Store&, const ExPtr&)) {

@@ -56,7 +56,10 @@ public:
 
     // Over the cap and grown: shrinking writes and deletes always pass, so
     // a full store can be cleaned up.
-    bool over_cap(uint64_t max_bytes) const { return s_.used_bytes > max_bytes && s_.used_bytes > used_before_; }
+    // The services catalog counts toward the cap too.
+    bool over_cap(uint64_t max_bytes) const {
+        return s_.used_bytes + s_.catalog.bytes > max_bytes && s_.used_bytes > used_before_;
+    }
 
     void rollback() {
         for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
@@ -252,6 +255,8 @@ Result StateMachine::apply_bytes(uint64_t index, std::string_view bytes) {
 Result StateMachine::apply(uint64_t index, const Command& cmd) {
     State& s = mutable_state();
     s.applied = index;
+    // Every entry carries the leader's clock: TTL checks lapse by it.
+    catalog_advance_clock(s.catalog, index, cmd.meta.leader_ms);
     if (cmd.meta.idempotency_key.empty()) return apply_body(s, index, cmd);
     return apply_dedup(s, index, cmd);
 }
@@ -290,6 +295,12 @@ Result StateMachine::apply_body(State& s, uint64_t index, const Command& cmd) {
                 return run_txn(s, index, body, limits_.max_bytes);
             } else if constexpr (std::is_same_v<T, Noop>) {
                 return {};
+            } else if constexpr (std::is_same_v<T, ServiceRegister>) {
+                return catalog_register(s.catalog, index, body, s.used_bytes, limits_.max_bytes);
+            } else if constexpr (std::is_same_v<T, ServiceDeregister>) {
+                return catalog_deregister(s.catalog, index, body);
+            } else if constexpr (std::is_same_v<T, CheckPass>) {
+                return catalog_update_check(s.catalog, index, body);
             } else {
                 return failed(Outcome::Invalid,
                               std::string(type_name(cmd.type())) + " is not supported by this version yet");

@@ -6,7 +6,8 @@
 // The state is copy-on-write: readers and snapshots take an immutable
 // Version (shared_ptr, O(1)); the next write copies the map's nodes only
 // while such a version is still held (the entries themselves are shared).
-// Services and tokens are not applied yet (Invalid result).
+// Services and checks apply through store/services.h; tokens are not
+// applied yet (Invalid result).
 #pragma once
 
 #include <cstdint>
@@ -19,6 +20,7 @@
 #include "store/command.h"
 #include "store/dedup.h"
 #include "store/result.h"
+#include "store/services.h"
 
 namespace rampart::store {
 
@@ -38,6 +40,7 @@ struct State {
     uint64_t kv_index = 0;    // last index that changed the KV data
     uint64_t applied = 0;     // last index applied
     uint64_t used_bytes = 0;  // sum of key + value sizes
+    Catalog catalog;          // services and TTL checks (store/services.h)
 };
 using Version = std::shared_ptr<const State>;
 
@@ -57,6 +60,8 @@ public:
     // client's ?index=0 never blocks and X-Consul-Index is never 0.
     uint64_t index() const { return state_->kv_index > 0 ? state_->kv_index : 1; }
     uint64_t applied() const { return state_->applied; }
+    // The index catalog and health reads report and wait on (at least 1).
+    uint64_t catalog_index() const { return state_->catalog.index > 0 ? state_->catalog.index : 1; }
     uint64_t used_bytes() const { return state_->used_bytes; }
     size_t dedup_records() const { return state_->dedup.size(); }
     const StateLimits& limits() const { return limits_; }

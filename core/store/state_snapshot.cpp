@@ -5,6 +5,7 @@
 //   count { key value flags create_index modify_index }
 //   count { idempotency_key fingerprint expires_ms result }
 //   result = outcome:u8 error count{ key with_value:u8 [value] flags create modify } count{ op_index what }
+//   catalog (format 2) = bytes: serialize_catalog() (store/services.h)
 //
 // with LEB128 varints for numbers and lengths.
 
@@ -16,7 +17,7 @@ namespace {
 
 constexpr char kMagic[] = "RMPSTATE";
 constexpr size_t kMagicLen = 8;
-constexpr uint8_t kFormat = 1;
+constexpr uint8_t kFormat = 2;  // 2 adds the services catalog; 1 is still restored
 
 class Out {
 public:
@@ -163,6 +164,7 @@ std::string StateMachine::serialize(const State& s) {
         o.varint(rec.expires_ms);
         write_result(o, *rec.outcome);
     }
+    o.bytes(serialize_catalog(s.catalog));
     return o.take();
 }
 
@@ -173,7 +175,8 @@ bool StateMachine::restore(uint64_t index, std::string_view payload, std::string
     auto s = std::make_shared<State>();
     s->dedup = DedupTable(limits_.dedup);
     bool magic_ok = in.raw(kMagicLen) == std::string_view(kMagic, kMagicLen);
-    if (!magic_ok || in.u8() != kFormat) {
+    uint8_t format = magic_ok ? in.u8() : 0;
+    if (!magic_ok || format < 1 || format > kFormat) {
         *error = "not a state snapshot of a known format";
         return false;
     }
@@ -195,6 +198,7 @@ bool StateMachine::restore(uint64_t index, std::string_view payload, std::string
         rec.outcome = read_result(in);
         s->dedup.insert(std::move(key), std::move(rec));
     }
+    if (format >= 2 && in.ok() && !parse_catalog(in.bytes(payload.size()), &s->catalog)) in.invalidate();
     if (!in.ok() || !in.at_end() || s->kv.size() != count) {
         *error = "state snapshot is truncated or malformed";
         return false;

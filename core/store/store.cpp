@@ -10,6 +10,7 @@
 #include "audit/audit_log.h"
 #include "cluster/raft_adapter.h"
 #include "config/config.h"
+#include "store/check_ticker.h"
 #include "log.h"
 #include "store/snapshot_file.h"
 #include "store/snapshot_recovery.h"
@@ -42,7 +43,9 @@ Store::Store(uv_loop_t* loop, StoreSettings settings)
       settings_(std::move(settings)),
       raft_dir_(settings_.data_dir + "/raft"),
       sm_(settings_.limits),
-      watchers_(loop) {}
+      watchers_(loop),
+      catalog_watchers_(loop),
+      ticker_(std::make_unique<CheckTicker>(loop, *this)) {}
 
 Store::~Store() = default;
 
@@ -152,13 +155,18 @@ void Store::write_record(const std::string& record, WriteDone done) {
     (void)ctx.release();  // cb_write_done owns it now
 }
 
-void Store::release_watchers() { watchers_.wake_all(); }
+void Store::release_watchers() {
+    watchers_.wake_all();
+    catalog_watchers_.wake_all();
+}
 
 void Store::close(std::function<void()> done) {
     if (closing_) return;
     closing_ = true;
     closed_ = std::move(done);
     watchers_.close();
+    catalog_watchers_.close();
+    ticker_->close();
     std::vector<ReadReady> never_issued;
     never_issued.swap(next_readers_);
     for (auto& r : never_issued) r(RAMPART_RAFT_SHUTDOWN);
@@ -265,6 +273,24 @@ void Store::cb_barrier_done(void* ctx, int status, uint64_t) {
     }
 }
 
+void Store::watch_catalog(uint64_t index, uint64_t wait_ms, std::function<void()> done) {
+    if (closing_ || sm_.catalog_index() > index) {
+        done();
+        return;
+    }
+    catalog_watchers_.add(index, wait_ms, std::move(done));
+}
+
+void Store::catalog_applied(uint64_t before) {
+    uint64_t now = sm_.catalog_index();
+    if (now < before) {
+        catalog_watchers_.wake_all();  // a restore went back: everyone re-reads
+    } else if (now != before) {
+        catalog_watchers_.notify(now);
+    }
+    ticker_->rearm();
+}
+
 void Store::watch(uint64_t index, uint64_t wait_ms, std::function<void()> done) {
     if (closing_ || sm_.index() > index) {
         done();
@@ -278,10 +304,12 @@ void Store::watch(uint64_t index, uint64_t wait_ms, std::function<void()> done) 
 void Store::cb_apply(void* user, uint64_t index, const void* data, size_t len, void** result) {
     auto* self = static_cast<Store*>(user);
     uint64_t before = self->sm_.index();
+    uint64_t catalog_before = self->sm_.catalog_index();
     Result r = self->sm_.apply_bytes(index, std::string_view(static_cast<const char*>(data), len));
     if (r.outcome == Outcome::Invalid)
         log::warn("store: command refused", {{"index", static_cast<long long>(index)}, {"error", r.error}});
     if (self->sm_.index() != before) self->watchers_.notify(self->sm_.index());
+    self->catalog_applied(catalog_before);
     // A restore replaced everything: every watcher re-reads, whatever index
     // it waits past.
     if (is_restore_record(std::string_view(static_cast<const char*>(data), len)) && r.outcome == Outcome::Ok)
@@ -315,6 +343,8 @@ int Store::cb_restore(void* user, uint64_t index, const void* data, size_t len) 
     }
     // Watchers re-read: their data may have changed in any way.
     self->watchers_.wake_all();
+    self->catalog_watchers_.wake_all();
+    self->ticker_->rearm();
     return 0;
 }
 

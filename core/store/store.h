@@ -22,6 +22,10 @@
 
 struct rampart_raft;
 
+namespace rampart::store {
+class CheckTicker;
+}
+
 namespace rampart::config {
 struct Config;
 }
@@ -108,6 +112,8 @@ public:
     // Blocking read: `done` runs once the index passes `index`, after a
     // snapshot restore, after `wait_ms`, or at shutdown.
     void watch(uint64_t index, uint64_t wait_ms, std::function<void()> done);
+    // The same for the services catalog's index (catalog and health reads).
+    void watch_catalog(uint64_t index, uint64_t wait_ms, std::function<void()> done);
 
 private:
     static void cb_apply(void* user, uint64_t index, const void* data, size_t len, void** result);
@@ -121,6 +127,8 @@ private:
     static void cb_closed(void* ctx);
 
     void start_barrier();
+    // After an apply: wake catalog watchers, re-arm the TTL ticker.
+    void catalog_applied(uint64_t before);
     bool recover_snapshots(std::string* error);
 
     uv_loop_t* loop_;
@@ -128,6 +136,8 @@ private:
     std::string raft_dir_;
     StateMachine sm_;
     Watchers watchers_;
+    Watchers catalog_watchers_;
+    std::unique_ptr<CheckTicker> ticker_;  // the leader's noop when a TTL lapses
     rampart_raft* node_ = nullptr;
     bool closing_ = false;
     bool writes_refused_ = false;

@@ -6,7 +6,7 @@ FUZZ_BUILD ?= build-fuzz
 MESON_OPTS ?=
 FUZZ_SECONDS ?= 300
 
-.PHONY: all deps build run test test-asan bench lint format fuzz fuzz-build clean
+.PHONY: all deps build run test test-asan bench lint format fuzz fuzz-build clean testnet testnet-stop
 
 all: build
 
@@ -21,6 +21,14 @@ build: deps $(BUILD)/build.ninja
 
 run: build
 	./$(BUILD)/rampartd --dev
+
+# A local 3-node cluster with mutual TLS and pins, left running (docs/cluster.md):
+# var/testnet/env names its nodes; scripts/testnet-rounds.sh runs the pinned rounds.
+testnet: build
+	@RAMPART_BUILD=$(BUILD) scripts/testnet.sh start
+
+testnet-stop:
+	@scripts/testnet.sh stop
 
 test: build fuzz-build
 	@python3 scripts/run-tests.py --build $(BUILD) --fuzz-build $(FUZZ_BUILD)

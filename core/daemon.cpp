@@ -697,6 +697,7 @@ int Daemon::run() {
     server_.reset();
     forwarder_.reset();
     raft_bridge_.reset();
+    plugins_->set_peer_network(nullptr);  // plugins unload below; the network is gone
     peer_network_.reset();
     transports_->stop();
     uv_run(&loop_, UV_RUN_DEFAULT);

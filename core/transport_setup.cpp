@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <memory>
+
 #include "log.h"
 
 namespace rampart {
@@ -40,7 +42,10 @@ net::TransportSettings peer_settings(const config::Config& cfg, const peer::Peer
     return s;
 }
 
-void close_and_free_timer(uv_handle_t* handle) { delete reinterpret_cast<uv_timer_t*>(handle); }
+// libuv frees nothing: the timer is released in its close callback.
+void close_and_free_timer(uv_handle_t* handle) {
+    std::unique_ptr<uv_timer_t> owned(reinterpret_cast<uv_timer_t*>(handle));
+}
 
 void warn_insecure() {
     log::warn(
@@ -137,7 +142,7 @@ void TransportSetup::update_insecure_warning() {
     bool insecure = peers_loaded_ && peers_.allow_insecure_peers;
     if (insecure && warning_timer_ == nullptr) {
         warn_insecure();
-        warning_timer_ = new uv_timer_t{};
+        warning_timer_ = std::make_unique<uv_timer_t>().release();  // freed by close_and_free_timer
         uv_timer_init(loop_, warning_timer_);
         uv_timer_start(warning_timer_, cb_insecure_warning, warning_ms_, warning_ms_);
         uv_unref(reinterpret_cast<uv_handle_t*>(warning_timer_));

@@ -290,7 +290,7 @@ round_3() {
     done
     log_since "$x" "$from" | grep 'pin mismatch' >"$ART/round_3/node_$x.pin_violations.log" || true
     # "…" reaches the JSON log as its UTF-8 bytes escaped (\u00e2\u0080\u00a6: core/util/json.h)
-    grep -Eq 'sha256:[0-9a-f]{4}(…|\\u2026|(\\u00[0-9a-f]{2}){3})[0-9a-f]{4}([^0-9a-f]|$)' "$ART/round_3/node_$x.pin_violations.log" ||
+    grep -Eq 'sha256:[0-9a-f]{4}(\.\.\.|…|\\u2026|(\\u00[0-9a-f]{2}){3})[0-9a-f]{4}([^0-9a-f]|$)' "$ART/round_3/node_$x.pin_violations.log" ||
         { fail "node_$x logged no masked fingerprint"; return 1; }
     if grep -Eq '[0-9a-f]{64}' "$ART/round_3/node_$x.pin_violations.log"; then
         fail "node_$x logged a whole fingerprint"; return 1

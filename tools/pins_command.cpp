@@ -14,6 +14,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <sstream>
 
 #include "util/sha256.h"
@@ -207,10 +208,10 @@ bool save_pins(const std::string& path, const JsonDoc& doc, std::string* error) 
     std::string tmp = path + ".tmp";
     struct stat st {};
     mode_t mode = stat(path.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0644;
-    FILE* f = fopen(tmp.c_str(), "w");
-    bool ok = f != nullptr && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
-    ok = f != nullptr && fflush(f) == 0 && fsync(fileno(f)) == 0 && ok;
-    if (f != nullptr) fclose(f);
+    std::unique_ptr<FILE, int (*)(FILE*)> f(fopen(tmp.c_str(), "w"), fclose);
+    bool ok = f && fputs(text, f.get()) >= 0 && fputc('\n', f.get()) != EOF;
+    ok = f && fflush(f.get()) == 0 && fsync(fileno(f.get())) == 0 && ok;
+    f.reset();
     cJSON_free(text);
     if (!ok || chmod(tmp.c_str(), mode) != 0 || rename(tmp.c_str(), path.c_str()) != 0) {
         unlink(tmp.c_str());

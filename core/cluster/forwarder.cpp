@@ -15,7 +15,7 @@
 namespace rampart::cluster {
 namespace {
 
-constexpr size_t kMaxResponseHead = 64 * 1024;
+constexpr size_t kMaxResponseHead = size_t{64} * 1024;
 constexpr size_t kMaxResponseBody = size_t{64} << 20;
 char g_forward_buffer[64 * 1024];
 

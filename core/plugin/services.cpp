@@ -285,16 +285,14 @@ const rampart_identity* svc_request_identity(rampart_request* req) { return req 
 int svc_respond(rampart_request* req, int status, const char* content_type, const char* body, size_t len) {
     auto* ex = exchange_of(req);
     if (ex == nullptr || status < 100 || status > 599) return -EINVAL;
-    if (ex->responded()) {
-        if (req->holder) delete req;
-        return -EALREADY;
-    }
+    // A deferred request (request_defer) ends with its answer.
+    std::unique_ptr<rampart_request> deferred(req->holder ? req : nullptr);
+    if (ex->responded()) return -EALREADY;
     http::Response r;
     r.status = status;
     r.content_type = content_type ? content_type : "application/json";
     if (body != nullptr) r.body.assign(body, len);
     ex->respond(std::move(r));
-    if (req->holder) delete req;  // a deferred request ends with its answer
     return 0;
 }
 

@@ -29,9 +29,9 @@ std::string to_hex(const unsigned char* data, size_t len) {
 std::string mask_fingerprint(const char* prefix, const std::string& hex) {
     std::string out = prefix;
     out += ':';
-    if (hex.size() < 8) return out + "…";
+    if (hex.size() < 8) return out + "...";
     out += hex.substr(0, 4);
-    out += "…";
+    out += "...";
     out += hex.substr(hex.size() - 4);
     return out;
 }

@@ -833,7 +833,7 @@ void test_pin_mismatch_client(void**) {
     assert_int_equal(metric("rampart_pinning_violations_total", "node_1"), 1);
     assert_int_equal(metric("rampart_tls_handshakes_total", "client,pin_mismatch"), 1);
     // The log names the masked fingerprint, never the full one.
-    const std::string masked = "sha256:" + n1_cert.substr(0, 4) + "…" + n1_cert.substr(60);
+    const std::string masked = "sha256:" + n1_cert.substr(0, 4) + "..." + n1_cert.substr(60);
     assert_true(logged(masked));
     assert_true(logged("pin mismatch for peer node_1"));
     for (const std::string& l : g->logs) assert_true(l.find(n1_cert) == std::string::npos);
@@ -867,7 +867,7 @@ void test_pin_mismatch_server(void**) {
         assert_true(d.client.error != RAMPART_TRANSPORT_OK || d.client.closed);
     }
     assert_int_equal(metric("rampart_pinning_violations_total", "rampart-node-2"), 2);
-    assert_true(logged("spki-sha256:" + n2_spki.substr(0, 4) + "…" + n2_spki.substr(60)));
+    assert_true(logged("spki-sha256:" + n2_spki.substr(0, 4) + "..." + n2_spki.substr(60)));
     release(sctx);
     release(sctx_opt);
     release(cctx);
@@ -1460,7 +1460,7 @@ void test_interop_openssl_s_client(void**) {
 
 void test_mask_and_hex(void**) {
     const std::string hex = "ab12" + std::string(56, '0') + "9f0e";
-    assert_string_equal(transport_tls::mask_fingerprint("sha256", hex).c_str(), "sha256:ab12…9f0e");
+    assert_string_equal(transport_tls::mask_fingerprint("sha256", hex).c_str(), "sha256:ab12...9f0e");
     const unsigned char b[] = {0x00, 0x0f, 0xa0, 0xff};
     assert_string_equal(transport_tls::to_hex(b, 4).c_str(), "000fa0ff");
     mbedtls_x509_time t{};

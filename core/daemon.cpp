@@ -34,6 +34,7 @@
 #include "reload.h"
 #include "request_pipeline.h"
 #include "store/disk_watchdog.h"
+#include "store/acl_routes.h"
 #include "store/kv_routes.h"
 #include "store/service_routes.h"
 #include "store/snapshot_file.h"
@@ -657,6 +658,7 @@ int Daemon::run() {
         &registry_);
     cluster::install_status_routes(router_, *cluster_status_);
     store::install_snapshot_routes(router_, *store_, audit_.get());
+    store::install_acl(router_, *store_, auth_);  // replicated API tokens beside the configured ones
     server_ = std::make_unique<http::Server>(&loop_, &router_, server_settings_for(*config_));
     server_->set_pipeline(pipeline_.get());
     apply_transports();

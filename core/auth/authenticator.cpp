@@ -75,8 +75,7 @@ bool Authenticator::add_token(std::string name, Role role, std::string_view toke
     return true;
 }
 
-const Authenticator::Entry* Authenticator::find(std::string_view token) const {
-    std::string hash = util::sha256_hex(token);
+const Authenticator::Entry* Authenticator::find_hash(std::string_view hash) const {
     const Entry* found = nullptr;
     // Compare against every entry so the time taken does not depend on
     // which one (if any) matched.
@@ -98,8 +97,12 @@ Decision Authenticator::decide(const http::Request& request) const {
         return refuse(401, "missing_token", "this route needs a token: Authorization: Bearer <token>");
     }
     if (!enabled_) return d;  // auth off: tokens are not checked
-    const Entry* entry = find(token);
-    if (entry == nullptr) {
+    std::string hash = util::sha256_hex(token);
+    StoredToken found;
+    if (const Entry* entry = find_hash(hash)) {
+        found.name = entry->name;
+        found.role = entry->role;
+    } else if (source_ == nullptr || !source_->find(hash, &found)) {
         // An open route may carry a token meant for someone else (a
         // metrics scrape token): not ours to refuse, and not a failure.
         if (!needs) return d;
@@ -107,10 +110,16 @@ Decision Authenticator::decide(const http::Request& request) const {
     }
     d.outcome = Decision::Outcome::Allowed;
     d.identity.kind = IdentityKind::Token;
-    d.identity.name = entry->name;
-    d.identity.role = role_name(entry->role);
-    if (needs && entry->role < required_role(request.method, request.path)) {
-        Decision refused = refuse(403, "forbidden", "the token's role does not allow this request");
+    d.identity.name = found.name;
+    d.identity.role = role_name(found.role);
+    const char* why = nullptr;
+    if (needs && found.role < required_role(request.method, request.path)) {
+        why = "the token's role does not allow this request";
+    } else if (needs && !found.prefix.empty() && !source_->in_scope(request, found.prefix)) {
+        why = "the token is limited to keys under its prefix";
+    }
+    if (why != nullptr) {
+        Decision refused = refuse(403, "forbidden", why);
         refused.identity = d.identity;
         return refused;
     }

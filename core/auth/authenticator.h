@@ -2,6 +2,7 @@
 // Only SHA-256 hashes of tokens are kept; a token never reaches a log.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,6 +35,24 @@ struct Decision {
     std::string message;  // for the client; never contains the token
 };
 
+// A token kept outside the configuration (the replicated state).
+struct StoredToken {
+    std::string name;  // who it is, for the identity: its public accessor id
+    Role role = Role::Read;
+    std::string prefix;  // key prefix scope; empty = every key
+};
+
+// Where tokens beyond the configured ones come from (core/store's
+// replicated tokens). Called on the loop for every request with a token.
+class TokenSource {
+public:
+    virtual ~TokenSource() = default;
+    // The usable token whose hex SHA-256 is `hash`, in O(1).
+    virtual bool find(std::string_view hash, StoredToken* out) const = 0;
+    // Whether `request` stays inside a token's key `prefix`.
+    virtual bool in_scope(const http::Request& request, std::string_view prefix) const = 0;
+};
+
 class Authenticator {
 public:
     void set_enabled(bool enabled) { enabled_ = enabled; }
@@ -43,6 +62,8 @@ public:
     bool add_token(std::string name, Role role, std::string_view token);
     void clear() { tokens_.clear(); }
     size_t token_count() const { return tokens_.size(); }
+    // Consulted after the configured tokens; clear() keeps it.
+    void set_source(std::unique_ptr<TokenSource> source) { source_ = std::move(source); }
 
     Decision decide(const http::Request& request) const;
 
@@ -52,10 +73,11 @@ private:
         Role role;
         std::string hash;  // hex SHA-256
     };
-    const Entry* find(std::string_view token) const;
+    const Entry* find_hash(std::string_view hash) const;
 
     bool enabled_ = false;
     std::vector<Entry> tokens_;
+    std::unique_ptr<TokenSource> source_;
 };
 
 // The token in "Authorization: Bearer <token>", or empty.

@@ -14,8 +14,8 @@
 #include "http/router.h"
 #include "store/key.h"
 #include "store/kv_json.h"
-#include "store/kv_routes.h"
 #include "store/query.h"
+#include "store/route_support.h"
 #include "store/store.h"
 #include "store/tokens.h"
 #include "util/sha256.h"
@@ -142,30 +142,13 @@ void append_token(std::string& out, const Token& t, std::string_view secret) {
     out += '}';
 }
 
-void add_index(Response& r, const Store& store) {
-    std::string i = std::to_string(store.state().applied());
-    r.headers.emplace_back("X-Rampart-Index", i);
-    r.headers.emplace_back("X-Consul-Index", i);
-}
+// Token reads report the last applied index (tokens are not KV data).
+void add_index(Response& r, const Store& store) { add_read_index(r, store.state().applied()); }
 
 // ?stale, ?consistent and ?consistency= as on the KV reads.
 bool parse_level(const Exchange& ex, Consistency* level, std::string* error) {
     Query q;
-    if (!q.parse(ex.request().query, error)) return false;
-    *level = Consistency::Default;
-    if (q.has("stale")) *level = Consistency::Stale;
-    if (q.has("consistent")) *level = Consistency::Strong;
-    if (const std::string* c = q.get("consistency")) {
-        if (*c == "stale") {
-            *level = Consistency::Stale;
-        } else if (*c == "strong") {
-            *level = Consistency::Strong;
-        } else if (*c != "default") {
-            *error = "?consistency= must be stale, default or strong";
-            return false;
-        }
-    }
-    return true;
+    return q.parse(ex.request().query, error) && parse_read_consistency(q, level, error);
 }
 
 // ---- handlers -------------------------------------------------------------
@@ -195,7 +178,7 @@ void handle_create(Store& store, const ExPtr& ex) {
     Command cmd{{}, std::move(c)};
     cmd.meta.leader_ms = now;
     store.write(cmd, [ex, token, secret = std::move(secret)](int status, uint64_t index, std::unique_ptr<Result> r) {
-        if (status != 0) return ex->respond(store_error_response(status));
+        if (status != 0) return ex->respond(read_failure(status));
         if (r->outcome == Outcome::Invalid) return ex->respond(bad_request(r->error));
         if (r->outcome != Outcome::Ok) return ex->respond(Response::error(409, "conflict", r->error));
         token->create_index = index;
@@ -214,7 +197,7 @@ void handle_list(Store& store, const ExPtr& ex) {
     std::string error;
     if (!parse_level(*ex, &level, &error)) return ex->respond(bad_request(error));
     store.read(level, [&store, ex](int status) {
-        if (status != 0) return ex->respond(store_error_response(status));
+        if (status != 0) return ex->respond(read_failure(status));
         std::vector<const Token*> tokens;
         for (const auto& [accessor, t] : store.state().tokens().by_accessor()) tokens.push_back(t.get());
         std::sort(tokens.begin(), tokens.end(), [](const Token* a, const Token* b) {
@@ -246,7 +229,7 @@ void handle_read(Store& store, const ExPtr& ex) {
     Consistency level;
     if (!parse_level(*ex, &level, &error)) return ex->respond(bad_request(error));
     store.read(level, [&store, ex, accessor](int status) {
-        if (status != 0) return ex->respond(store_error_response(status));
+        if (status != 0) return ex->respond(read_failure(status));
         const Token* t = store.state().tokens().find_accessor(accessor);
         if (t == nullptr) return ex->respond(no_token());
         std::string body;
@@ -265,7 +248,7 @@ void handle_delete(Store& store, const ExPtr& ex) {
     Command cmd{{}, TokenRevoke{std::move(accessor)}};
     cmd.meta.leader_ms = now_ms();
     store.write(cmd, [ex](int status, uint64_t index, std::unique_ptr<Result> r) {
-        if (status != 0) return ex->respond(store_error_response(status));
+        if (status != 0) return ex->respond(read_failure(status));
         if (r->outcome == Outcome::Invalid) return ex->respond(bad_request(r->error));
         if (r->outcome != Outcome::Ok) return ex->respond(no_token());
         Response resp = Response::json(200, "true\n");

@@ -301,6 +301,10 @@ Result StateMachine::apply_body(State& s, uint64_t index, const Command& cmd) {
                 return catalog_deregister(s.catalog, index, body);
             } else if constexpr (std::is_same_v<T, CheckPass>) {
                 return catalog_update_check(s.catalog, index, body);
+            } else if constexpr (std::is_same_v<T, TokenCreate>) {
+                return s.tokens.create(index, cmd.meta.leader_ms, body);
+            } else if constexpr (std::is_same_v<T, TokenRevoke>) {
+                return s.tokens.revoke(body);
             } else {
                 return failed(Outcome::Invalid,
                               std::string(type_name(cmd.type())) + " is not supported by this version yet");

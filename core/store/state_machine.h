@@ -6,8 +6,8 @@
 // The state is copy-on-write: readers and snapshots take an immutable
 // Version (shared_ptr, O(1)); the next write copies the map's nodes only
 // while such a version is still held (the entries themselves are shared).
-// Services and checks apply through store/services.h; tokens are not
-// applied yet (Invalid result).
+// Tokens apply through store/tokens.h, services and checks through
+// store/services.h.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +21,7 @@
 #include "store/dedup.h"
 #include "store/result.h"
 #include "store/services.h"
+#include "store/tokens.h"
 
 namespace rampart::store {
 
@@ -41,6 +42,7 @@ struct State {
     uint64_t applied = 0;     // last index applied
     uint64_t used_bytes = 0;  // sum of key + value sizes
     Catalog catalog;          // services and TTL checks (store/services.h)
+    TokenTable tokens;        // API tokens (store/tokens.h)
 };
 using Version = std::shared_ptr<const State>;
 
@@ -65,6 +67,8 @@ public:
     uint64_t used_bytes() const { return state_->used_bytes; }
     size_t dedup_records() const { return state_->dedup.size(); }
     const StateLimits& limits() const { return limits_; }
+    // Valid until the next apply or restore.
+    const TokenTable& tokens() const { return state_->tokens; }
     // A txn of only get, get-tree, check-index and check-not-exists, run
     // against the local state without the log (Consul does the same).
     Result read_txn(const Txn& txn) const;

@@ -6,6 +6,7 @@
 //   count { idempotency_key fingerprint expires_ms result }
 //   result = outcome:u8 error count{ key with_value:u8 [value] flags create modify } count{ op_index what }
 //   catalog (format 2) = bytes: serialize_catalog() (store/services.h)
+//   tokens (format 3) = bytes: TokenTable::serialize() (store/tokens.h)
 //
 // with LEB128 varints for numbers and lengths.
 
@@ -17,7 +18,8 @@ namespace {
 
 constexpr char kMagic[] = "RMPSTATE";
 constexpr size_t kMagicLen = 8;
-constexpr uint8_t kFormat = 2;  // 2 adds the services catalog; 1 is still restored
+constexpr uint8_t kFormat = 3;  // 2 adds the services catalog, 3 the tokens; 1 and 2 are still restored
+constexpr size_t kMaxTokenBytes = size_t{8} * 1024 * 1024;
 
 class Out {
 public:
@@ -165,6 +167,7 @@ std::string StateMachine::serialize(const State& s) {
         write_result(o, *rec.outcome);
     }
     o.bytes(serialize_catalog(s.catalog));
+    o.bytes(s.tokens.serialize());
     return o.take();
 }
 
@@ -199,6 +202,7 @@ bool StateMachine::restore(uint64_t index, std::string_view payload, std::string
         s->dedup.insert(std::move(key), std::move(rec));
     }
     if (format >= 2 && in.ok() && !parse_catalog(in.bytes(payload.size()), &s->catalog)) in.invalidate();
+    if (format >= 3 && in.ok() && !s->tokens.restore(in.bytes(kMaxTokenBytes))) in.invalidate();
     if (!in.ok() || !in.at_end() || s->kv.size() != count) {
         *error = "state snapshot is truncated or malformed";
         return false;

@@ -56,13 +56,25 @@ class JsonLog(unittest.TestCase):
     def test_secrets_never_logged(self):
         secret = "tok-SUPERSECRET-0123456789"
         with Daemon(config={"log": {"level": "debug"}},
-                    env={"RAMPART_AUTH_BOOTSTRAP_TOKEN": secret}) as d:
+                    env={"RAMPART_AUTH_BOOTSTRAP_TOKEN": secret, "RAMPART_AUTH_ENABLED": "true"}) as d:
             d.request("GET", "/health?token=" + secret, headers={"Authorization": "Bearer " + secret})
             d.request("GET", "/nope", headers={"Authorization": "Bearer " + secret, "X-Api-Key": secret})
             d.raw(("GET /health HTTP/1.1\r\nAuthorization: Bearer " + secret + "\r\n\r\n").encode())
+            # A token from the replicated state: created, used (allowed,
+            # refused for its role), revoked, used again (401).
+            admin = {"Authorization": "Bearer " + secret}
+            made = d.request("PUT", "/v1/acl/token", body='{"Role": "read", "Prefix": "app/"}', headers=admin)
+            self.assertEqual(made.status, 200, made)
+            replicated = json.loads(made.body)["SecretID"]
+            d.request("GET", "/v1/kv/app/x?token=" + replicated, headers={"Authorization": "Bearer " + replicated})
+            d.request("PUT", "/v1/kv/app/x", body=replicated, headers={"Authorization": "Bearer " + replicated})
+            d.request("DELETE", "/v1/acl/token/" + json.loads(made.body)["AccessorID"], headers=admin)
+            d.request("GET", "/v1/kv/app/x", headers={"Authorization": "Bearer " + replicated})
             d.stop()
             self.assertNotIn(secret, d.log_text())
             self.assertNotIn("SUPERSECRET", d.log_text())
+            self.assertNotIn(replicated, d.log_text())
+            self.assertNotIn(replicated[:16], d.log_text())
 
 
 class ConsoleLog(unittest.TestCase):

@@ -13,18 +13,19 @@
 #include <fstream>
 #include <memory>
 
+#include "audit/audit_log.h"
 #include "auth/authenticator.h"
 #include "auth/token_setup.h"
+#include "cluster/forwarder.h"
+#include "cluster/raft_bridge.h"
+#include "cluster/status.h"
+#include "cluster/status_routes.h"
 #include "config/config.h"
 #include "http/exchange.h"
 #include "http/router.h"
 #include "http/server.h"
 #include "log.h"
 #include "metrics/registry.h"
-#include "cluster/forwarder.h"
-#include "cluster/raft_bridge.h"
-#include "cluster/status.h"
-#include "cluster/status_routes.h"
 #include "net/address.h"
 #include "peer/peer_network.h"
 #include "plugin/host.h"
@@ -33,17 +34,16 @@
 #include "rampart_version.h"
 #include "reload.h"
 #include "request_pipeline.h"
-#include "store/disk_watchdog.h"
+#include "state/node_state.h"
 #include "store/acl_routes.h"
+#include "store/disk_watchdog.h"
 #include "store/kv_routes.h"
 #include "store/service_routes.h"
 #include "store/snapshot_file.h"
 #include "store/snapshot_routes.h"
-#include "state/node_state.h"
-#include "audit/audit_log.h"
-#include "util/sha256.h"
 #include "store/store.h"
 #include "transport_setup.h"
+#include "util/sha256.h"
 
 namespace rampart {
 namespace {
@@ -252,7 +252,7 @@ private:
     policy::PolicyHost policies_;
     std::unique_ptr<store::Store> store_;
     std::unique_ptr<cluster::ClusterStatus> cluster_status_;  // after store_: holds a reference to it
-    std::unique_ptr<audit::AuditLog> audit_;  // data_dir/audit.jsonl
+    std::unique_ptr<audit::AuditLog> audit_;                  // data_dir/audit.jsonl
     metrics::Metric* migrations_ = nullptr;
     std::unique_ptr<store::DiskWatchdog> disk_watchdog_;
     metrics::Metric* reload_total_ = nullptr;
@@ -363,7 +363,8 @@ bool Daemon::reload_config() {
     if (transports_->reload(*config_, &transport_errors)) {
         apply_transports();
     } else {
-        for (const auto& e : transport_errors) log::error("TLS reload refused; keeping the running material", {{"problem", e}});
+        for (const auto& e : transport_errors)
+            log::error("TLS reload refused; keeping the running material", {{"problem", e}});
     }
     return plugin_errors.empty() && transport_errors.empty();
 }
@@ -509,8 +510,8 @@ void Daemon::register_core_metrics() {
     policy_errors_ = registry_.counter("rampart_policy_errors_total",
                                        "Policy calls that failed and fell back to the default", {"policy"});
     registry_.gauge("rampart_build_info", "Build information", {"version"})->set({RAMPART_VERSION}, 1);
-    migrations_ = registry_.counter("rampart_migration_events_total", "state.json schema migrations by result",
-                                    {"result"});
+    migrations_ =
+        registry_.counter("rampart_migration_events_total", "state.json schema migrations by result", {"result"});
     policies_.set_error_sink([this](std::string_view policy, std::string_view message) {
         policy_errors_->add({policy}, 1);
         log::warn("policy call failed; using its default", {{"policy", policy}, {"error", message}});

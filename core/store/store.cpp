@@ -10,8 +10,8 @@
 #include "audit/audit_log.h"
 #include "cluster/raft_adapter.h"
 #include "config/config.h"
-#include "store/check_ticker.h"
 #include "log.h"
+#include "store/check_ticker.h"
 #include "store/snapshot_file.h"
 #include "store/snapshot_recovery.h"
 

@@ -108,9 +108,10 @@ void Connection::secure_input(const char* data, size_t len) {
     }
     flush_wire();
     if (!plain_in_.empty() && !closing_) {
-        std::string plain;
-        plain.swap(plain_in_);
-        on_data(plain.data(), plain.size());
+        // on_data never re-enters the session's input, so plain_in_ cannot
+        // grow meanwhile; clearing keeps its capacity for the next read.
+        on_data(plain_in_.data(), plain_in_.size());
+        plain_in_.clear();
     }
 }
 

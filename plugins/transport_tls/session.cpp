@@ -116,6 +116,38 @@ int Session::create(Context* ctx, rampart_stream* stream, rampart_transport_side
     return 0;
 }
 
+// Whether the first record holds a whole ClientHello that offers a session
+// ticket (a non-empty SessionTicket extension, RFC 5077): then the
+// handshake is most likely an abbreviated one. Anything unexpected: no.
+static bool offers_session_ticket(const unsigned char* p, size_t n) {
+    auto u16 = [&p](size_t at) { return (size_t{p[at]} << 8) | p[at + 1]; };
+    if (n < 5 || p[0] != 22) return false;  // a handshake record
+    const size_t record = u16(3);
+    if (n < 5 + record || record < 4 || p[5] != 1) return false;  // ClientHello
+    p += 5;
+    n = (size_t{p[1]} << 16) | (size_t{p[2]} << 8) | p[3];
+    if (n + 4 > record) return false;
+    p += 4;
+    size_t off = 2 + 32;  // version, random
+    if (n < off + 1) return false;
+    off += 1 + p[off];  // session id
+    if (n < off + 2) return false;
+    off += 2 + u16(off);  // cipher suites
+    if (n < off + 1) return false;
+    off += 1 + p[off];  // compression methods
+    if (n < off + 2) return false;
+    const size_t end = off + 2 + u16(off);
+    if (end > n) return false;
+    for (off += 2; off + 4 <= end;) {
+        const size_t type = u16(off), len = u16(off + 2);
+        off += 4;
+        if (off + len > end) return false;
+        if (type == 35) return len > 0;
+        off += len;
+    }
+    return false;
+}
+
 // ---- mbedTLS callbacks (worker thread during the handshake) ---------------
 
 int Session::bio_send(void* arg, const unsigned char* buf, size_t len) {
@@ -189,8 +221,23 @@ void Session::handshake_steps() {
         // the handshake is over: note it while it is there.
         if (ssl_.handshake != nullptr) resumed_ = ssl_.handshake->resume != 0;
         if (ret != 0) break;
+        // On the loop, stop as soon as the ClientHello turned out to need a
+        // full handshake (no usable ticket): the signing goes to a worker.
+        if (inline_ && ssl_.state > MBEDTLS_SSL_CLIENT_HELLO && !resumed_) {
+            inline_ = false;
+            ret = kContinueOnWorker;
+            break;
+        }
     }
     job_ret_ = ret;
+}
+
+// A resumption costs about as much as the thread hops a worker job adds:
+// run it here, as one job would run, then finish it as job_done does.
+void Session::run_inline() {
+    job_running_ = true;
+    job_work(this);
+    job_done(this);
 }
 
 void Session::job_work(void* arg) {
@@ -219,6 +266,10 @@ void Session::job_done(void* arg) {
 // ---- loop thread -----------------------------------------------------------
 
 bool Session::submit() {
+    if (inline_) {
+        run_inline();
+        return true;
+    }
     job_running_ = true;
     int r = host_->api->work_submit(host_->ctx, job_work, job_done, this);
     if (r != 0) {
@@ -263,6 +314,10 @@ void Session::after_job() {
     if (freed_) return;
     if (job_ret_ == 0) {
         finish_handshake();
+        return;
+    }
+    if (job_ret_ == kContinueOnWorker) {
+        if (!submit()) fail_handshake("protocol", "cannot queue the handshake on a worker thread");
         return;
     }
     if (job_ret_ == MBEDTLS_ERR_SSL_WANT_READ || job_ret_ == MBEDTLS_ERR_SSL_WANT_WRITE) {
@@ -481,6 +536,11 @@ int Session::input(const char* data, size_t len) {
             }
             compact_in();
             in_.append(data, len);
+            if (side_ == RAMPART_SIDE_SERVER && !hello_checked_) {
+                hello_checked_ = true;
+                inline_ = offers_session_ticket(reinterpret_cast<const unsigned char*>(in_.data() + in_pos_),
+                                                in_.size() - in_pos_);
+            }
             if (!submit()) {
                 fail_handshake("protocol", "cannot queue the handshake on a worker thread");
                 return -EAGAIN;

@@ -79,7 +79,8 @@ private:
     static void job_done(void* arg);
 
     bool submit();
-    void handshake_steps();  // worker thread
+    void handshake_steps();  // worker thread (or the loop, for a resumption: see run_inline)
+    void run_inline();
     void after_job();
     void finish_handshake();
     void fail_handshake(const char* reason, const std::string& detail);
@@ -111,6 +112,12 @@ private:
 
     // Written by the job (worker), read by the done callback (loop).
     int job_ret_ = 0;
+    // A server whose client offered a session ticket runs the handshake on
+    // the loop thread while it stays an abbreviated one (no ECC): a thread
+    // hop costs more than the work. Set from the ClientHello.
+    bool inline_ = false;
+    bool hello_checked_ = false;
+    static constexpr int kContinueOnWorker = 1;  // job_ret_: go on in a worker job
     bool resumed_ = false;
     bool pin_violation_ = false;
     std::string pin_peer_;

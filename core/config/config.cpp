@@ -399,32 +399,6 @@ LoadResult guarded(const std::string& file, Fn&& fn) {
     }
 }
 
-// Reads at most kMaxYamlBytes; anything larger is refused unread.
-bool read_config_file(const std::string& path, std::string* text, std::string* why) {
-    std::unique_ptr<FILE, int (*)(FILE*)> file(fopen(path.c_str(), "rb"), fclose);
-    struct stat st {};
-    if (!file || fstat(fileno(file.get()), &st) != 0) {
-        *why = std::string("cannot open: ") + strerror(errno);
-        return false;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        *why = "not a regular file";
-        return false;
-    }
-    text->resize(kMaxYamlBytes + 1);
-    size_t got = fread(text->data(), 1, text->size(), file.get());
-    if (ferror(file.get())) {
-        *why = std::string("cannot read: ") + strerror(errno);
-        return false;
-    }
-    if (got > kMaxYamlBytes) {
-        *why = "larger than the limit of " + std::to_string(kMaxYamlBytes) + " bytes (1 MiB)";
-        return false;
-    }
-    text->resize(got);
-    return true;
-}
-
 }  // namespace
 
 std::string Diagnostic::to_string() const {
@@ -462,7 +436,7 @@ LoadResult load_string(std::string_view yaml, const std::string& file, const Env
 LoadResult load_file(const std::string& path, const Environment& env) {
     return guarded(path, [&] {
         std::string text, why;
-        if (read_config_file(path, &text, &why)) return load_string(text, path, env);
+        if (read_yaml_file(path, &text, &why)) return load_string(text, path, env);
         LoadResult result;
         result.errors.push_back({path, 0, 0, "", why});
         return result;

@@ -1,8 +1,11 @@
 #include "config/yaml_tree.h"
 
+#include <sys/stat.h>
 #include <yaml.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <unordered_map>
 
@@ -259,6 +262,31 @@ private:
 bool YamlNode::is_null() const {
     return kind == Kind::Scalar && plain &&
            (scalar.empty() || scalar == "~" || scalar == "null" || scalar == "Null" || scalar == "NULL");
+}
+
+bool read_yaml_file(const std::string& path, std::string* text, std::string* why) {
+    std::unique_ptr<FILE, int (*)(FILE*)> file(fopen(path.c_str(), "rb"), fclose);
+    struct stat st {};
+    if (!file || fstat(fileno(file.get()), &st) != 0) {
+        *why = std::string("cannot open: ") + strerror(errno);
+        return false;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        *why = "not a regular file";
+        return false;
+    }
+    text->resize(kMaxYamlBytes + 1);
+    size_t got = fread(text->data(), 1, text->size(), file.get());
+    if (ferror(file.get())) {
+        *why = std::string("cannot read: ") + strerror(errno);
+        return false;
+    }
+    if (got > kMaxYamlBytes) {
+        *why = "larger than the limit of " + std::to_string(kMaxYamlBytes) + " bytes (1 MiB)";
+        return false;
+    }
+    text->resize(got);
+    return true;
 }
 
 std::string quote_for_message(std::string_view text) {

@@ -56,6 +56,11 @@ struct YamlDocument {
     std::vector<YamlError> errors;
 };
 
+// Read a YAML file of at most kMaxYamlBytes (larger ones are refused
+// unread). On failure *why says so: "cannot open: <errno text>", "not a
+// regular file", "cannot read: ...", "larger than the limit ...".
+bool read_yaml_file(const std::string& path, std::string* text, std::string* why);
+
 // Never throws (allocation failure aside); every problem is in `errors`.
 YamlDocument parse_yaml(std::string_view text);
 

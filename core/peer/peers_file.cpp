@@ -421,32 +421,6 @@ PeersLoad guarded(const std::string& file, Fn&& fn) {
     }
 }
 
-// Reads at most kMaxYamlBytes; anything larger is refused.
-bool read_file(const std::string& path, std::string* text, std::string* why) {
-    std::unique_ptr<FILE, int (*)(FILE*)> file(fopen(path.c_str(), "rb"), fclose);
-    struct stat st {};
-    if (!file || fstat(fileno(file.get()), &st) != 0) {
-        *why = std::string("cannot read: ") + strerror(errno);
-        return false;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        *why = "cannot read: not a regular file";
-        return false;
-    }
-    text->resize(kMaxYamlBytes + 1);
-    size_t got = fread(text->data(), 1, text->size(), file.get());
-    if (ferror(file.get())) {
-        *why = std::string("cannot read: ") + strerror(errno);
-        return false;
-    }
-    if (got > kMaxYamlBytes) {
-        *why = "larger than the limit of " + std::to_string(kMaxYamlBytes) + " bytes (1 MiB)";
-        return false;
-    }
-    text->resize(got);
-    return true;
-}
-
 }  // namespace
 
 std::string PeerEntry::endpoint() const {
@@ -462,7 +436,7 @@ PeersLoad parse_peers(const std::string& text, const std::string& file) {
 PeersLoad load_peers(const std::string& path) {
     return guarded(path, [&] {
         std::string text, why;
-        if (read_file(path, &text, &why)) return parse_peers(text, path);
+        if (config::read_yaml_file(path, &text, &why)) return parse_peers(text, path);
         PeersLoad result;
         result.errors.push_back(path + ": " + why);
         return result;

@@ -351,7 +351,7 @@ class ApiTlsConfigErrors(TlsCase):
         d = self.daemon(extra={"peer": {"peers_file": "/nonexistent/peers.yml"}})
         code, log = self.start_failing(d)
         self.assertEqual(code, 78)
-        self.assertIn("/nonexistent/peers.yml: cannot read", log)
+        self.assertIn("/nonexistent/peers.yml: cannot open", log)
 
     def test_default_peers_file_absent_means_standalone(self):
         d = self.daemon(extra={"peer": {"peers_file": "etc/peers.yml", "pins_file": "etc/pinned_certs.json"}})

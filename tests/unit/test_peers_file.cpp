@@ -593,7 +593,7 @@ void test_random_garbage_never_crashes(void**) {
 
 void test_load_missing_file(void**) {
     PeersLoad r = load_peers("/nonexistent/dir/peers.yml");
-    assert_string_equal(only_error(r).c_str(), "/nonexistent/dir/peers.yml: cannot read: No such file or directory");
+    assert_string_equal(only_error(r).c_str(), "/nonexistent/dir/peers.yml: cannot open: No such file or directory");
 }
 
 struct TempDir {
@@ -639,13 +639,13 @@ void test_load_real_file(void**) {
                         (big + ": larger than the limit of 1048576 bytes (1 MiB)").c_str());
 
     assert_string_equal(only_error(load_peers(dir.path)).c_str(),
-                        (dir.path + ": cannot read: not a regular file").c_str());
+                        (dir.path + ": not a regular file").c_str());
 
     if (geteuid() != 0) {  // root reads anything
         std::string locked = dir.write("locked.yml", kTls);
         chmod(locked.c_str(), 0);
         assert_string_equal(only_error(load_peers(locked)).c_str(),
-                            (locked + ": cannot read: Permission denied").c_str());
+                            (locked + ": cannot open: Permission denied").c_str());
     }
 }
 

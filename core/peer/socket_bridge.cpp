@@ -67,16 +67,18 @@ public:
     }
 
     // Close both sides; the bridge frees the link once the pipe has closed.
+    // The peer connection goes last: its on_close may free this link (when
+    // no pipe is open), so nothing here may run after it.
     void close() {
-        if (conn_ != nullptr) {
-            rampart_conn* conn = conn_;
-            conn_ = nullptr;
-            conn->conn->close_graceful();
-        }
         if (pipe_open_ && !pipe_closing_) {
             pipe_closing_ = true;
             to_user_.detach();
             uv_close(reinterpret_cast<uv_handle_t*>(&pipe_), cb_pipe_closed);
+        }
+        if (conn_ != nullptr) {
+            rampart_conn* conn = conn_;
+            conn_ = nullptr;
+            conn->conn->close_graceful();
         }
     }
 
@@ -201,10 +203,14 @@ void SocketBridge::cb_open(void* arg, rampart_conn* conn, const rampart_handshak
         return;
     }
     if (!link->dialling()) return;  // cancelled meanwhile
+    if (result->error != RAMPART_TRANSPORT_OK) {
+        link->finish_dial(-1);  // the connection closes itself; on_close frees the link
+        return;
+    }
     int fd = -1;
-    if (result->error != RAMPART_TRANSPORT_OK || !link->open_pipe(&fd)) {
+    if (!link->open_pipe(&fd)) {
         link->finish_dial(-1);
-        link->close();
+        link->close();  // may free the link: nothing after this
         return;
     }
     link->finish_dial(fd);

@@ -638,8 +638,7 @@ void test_load_real_file(void**) {
     assert_string_equal(only_error(load_peers(big)).c_str(),
                         (big + ": larger than the limit of 1048576 bytes (1 MiB)").c_str());
 
-    assert_string_equal(only_error(load_peers(dir.path)).c_str(),
-                        (dir.path + ": not a regular file").c_str());
+    assert_string_equal(only_error(load_peers(dir.path)).c_str(), (dir.path + ": not a regular file").c_str());
 
     if (geteuid() != 0) {  // root reads anything
         std::string locked = dir.write("locked.yml", kTls);

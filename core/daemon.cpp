@@ -621,10 +621,14 @@ int Daemon::run() {
     install_routes();
     if (!auth::setup_tokens(*config_, options_.dev, &auth_, &error)) {
         log::error("cannot set up API tokens", {{"error", error}});
+        uv_loop_close(&loop_);
         return kExitConfigError;
     }
     register_core_metrics();
-    if (!start_node_state()) return kExitConfigError;
+    if (!start_node_state()) {
+        uv_loop_close(&loop_);
+        return kExitConfigError;
+    }
     if (!start_policies() || !start_plugins() || !deliver_policy_data() || !start_transports()) {
         if (transports_) transports_->stop();
         if (plugins_) plugins_->unload_all();

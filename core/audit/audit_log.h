@@ -29,9 +29,9 @@ struct Field {
 using Fields = std::vector<Field>;
 
 struct Options {
-    std::string path;                        // e.g. <data_dir>/audit.jsonl
-    uint64_t max_bytes = 10u * 1024 * 1024;  // node.audit_max_bytes: rotate before passing this
-    unsigned keep = 5;                       // node.audit_keep: rotated files kept (0 = none)
+    std::string path;                                 // e.g. <data_dir>/audit.jsonl
+    uint64_t max_bytes = uint64_t{10} * 1024 * 1024;  // node.audit_max_bytes: rotate before passing this
+    unsigned keep = 5;                                // node.audit_keep: rotated files kept (0 = none)
     std::string node_id;
 };
 

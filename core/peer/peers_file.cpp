@@ -22,7 +22,6 @@
 namespace rampart::peer {
 namespace {
 
-using config::kMaxYamlBytes;
 using config::kMaxYamlErrors;
 using config::quote_for_message;
 using config::YamlEntry;

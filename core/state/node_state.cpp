@@ -26,7 +26,7 @@ constexpr const char* kState = "state.json";
 constexpr const char* kBackup = "state.backup.v1";
 constexpr const char* kBackupSum = "state.backup.v1.sha256";
 constexpr const char* kNew = "state.v2.json";
-constexpr size_t kMaxStateBytes = 64 * 1024;  // a state file is a few hundred bytes
+constexpr size_t kMaxStateBytes = size_t{64} * 1024;  // a state file is a few hundred bytes
 
 std::string join(const std::string& dir, const char* name) { return dir + "/" + name; }
 

@@ -97,7 +97,7 @@ using Render = std::function<Response(const Catalog&)>;
 
 // Consistency, then blocking on the catalog index, then render the
 // version the read may see; every answer carries the catalog index.
-void serve_read(Ctx& c, const ExPtr& ex, const Query& q, Render render) {
+void serve_read(Ctx& c, const ExPtr& ex, const Query& q, const Render& render) {
     std::string error;
     Consistency level = Consistency::Default;
     if (!parse_read_consistency(q, &level, &error)) return ex->respond(bad_request(error));

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "store/byte_codec.h"
 #include "store/key.h"
 
 namespace rampart::store {
@@ -294,68 +295,13 @@ bool parse_status(std::string_view text, CheckStatus* out) {
 //   count { id name address port count{tag} count{key value} create modify }
 //   count { id name notes service_id ttl_ms status:u8 output updated_ms create modify }
 //
-// LEB128 varints; a service's check list is rebuilt from the checks.
+// LEB128 varints (store/byte_codec.h); a service's check list is rebuilt
+// from the checks.
 
 namespace {
 
-class Out {
-public:
-    void varint(uint64_t v) {
-        while (v >= 0x80) {
-            s_.push_back(static_cast<char>(v | 0x80));
-            v >>= 7;
-        }
-        s_.push_back(static_cast<char>(v));
-    }
-    void bytes(std::string_view b) {
-        varint(b.size());
-        s_.append(b);
-    }
-    std::string take() { return std::move(s_); }
-
-private:
-    std::string s_;
-};
-
-class In {
-public:
-    explicit In(std::string_view s) : s_(s) {}
-    bool ok() const { return ok_; }
-    bool at_end() const { return pos_ == s_.size(); }
-    void invalidate() { ok_ = false; }
-    uint64_t varint() {
-        uint64_t v = 0;
-        for (int shift = 0; shift < 64 && ok_; shift += 7) {
-            if (pos_ >= s_.size()) break;
-            auto b = static_cast<uint8_t>(s_[pos_++]);
-            v |= static_cast<uint64_t>(b & 0x7f) << shift;
-            if ((b & 0x80) == 0) return v;
-        }
-        ok_ = false;
-        return 0;
-    }
-    std::string bytes(size_t max) {
-        uint64_t n = varint();
-        if (!ok_ || n > max || n > s_.size() - pos_) {
-            ok_ = false;
-            return {};
-        }
-        std::string out(s_.substr(pos_, n));
-        pos_ += n;
-        return out;
-    }
-    // A count of items of at least one byte each.
-    uint64_t count(uint64_t max) {
-        uint64_t n = varint();
-        if (n > max || n > s_.size() - pos_) ok_ = false;
-        return ok_ ? n : 0;
-    }
-
-private:
-    std::string_view s_;
-    size_t pos_ = 0;
-    bool ok_ = true;
-};
+using Out = ByteOut;
+using In = ByteIn;
 
 }  // namespace
 

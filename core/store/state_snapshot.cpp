@@ -10,81 +10,20 @@
 //
 // with LEB128 varints for numbers and lengths.
 
+#include "store/byte_codec.h"
 #include "store/key.h"
 #include "store/state_machine.h"
 
 namespace rampart::store {
 namespace {
 
+using Out = ByteOut;
+using In = ByteIn;
+
 constexpr char kMagic[] = "RMPSTATE";
 constexpr size_t kMagicLen = 8;
 constexpr uint8_t kFormat = 3;  // 2 adds the services catalog, 3 the tokens; 1 and 2 are still restored
 constexpr size_t kMaxTokenBytes = size_t{8} * 1024 * 1024;
-
-class Out {
-public:
-    void u8(uint8_t v) { s_.push_back(static_cast<char>(v)); }
-    void varint(uint64_t v) {
-        while (v >= 0x80) {
-            u8(static_cast<uint8_t>(v | 0x80));
-            v >>= 7;
-        }
-        u8(static_cast<uint8_t>(v));
-    }
-    void bytes(std::string_view b) {
-        varint(b.size());
-        s_.append(b);
-    }
-    void raw(std::string_view b) { s_.append(b); }
-    std::string take() { return std::move(s_); }
-
-private:
-    std::string s_;
-};
-
-// Sticky failure: after the first problem every read returns zero values.
-class In {
-public:
-    explicit In(std::string_view s) : s_(s) {}
-    bool ok() const { return ok_; }
-    void invalidate() { ok_ = false; }
-    bool at_end() const { return pos_ == s_.size(); }
-    uint8_t u8() {
-        if (!ok_ || pos_ >= s_.size()) return fail();
-        return static_cast<uint8_t>(s_[pos_++]);
-    }
-    uint64_t varint() {
-        uint64_t v = 0;
-        for (int shift = 0; shift < 64 && ok_; shift += 7) {
-            uint8_t b = u8();
-            v |= static_cast<uint64_t>(b & 0x7f) << shift;
-            if ((b & 0x80) == 0) return v;
-        }
-        return fail();
-    }
-    std::string bytes(size_t max) {
-        uint64_t n = varint();
-        if (!ok_ || n > max || n > s_.size() - pos_) return fail(), std::string();
-        std::string out(s_.substr(pos_, n));
-        pos_ += n;
-        return out;
-    }
-    std::string_view raw(size_t n) {
-        if (!ok_ || n > s_.size() - pos_) return fail(), std::string_view();
-        std::string_view out = s_.substr(pos_, n);
-        pos_ += n;
-        return out;
-    }
-
-private:
-    uint8_t fail() {
-        ok_ = false;
-        return 0;
-    }
-    std::string_view s_;
-    size_t pos_ = 0;
-    bool ok_ = true;
-};
 
 void write_entry(Out& o, const Entry& e, bool with_value) {
     if (with_value) o.bytes(e.value);

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstdlib>
 
+#include "store/byte_codec.h"
 #include "store/key.h"
 
 namespace rampart::store {
@@ -21,54 +22,6 @@ bool valid_role(TokenRole role) {
     auto r = static_cast<uint8_t>(role);
     return r >= static_cast<uint8_t>(TokenRole::Read) && r <= static_cast<uint8_t>(TokenRole::Admin);
 }
-
-// The snapshot section's encoding: the same LEB128 varints as the rest of
-// the snapshot, with a sticky failure on the reading side.
-void put_varint(std::string& out, uint64_t v) {
-    while (v >= 0x80) {
-        out.push_back(static_cast<char>(v | 0x80));
-        v >>= 7;
-    }
-    out.push_back(static_cast<char>(v));
-}
-
-void put_bytes(std::string& out, std::string_view b) {
-    put_varint(out, b.size());
-    out.append(b);
-}
-
-class Reader {
-public:
-    explicit Reader(std::string_view s) : s_(s) {}
-    bool ok() const { return ok_; }
-    bool at_end() const { return pos_ == s_.size(); }
-    uint64_t varint() {
-        uint64_t v = 0;
-        for (int shift = 0; shift < 64; shift += 7) {
-            if (!ok_ || pos_ >= s_.size()) break;
-            auto b = static_cast<uint8_t>(s_[pos_++]);
-            v |= static_cast<uint64_t>(b & 0x7f) << shift;
-            if ((b & 0x80) == 0) return v;
-        }
-        ok_ = false;
-        return 0;
-    }
-    std::string bytes(size_t max) {
-        uint64_t n = varint();
-        if (!ok_ || n > max || n > s_.size() - pos_) {
-            ok_ = false;
-            return {};
-        }
-        std::string out(s_.substr(pos_, n));
-        pos_ += n;
-        return out;
-    }
-
-private:
-    std::string_view s_;
-    size_t pos_ = 0;
-    bool ok_ = true;
-};
 
 }  // namespace
 
@@ -192,23 +145,23 @@ Result TokenTable::revoke(const TokenRevoke& c) {
 }
 
 std::string TokenTable::serialize() const {
-    std::string out;
-    put_varint(out, by_accessor_.size());
+    ByteOut out;  // the same encoding as the rest of the snapshot
+    out.varint(by_accessor_.size());
     for (const auto& [accessor, t] : by_accessor_) {
-        put_bytes(out, accessor);
-        put_bytes(out, t->secret_hash);
-        put_varint(out, static_cast<uint8_t>(t->role));
-        put_bytes(out, t->prefix);
-        put_bytes(out, t->description);
-        put_varint(out, t->create_index);
-        put_varint(out, t->create_ms);
-        put_varint(out, t->expires_ms);
+        out.bytes(accessor);
+        out.bytes(t->secret_hash);
+        out.varint(static_cast<uint8_t>(t->role));
+        out.bytes(t->prefix);
+        out.bytes(t->description);
+        out.varint(t->create_index);
+        out.varint(t->create_ms);
+        out.varint(t->expires_ms);
     }
-    return out;
+    return out.take();
 }
 
 bool TokenTable::restore(std::string_view bytes) {
-    Reader in(bytes);
+    ByteIn in(bytes);
     uint64_t count = in.varint();
     if (!in.ok() || count > TokenLimits::kMaxTokens) return false;
     for (uint64_t i = 0; i < count; i++) {

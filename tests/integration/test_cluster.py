@@ -7,53 +7,11 @@ import subprocess
 import time
 import unittest
 
+from cluster_util import AUTH, ClusterCase
 from harness import scaled
-from test_tls import TlsCase, free_port
-
-TOKEN = "cluster-test-token-0123456789ab"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-class ThreeNodes(TlsCase):
-    def start_cluster(self, n=3):
-        ports = [free_port() for _ in range(n)]
-        nodes = []
-        for i in range(1, n + 1):
-            peers = [(f"node_{j}", f"127.0.0.1:{ports[j - 1]}") for j in range(1, n + 1) if j != i]
-            d = self.daemon(peers=self.peers_yaml(i, peers=peers), node_id=f"node_{i}", load=("transport_tls",),
-                            extra={"peer": {"listen": f"127.0.0.1:{ports[i - 1]}"},
-                                   "auth": {"enabled": True, "bootstrap_token": TOKEN}})
-            nodes.append(d)
-        for d in nodes:
-            d.start()
-        return nodes
-
-    def wait_ready(self, nodes, timeout=15):
-        deadline = time.monotonic() + scaled(timeout)
-        for d in nodes:
-            while d.request("GET", "/ready").status != 200:
-                self.assertLess(time.monotonic(), deadline, f"{d.dir} never ready:\n{d.log_text()[-3000:]}")
-                time.sleep(0.05)
-
-    def put_on_leader(self, nodes, key, value, timeout=15):
-        deadline = time.monotonic() + scaled(timeout)
-        while time.monotonic() < deadline:
-            for d in nodes:
-                r = d.request("PUT", f"/v1/kv/{key}", body=value, headers=AUTH)
-                if r.status == 200:
-                    return d
-            time.sleep(0.1)
-        self.fail("no node accepted the write")
-
-    def wait_value(self, d, key, value, timeout=10):
-        deadline = time.monotonic() + scaled(timeout)
-        while time.monotonic() < deadline:
-            r = d.request("GET", f"/v1/kv/{key}?raw&stale", headers=AUTH)
-            if r.status == 200 and r.body == value:
-                return
-            time.sleep(0.05)
-        self.fail(f"{key} never reached {d.dir}:\n{d.log_text()[-2000:]}")
-
+class ThreeNodes(ClusterCase):
     def test_forms_over_mutual_tls_and_replicates(self):
         nodes = self.start_cluster()
         self.wait_ready(nodes)

@@ -9,71 +9,13 @@ import subprocess
 import time
 import unittest
 
-import test_cluster
 import test_tls
+from cluster_util import AUTH, RAMPARTCTL, TOKEN, ClusterCase, metric_values
 from harness import BUILD, ROOT, scaled
 
-TOKEN = test_cluster.TOKEN
-AUTH = test_cluster.AUTH
-RAMPARTCTL = os.path.join(BUILD, "rampartctl")
 
 
-def metric_values(text, name):
-    """{labels-as-string: value} of one metric's samples."""
-    out = {}
-    for line in text.splitlines():
-        if line.startswith("#") or not line.startswith(name):
-            continue
-        key, _, value = line.rpartition(" ")
-        series, brace, labels = key.partition("{")
-        if series == name:
-            out[labels.rstrip("}") if brace else ""] = float(value)
-    return out
-
-
-class StatusCase(test_tls.TlsCase):
-    # The three-node helpers of test_cluster, without its tests.
-    start_cluster = test_cluster.ThreeNodes.start_cluster
-    wait_ready = test_cluster.ThreeNodes.wait_ready
-    put_on_leader = test_cluster.ThreeNodes.put_on_leader
-    wait_value = test_cluster.ThreeNodes.wait_value
-
-    def daemon(self, *args, load=None, **kwargs):
-        # The metrics plugin serves /metrics.
-        return super().daemon(*args, load=("transport_tls", "metrics"), **kwargs)
-
-    def get_json(self, d, path, headers=None, status=200):
-        r = d.request("GET", path, headers=headers)
-        self.assertEqual(r.status, status, r.body)
-        return json.loads(r.body)
-
-    def status(self, d):
-        return self.get_json(d, "/v1/cluster/status", headers=AUTH)
-
-    def metrics(self, d):
-        r = d.request("GET", "/metrics")
-        self.assertEqual(r.status, 200)
-        return r.body.decode()
-
-    def eventually(self, check, timeout=10, what="condition"):
-        """Poll check() until it returns a true value; return it."""
-        deadline = time.monotonic() + scaled(timeout)
-        while True:
-            got = check()
-            if got:
-                return got
-            self.assertLess(time.monotonic(), deadline, f"{what} never held")
-            time.sleep(0.1)
-
-    def ctl(self, d, *args, token=TOKEN):
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RAMPART_")}
-        env["RAMPART_HTTP_ADDR"] = d.address
-        if token:
-            env["RAMPART_HTTP_TOKEN"] = token
-        return subprocess.run([RAMPARTCTL, *args], capture_output=True, text=True, env=env, timeout=scaled(10))
-
-
-class ThreeNodeStatus(StatusCase):
+class ThreeNodeStatus(ClusterCase):
     def setUp(self):
         self.nodes = self.start_cluster()
         self.wait_ready(self.nodes)
@@ -262,7 +204,7 @@ class ThreeNodeStatus(StatusCase):
         self.assertEqual(sum(metric_values(t, "rampart_raft_is_leader")[""] for t in texts), 1)
 
 
-class SingleNodeStatus(StatusCase):
+class SingleNodeStatus(ClusterCase):
     """No peers file: a one-node cluster of itself."""
 
     def start_single(self):

@@ -94,6 +94,7 @@ public:
         // res_ninit may have put IPv6 servers from resolv.conf in the
         // extension slots, which take precedence over nsaddr_list.
         for (int i = 0; i < MAXNS; i++) {
+            // NOLINTNEXTLINE(cppcoreguidelines-no-malloc,cppcoreguidelines-owning-memory): glibc malloc'ed it
             free(state_._u._ext.nsaddrs[i]);
             state_._u._ext.nsaddrs[i] = nullptr;
         }
@@ -338,9 +339,9 @@ void Discovery::resolve(Done done) {
     waiting_.push_back(std::move(done));
     if (in_flight_) return;
     in_flight_ = true;
-    auto* work =
-        new Work{{}, this, alive_, settings_.srv_domain, settings_.dns_server, clock_.now_ms() + ++resolutions_, {}};
-    work->req.data = work;
+    auto work = std::make_unique<Work>(
+        Work{{}, this, alive_, settings_.srv_domain, settings_.dns_server, clock_.now_ms() + ++resolutions_, {}});
+    work->req.data = work.get();
     int rc = uv_queue_work(
         loop_, &work->req,
         [](uv_work_t* req) {
@@ -351,12 +352,13 @@ void Discovery::resolve(Done done) {
             std::unique_ptr<Work> w(static_cast<Work*>(req->data));
             if (*w->alive) w->owner->finished(w->result);
         });
-    if (rc != 0) {
-        delete work;
-        SrvResult failed;
-        failed.error = std::string("cannot queue the DNS lookup: ") + uv_strerror(rc);
-        finished(failed);
+    if (rc == 0) {
+        (void)work.release();  // owned by libuv until the after-work callback
+        return;
     }
+    SrvResult failed;
+    failed.error = std::string("cannot queue the DNS lookup: ") + uv_strerror(rc);
+    finished(failed);
 }
 
 void Discovery::finished(const SrvResult& result) {

@@ -85,7 +85,7 @@ void JoinLoop::try_next() {
     attempt_in_flight_ = true;
     attempt_timer_->start(settings_.attempt_timeout_ms);
     std::shared_ptr<bool> alive = alive_;
-    attempt_(seed, [this, alive, id](JoinOutcome outcome) {
+    attempt_(seed, [this, alive, id](const JoinOutcome& outcome) {
         if (*alive) answered(id, outcome);
     });
 }

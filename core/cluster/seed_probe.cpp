@@ -137,7 +137,7 @@ private:
         auto* self = static_cast<Probe*>(h->data);
         if (--self->handles_ != 0) return;
         if (self->owner_ != nullptr) return self->owner_->freed(self);
-        delete self;  // orphaned by a SeedProbe that is gone
+        std::unique_ptr<Probe> orphaned(self);  // its SeedProbe is gone: it owns itself
     }
 
     SeedProbe* owner_;

@@ -37,7 +37,7 @@ public:
     void close_all();
 
     static constexpr uint64_t kTimeoutMs = 5000;
-    static constexpr size_t kMaxAnswer = 16 * 1024;
+    static constexpr size_t kMaxAnswer = size_t{16} * 1024;
 
 private:
     class Probe;

@@ -202,7 +202,7 @@ class Discovery(ClusterCase):
             out = subprocess.run([os.path.join(BUILD, "rampartd"), "--dev", "--check-config"], env=env,
                                  capture_output=True, text=True, timeout=scaled(10), cwd=ROOT)
             self.assertEqual(out.returncode, 78, out.stderr)
-            self.assertIn(f"cluster.{key}", out.stderr)
+            self.assertIn(f"RAMPART_CLUSTER_{key.upper()}", out.stderr)
             self.assertIn(why, out.stderr)
 
 

@@ -427,7 +427,7 @@ void test_failures_are_clear(void**) {
     Discovery d(&loop, clock, {{}, "example.test", gone});
     bool sync = true;
     SeedList l = resolve_once(&loop, d, &sync);
-    if (!contains(l.error, "no answer for _rampart._tcp.example.test from " + gone) &&
+    if (!contains(l.error, ("no answer for _rampart._tcp.example.test from " + gone).c_str()) &&
         !contains(l.error, "refused or failed")) {
         fail_msg("server down: got \"%s\"", l.error.c_str());
     }

@@ -11,6 +11,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -191,6 +192,28 @@ class Discovery(ClusterCase):
         # Shutdown stops the loop at once.
         for d in nodes.values():
             self.assertEqual(d.stop(), 0)
+
+    def test_static_seeds(self):
+        # Behind TLS, a static seed that etc/peers.yml does not name cannot be checked.
+        unnamed = self.daemon(peers=self.peers_yaml(1, peers=[]),
+                              extra={"cluster": {"seeds": ["127.0.0.1:1"]}}).start()
+        # Insecure peers need no name: a seed is found by its address alone. cluster.seeds
+        # changes on SIGHUP; the next round uses the new list.
+        seed = self.daemon(peers=self.peers_yaml(2, insecure=True, peers=[]), node_id="node_2").start()
+        joiner = self.daemon(peers=self.peers_yaml(3, insecure=True, peers=[]), node_id="node_3",
+                             extra={"cluster": {"seeds": ["127.0.0.1:1"]}}).start()
+        self.eventually(lambda: self.rounds_failed(joiner, "127.0.0.1:1: no peer connection"),
+                        timeout=20, what="a round failing on a seed that is not there")
+        with open(joiner.config_path) as f:
+            text = f.read()
+        joiner.write_config(text.replace('"127.0.0.1:1"', f'"{seed.peer_listen}"'))
+        joiner.signal(signal.SIGHUP)
+        done = joiner.wait_log(lambda e: e.get("msg") == "join: done", timeout=30)
+        self.assertEqual(done["seed"], seed.peer_listen)
+        self.wait_ready([joiner], timeout=15)
+        self.eventually(lambda: len(self.rounds_failed(unnamed, "127.0.0.1:1: no node id known")) >= 2,
+                        timeout=20, what="rounds failing for the unnamed static seed")
+        self.assert_joining(unnamed)
 
     def test_invalid_settings_are_refused_at_start(self):
         for key, value, why in (("discovery_srv", "bad..domain", "no empty labels"),

@@ -51,6 +51,18 @@ def srv_query(port, name, timeout=0.5):
     return struct.unpack(">H", data[6:8])[0]
 
 
+def free_dns_port():
+    """A loopback port free for both TCP and UDP (dnsmasq listens on both)."""
+    while True:
+        port = free_port()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+
+
 class Dnsmasq:
     """dnsmasq as docs/cluster.md starts it, on our ports."""
 
@@ -58,7 +70,7 @@ class Dnsmasq:
         self.peer2, self.peer3, self.extra = peer2, peer3, list(extra)
         self.proc = None
         self.dir = tempfile.mkdtemp(prefix="rampart-dns-")
-        self.port = free_port()
+        self.port = free_dns_port()  # nodes are configured with it before dnsmasq starts
 
     def args(self):
         cmd = doc_block("dnsmasq").replace("\\\n", " ")
@@ -71,17 +83,15 @@ class Dnsmasq:
         return args + ["--conf-file=/dev/null", "--pid-file", "--log-queries", "--log-facility=-"] + self.extra
 
     def start(self):
-        for _ in range(3):  # the UDP port may be taken although the TCP one was free
-            self.log = open(os.path.join(self.dir, "dnsmasq.log"), "ab")
-            self.proc = subprocess.Popen(self.args(), stdout=self.log, stderr=subprocess.STDOUT)
-            deadline = time.monotonic() + scaled(10)
-            while time.monotonic() < deadline and self.proc.poll() is None:
-                if srv_query(self.port, "_rampart._tcp.rampart.test") is not None:
-                    return self
-                time.sleep(0.05)
-            self.stop()
-            self.port = free_port()
-        raise RuntimeError(f"dnsmasq did not start:\n{self.log_text()}")
+        self.log = open(os.path.join(self.dir, "dnsmasq.log"), "ab")
+        self.proc = subprocess.Popen(self.args(), stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + scaled(10)
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            if srv_query(self.port, "_rampart._tcp.rampart.test") is not None:
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"dnsmasq did not start on port {self.port}:\n{self.log_text()}")
 
     def stop(self):
         if self.proc and self.proc.poll() is None:

@@ -165,7 +165,10 @@ class Discovery(ClusterCase):
 
         # The second seed comes up: the next round tries node_2 (down), then joins through node_3.
         node3.start()
-        done = joiner.wait_log(lambda e: e.get("msg") == "join: done", timeout=30)
+        try:
+            done = joiner.wait_log(lambda e: e.get("msg") == "join: done", timeout=30)
+        except AssertionError as e:  # the seed's side of the story too
+            raise AssertionError(f"{e}\nnode_3's log:\n{node3.log_text()[-4000:]}") from None
         self.assertEqual(done["seed"], node3.peer_listen)
         self.assertIn("live member", done["detail"])
         self.wait_ready([joiner], timeout=15)

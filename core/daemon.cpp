@@ -12,12 +12,16 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <random>
 
 #include "audit/audit_log.h"
 #include "auth/authenticator.h"
 #include "auth/token_setup.h"
+#include "cluster/discovery.h"
 #include "cluster/forwarder.h"
+#include "cluster/join_loop.h"
 #include "cluster/raft_bridge.h"
+#include "cluster/seed_probe.h"
 #include "cluster/status.h"
 #include "cluster/status_routes.h"
 #include "config/config.h"
@@ -34,6 +38,7 @@
 #include "rampart_version.h"
 #include "reload.h"
 #include "request_pipeline.h"
+#include "resilience/clock.h"
 #include "state/node_state.h"
 #include "store/acl_routes.h"
 #include "store/disk_watchdog.h"
@@ -227,6 +232,7 @@ private:
     void start_forwarding();
     bool forward_to_leader(http::Exchange& ex);
     bool start_peer_port();
+    void start_join_loop();
     void apply_transports();
     bool start_policies();
     bool deliver_policy_data();
@@ -252,7 +258,11 @@ private:
     policy::PolicyHost policies_;
     std::unique_ptr<store::Store> store_;
     std::unique_ptr<cluster::ClusterStatus> cluster_status_;  // after store_: holds a reference to it
-    std::unique_ptr<audit::AuditLog> audit_;                  // data_dir/audit.jsonl
+    std::unique_ptr<resilience::LoopClock> clock_;
+    std::unique_ptr<cluster::Discovery> discovery_;
+    std::unique_ptr<cluster::SeedProbe> seed_probe_;
+    std::unique_ptr<cluster::JoinLoop> join_loop_;  // only with cluster.seeds or cluster.discovery_srv
+    std::unique_ptr<audit::AuditLog> audit_;        // data_dir/audit.jsonl
     metrics::Metric* migrations_ = nullptr;
     std::unique_ptr<store::DiskWatchdog> disk_watchdog_;
     metrics::Metric* reload_total_ = nullptr;
@@ -279,6 +289,15 @@ void Daemon::install_routes() {
                 r.headers.emplace_back("Retry-After", "5");
                 ex.respond(std::move(r));
                 return;
+            }
+            if (join_loop_ && join_loop_->state() != cluster::JoinLoop::State::Joined) {
+                bool refused = join_loop_->state() == cluster::JoinLoop::State::Refused;
+                http::Response r =
+                    refused
+                        ? http::Response::error(503, "join_refused", "joining the cluster was refused (see the log)")
+                        : http::Response::error(503, "joining", "the node is still joining its cluster");
+                r.headers.emplace_back("Retry-After", "1");
+                return ex.respond(std::move(r));
             }
             if (!store_ || !store_->has_leader()) {
                 http::Response r = http::Response::error(503, "no_leader", "the store has no leader yet");
@@ -381,6 +400,9 @@ void Daemon::begin_shutdown(int signum) {
                                                       {"open_connections", server_->connection_count()},
                                                       {"deadline_ms", static_cast<long long>(deadline)}});
     if (forwarder_) forwarder_->close_all();
+    if (join_loop_) join_loop_->stop();
+    if (discovery_) discovery_->close();
+    if (seed_probe_) seed_probe_->close_all();
     if (peer_network_) peer_network_->shutdown();
     if (store_) store_->release_watchers();
     plugins_->close_listeners();
@@ -502,6 +524,48 @@ bool Daemon::start_peer_port() {
                                       {"tls", transports_->peer_context() != nullptr},
                                       {"peers", transports_->peers().peers.size()}});
     return true;
+}
+
+// With cluster.seeds or cluster.discovery_srv, look for the cluster in the
+// background: start-up goes on (/health answers, /ready says "joining")
+// while the join loop finds seeds and retries under backoff.delay_ms.
+// Until the join request exists, an attempt is SeedProbe's check that the
+// seed is a live member (seed_probe.h).
+void Daemon::start_join_loop() {
+    const config::Config::Cluster& c = config_->cluster;
+    if (c.seeds.empty() && c.discovery_srv.empty()) return;
+    clock_ = std::make_unique<resilience::LoopClock>(&loop_);
+    discovery_ = std::make_unique<cluster::Discovery>(
+        &loop_, *clock_, cluster::Discovery::Settings{c.seeds, c.discovery_srv, c.dns_server});
+    // A static seed's node id, for its certificate: etc/peers.yml's entry
+    // at that address.
+    seed_probe_ = std::make_unique<cluster::SeedProbe>(&loop_, peer_network_.get(), [this](const std::string& address) {
+        for (const peer::PeerEntry& p : transports_->peers().peers) {
+            if (p.endpoint() == address) return p.node_id;
+        }
+        return std::string();
+    });
+    join_loop_ = std::make_unique<cluster::JoinLoop>(
+        *clock_,
+        [this](std::function<void(const cluster::SeedList&)> done) {
+            discovery_->set_static_seeds(config_->cluster.seeds);  // SIGHUP may have changed them
+            discovery_->resolve(std::move(done));
+        },
+        [this](const cluster::Seed& seed, std::function<void(cluster::JoinOutcome)> done) {
+            seed_probe_->probe(seed, std::move(done));
+        },
+        [this](int round) {
+            static std::mt19937_64 rng{std::random_device{}()};
+            double rand01 = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+            return static_cast<uint64_t>(policy::backoff_delay_ms(*policies_.current(), round, rand01));
+        },
+        &registry_);
+    log::info("join: looking for the cluster in the background",
+              {{"seeds", join(c.seeds)},
+               {"srv", c.discovery_srv.empty() ? std::string() : cluster::kSrvService + c.discovery_srv},
+               {"dns_server", c.dns_server.empty() ? std::string("system resolver") : c.dns_server},
+               {"attempt", "peer-port GET /v1/status/leader (the join request is not built yet)"}});
+    join_loop_->start();
 }
 
 void Daemon::register_core_metrics() {
@@ -685,6 +749,7 @@ int Daemon::run() {
     }
     install_signals();
     cluster_status_->start();
+    start_join_loop();
     // Read the floor at each check, so a SIGHUP changes it.
     disk_watchdog_ = std::make_unique<store::DiskWatchdog>(
         &loop_, config_->node.data_dir, [this] { return config_->node.min_free_bytes; }, *store_, &registry_);
@@ -702,6 +767,10 @@ int Daemon::run() {
     // Sessions and contexts belong to the transport plugin: release them
     // before it unloads.
     server_.reset();
+    join_loop_.reset();
+    seed_probe_.reset();
+    discovery_.reset();
+    clock_.reset();
     forwarder_.reset();
     raft_bridge_.reset();
     plugins_->set_peer_network(nullptr);  // plugins unload below; the network is gone

@@ -7,7 +7,8 @@ set -eu
 PKGS="build-essential pkg-config meson ninja-build clang libclang-rt-14-dev
 clang-format clang-tidy
 libuv1-dev libmbedtls-dev libluajit2-5.1-dev libcjson-dev libyaml-dev libcmocka-dev
-node-llhttp python3 curl openssl wrk nginx-light prometheus lua-check etcd-server"
+node-llhttp python3 curl openssl wrk nginx-light prometheus lua-check etcd-server
+dnsmasq-base"  # dnsmasq-base: the DNS server the SRV discovery tests start (no system service)
 # The Raft engine comes from bookworm-backports (0.22.1); bookworm's own 0.15 loses data.
 BACKPORTS_PKGS="libraft-dev"
 

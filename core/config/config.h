@@ -56,6 +56,8 @@ struct Config {
     } peer;
     struct Cluster {
         std::vector<std::string> seeds;
+        std::string discovery_srv;  // SRV domain ("" = off)
+        std::string dns_server;     // "a.b.c.d:port" ("" = the system resolver)
         std::string join_token;
         std::string role;                // voter | standby | spare
         int64_t max_store_bytes = 0;     // replicated state cap (same on every member)

@@ -75,6 +75,10 @@ constexpr KeySpec kSchema[] = {
 
     {"cluster.seeds", StringList, "", 0, kListMax, nullptr, true, false,
      "Addresses of members to join through (host:port literals)"},
+    {"cluster.discovery_srv", String, "", 0, 253, nullptr, false, false,
+     "Domain whose DNS SRV records _rampart._tcp.<domain> list more seeds (empty: off); asked again after their TTL"},
+    {"cluster.dns_server", String, "", 0, 0, nullptr, false, false,
+     "DNS server for cluster.discovery_srv, IPv4 \"a.b.c.d:port\" (empty: the system resolver)"},
     {"cluster.join_token", String, "", 0, kTokenMax, nullptr, false, true,
      "Token to present when joining a cluster (secret: never logged)"},
     {"cluster.role", Enum, "voter", 0, 0, "voter|standby|spare", false, false,
@@ -125,12 +129,14 @@ constexpr KeySpec kSchema[] = {
 
 // Some strings have a shape beyond their length. Kept out of KeySpec so
 // the public struct stays as it is; keyed by path, looked up rarely.
-enum class Shape { Any, Name, Address };
+enum class Shape { Any, Name, Address, Domain, DnsServer };
 
 Shape shape_of(const KeySpec& spec) {
     std::string_view path = spec.path;
     if (path == "node.id" || path == "plugins.load") return Shape::Name;  // no '/', no ".."
     if (path == "cluster.seeds" || spec.type == Address) return Shape::Address;
+    if (path == "cluster.discovery_srv") return Shape::Domain;
+    if (path == "cluster.dns_server") return Shape::DnsServer;
     return Shape::Any;
 }
 
@@ -189,11 +195,51 @@ bool check_address(std::string_view text, std::string* why) {
     return true;
 }
 
+// A DNS name for SRV discovery ("" = off): dot-separated labels of
+// A-Z a-z 0-9 - _ (SRV owner names carry underscores), 1-63 each, 253 in
+// all, one trailing dot allowed.
+bool check_domain(std::string_view text, std::string* why) {
+    if (text.empty()) return true;
+    if (text.back() == '.') text.remove_suffix(1);
+    size_t label = 0;
+    for (char c : text) {
+        if (c == '.') {
+            if (label == 0) break;
+            label = 0;
+        } else if (!is_name_char(c)) {
+            *why = "a domain name holds only A-Z a-z 0-9 - _ and dots (e.g. \"rampart.example.com\")";
+            return false;
+        } else if (++label > 63) {
+            *why = "each label of a domain name is at most 63 characters";
+            return false;
+        }
+    }
+    if (label == 0 || text.size() > 253) {
+        *why = text.size() > 253 ? "a domain name is at most 253 characters"
+                                 : "a domain name has no empty labels (\"..\", a leading dot, or only \".\")";
+        return false;
+    }
+    return true;
+}
+
+// "" (the system resolver) or an IPv4 address:port: the libc resolver
+// takes a custom server only as IPv4.
+bool check_dns_server(std::string_view text, std::string* why) {
+    if (text.empty()) return true;
+    if (text.front() == '[') {
+        *why = "an IPv6 DNS server is not supported here; give an IPv4 \"a.b.c.d:port\" or leave it empty";
+        return false;
+    }
+    return check_address(text, why);
+}
+
 bool check_string(const KeySpec& spec, std::string_view text, std::string* why) {
     if (!check_plain_text(text, why)) return false;
     switch (shape_of(spec)) {
         case Shape::Name: return check_name(text, why);
         case Shape::Address: return check_address(text, why);
+        case Shape::Domain: return check_domain(text, why);
+        case Shape::DnsServer: return check_dns_server(text, why);
         case Shape::Any: break;
     }
     if (static_cast<int64_t>(text.size()) < spec.min || static_cast<int64_t>(text.size()) > spec.max) {
@@ -286,6 +332,8 @@ constexpr Field kFields[] = {
     RAMPART_FIELD(peer.pins_file),
     RAMPART_FIELD(peer.insecure_warning_ms),
     RAMPART_FIELD(cluster.seeds),
+    RAMPART_FIELD(cluster.discovery_srv),
+    RAMPART_FIELD(cluster.dns_server),
     RAMPART_FIELD(cluster.join_token),
     RAMPART_FIELD(cluster.role),
     RAMPART_FIELD(cluster.max_store_bytes),
@@ -386,6 +434,8 @@ bool check_list_item(const KeySpec& spec, std::string_view item, std::string* wh
     switch (shape_of(spec)) {
         case Shape::Name: return check_name(item, why);
         case Shape::Address: return check_address(item, why);
+        case Shape::Domain:
+        case Shape::DnsServer:
         case Shape::Any: break;
     }
     if (static_cast<int64_t>(item.size()) > kPathMax) {

@@ -118,6 +118,7 @@ void test_full_valid_file(void**) {
         "  tls:\n    cert: c.pem\n    key: k.pem\n    ca: ca.pem\n    require_client_cert: yes\n"
         "peer: {listen: 0.0.0.0:7801, peers_file: p.yml, pins_file: pins.json, insecure_warning_ms: 5000}\n"
         "cluster:\n  seeds:\n    - 10.0.0.2:7701\n    - \"[fe80::1]:7701\"\n  join_token: s3cret\n  role: spare\n"
+        "  discovery_srv: rampart.example.com.\n  dns_server: 10.0.0.53:53\n"
         "  max_store_bytes: 4096\n  snapshot_threshold: 16\n  snapshot_trailing: 0\n  snapshot_retention: 1\n"
         "log: {level: debug, format: console, sampling: 1}\n"
         "plugins: {dir: /usr/lib/rampart, load: [transport_tls, metrics]}\n"
@@ -142,6 +143,8 @@ void test_full_valid_file(void**) {
     assert_string_equal(c.cluster.seeds[1].c_str(), "[fe80::1]:7701");
     assert_string_equal(c.cluster.join_token.c_str(), "s3cret");
     assert_string_equal(c.cluster.role.c_str(), "spare");
+    assert_string_equal(c.cluster.discovery_srv.c_str(), "rampart.example.com.");
+    assert_string_equal(c.cluster.dns_server.c_str(), "10.0.0.53:53");
     assert_int_equal(c.cluster.max_store_bytes, 4096);
     assert_int_equal(c.cluster.snapshot_threshold, 16);
     assert_string_equal(c.log.format.c_str(), "console");
@@ -375,6 +378,35 @@ void test_bad_addresses(void**) {
                         "t.yml:2:23: cluster.seeds: not an IPv4 address literal; host names are not allowed "
                         "(expected \"a.b.c.d:port\" or \"[v6]:port\", e.g. \"127.0.0.1:7700\")");
     assert_true(load("api: {listen: \"0.0.0.0:0\"}\npeer: {listen: \"[::]:65535\"}\n").ok());
+}
+
+// cluster.discovery_srv is a domain name; cluster.dns_server an IPv4
+// address (the libc resolver takes no other custom server). Both may be "".
+void test_discovery_settings(void**) {
+    assert_true(load("cluster: {discovery_srv: \"\", dns_server: \"\"}\n").ok());
+    assert_true(load("cluster: {discovery_srv: rampart.example.com., dns_server: 127.0.0.1:5353}\n").ok());
+    assert_true(load("cluster: {discovery_srv: _x-1.example}\n").ok());
+    std::string label64(64, 'a');
+    std::string long_name;
+    for (int i = 0; i < 5; i++) long_name += std::string(60, 'a') + ".";
+    struct {
+        std::string yaml;
+        const char* why;
+    } bad[] = {
+        {"cluster: {discovery_srv: bad..example}\n", "no empty labels"},
+        {"cluster: {discovery_srv: .example}\n", "no empty labels"},
+        {"cluster: {discovery_srv: \".\"}\n", "no empty labels"},
+        {"cluster: {discovery_srv: \"a b\"}\n", "only A-Z a-z 0-9 - _ and dots"},
+        {"cluster: {discovery_srv: " + label64 + ".example}\n", "at most 63 characters"},
+        {"cluster: {discovery_srv: " + long_name + "x}\n", "at most 253 characters"},
+        {"cluster: {dns_server: \"[::1]:53\"}\n", "IPv6 DNS server is not supported"},
+        {"cluster: {dns_server: dns.local:53}\n", "host names are not allowed"},
+        {"cluster: {dns_server: 127.0.0.1}\n", "not an address"},
+    };
+    for (const auto& b : bad) {
+        std::string error = only_error(load(b.yaml));
+        if (!contains(error, b.why)) fail_msg("%s: got \"%s\"", b.yaml.c_str(), error.c_str());
+    }
 }
 
 void test_duplicate_keys(void**) {
@@ -698,6 +730,7 @@ int main(void) {
         cmocka_unit_test(test_out_of_range),
         cmocka_unit_test(test_bad_enum),
         cmocka_unit_test(test_bad_addresses),
+        cmocka_unit_test(test_discovery_settings),
         cmocka_unit_test(test_duplicate_keys),
         cmocka_unit_test(test_yaml_syntax_errors),
         cmocka_unit_test(test_refused_yaml_features),

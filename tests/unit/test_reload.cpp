@@ -39,7 +39,9 @@ std::string other_value(const config::KeySpec& spec) {
         }
         case ValueType::Address: return "127.0.0.1:9999";
         case ValueType::StringList: return std::string(spec.path) == "cluster.seeds" ? "127.0.0.1:7711" : "other_value";
-        default: return def == "other_value" ? "another_value" : "other_value";
+        default:
+            if (std::string(spec.path) == "cluster.dns_server") return "127.0.0.1:5353";
+            return def == "other_value" ? "another_value" : "other_value";
     }
 }
 

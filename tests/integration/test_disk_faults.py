@@ -197,7 +197,7 @@ class DiskFaults(unittest.TestCase):
                     self.fs.fill(leave=0, name="ballast2")  # now the last block too
                 if refused >= 20:
                     break
-        self.assertGreater(len(acked), 100)
+        self.assertGreater(len(acked), 20)  # how many fit before the floor varies with the engine's segment allocation
         self.assertGreaterEqual(refused, 20)
         # The daemon may have dropped compacted log segments since the fill
         # (a snapshot frees them), so fill once more: the disk is full now,

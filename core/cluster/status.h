@@ -14,9 +14,11 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "cluster/member_info.h"
 #include "cluster/raft_bridge.h"
 
 namespace rampart::metrics {
@@ -39,8 +41,9 @@ struct MemberStatus {
     bool is_leader = false;
     bool progress_known = false;  // the fields below: leader only
     uint64_t match_index = 0;
-    uint64_t lag = 0;              // entries: the leader's last index - match_index
-    int64_t last_contact_ms = -1;  // -1: unknown or never
+    uint64_t lag = 0;                      // entries: the leader's last index - match_index
+    int64_t last_contact_ms = -1;          // -1: unknown or never
+    std::optional<MemberInfo> advertised;  // its advertisement (member_info.h), once replicated
 };
 
 struct NodeStatus {

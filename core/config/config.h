@@ -62,6 +62,7 @@ struct Config {
         int64_t snapshot_threshold = 0;  // log entries between snapshots
         int64_t snapshot_trailing = 0;   // entries kept after a snapshot
         int64_t snapshot_retention = 0;  // engine snapshots kept (start prunes older ones)
+        std::string follower_writes;     // forward | redirect
     } cluster;
     struct Log {
         std::string level;     // debug | info | warn | error

@@ -87,6 +87,8 @@ constexpr KeySpec kSchema[] = {
      "Raft log entries kept after a snapshot (lets a lagging member catch up without one)"},
     {"cluster.snapshot_retention", Int, "2", 1, 1000, nullptr, false, false,
      "Engine snapshots kept in data_dir/raft; older ones are removed at start"},
+    {"cluster.follower_writes", Enum, "forward", 0, 0, "forward|redirect", true, false,
+     "A request that needs the leader, on a follower: forward it to the leader, or answer 307 to the leader's API"},
 
     {"log.level", Enum, "info", 0, 0, "debug|info|warn|error", true, false,
      "Lowest level written"},
@@ -292,6 +294,7 @@ constexpr Field kFields[] = {
     RAMPART_FIELD(cluster.snapshot_threshold),
     RAMPART_FIELD(cluster.snapshot_trailing),
     RAMPART_FIELD(cluster.snapshot_retention),
+    RAMPART_FIELD(cluster.follower_writes),
     RAMPART_FIELD(log.level),
     RAMPART_FIELD(log.format),
     RAMPART_FIELD(log.sampling),

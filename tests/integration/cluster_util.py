@@ -45,8 +45,10 @@ class ClusterCase(TlsCase):
     def daemon(self, *args, load=("transport_tls", "metrics"), **kwargs):
         return super().daemon(*args, load=load, **kwargs)
 
-    def start_cluster(self, n=3, extra=None, start=True):
-        """n nodes named node_1..node_n, each listing the others in peers.yml."""
+    def start_cluster(self, n=3, extra=None, start=True, api_tls=False, env=None):
+        """n nodes named node_1..node_n, each listing the others in peers.yml;
+        with api_tls each serves HTTPS with its own certificate; env is added
+        to every node's environment."""
         ports = [free_port() for _ in range(n)]
         nodes = []
         for i in range(1, n + 1):
@@ -55,7 +57,9 @@ class ClusterCase(TlsCase):
                         "auth": {"enabled": True, "bootstrap_token": TOKEN}}
             for section, values in (extra or {}).items():
                 settings.setdefault(section, {}).update(values)
-            d = self.daemon(peers=self.peers_yaml(i, peers=peers), node_id=f"node_{i}", extra=settings)
+            d = self.daemon(peers=self.peers_yaml(i, peers=peers), node_id=f"node_{i}", extra=settings,
+                            api_tls=self.api_tls(i) if api_tls else None)
+            d.env.update(env or {})
             d.node_id = f"node_{i}"
             nodes.append(d)
         if start:

@@ -207,6 +207,7 @@ void test_reloadable_keys(void**) {
                                               "ratelimit.allow_cidrs",
                                               "policies.dir",
                                               "cluster.seeds",
+                                              "cluster.follower_writes",
                                               "node.min_free_bytes"};
     for (const KeySpec& spec : schema()) assert_int_equal(is_reloadable(spec.path), reloadable.count(spec.path));
     assert_false(is_reloadable("no.such_key"));

@@ -1,0 +1,179 @@
+"""Redirect mode and member advertisement (docs/cluster.md, "Member
+advertisement" and "Redirect mode"): every member's API address and command
+versions reach every node's GET /v1/cluster/status; with
+cluster.follower_writes: redirect a follower answers requests that need the
+leader with 307 to the leader's API (curl -L and rampartctl follow it), and
+503 with Retry-After without a leader (rampartctl retries a GET a bounded
+number of times); rampartctl speaks HTTPS to nodes with their own
+certificates and follows an https redirect, verifying the leader by the node
+id in X-Rampart-Leader."""
+import json
+import os
+import subprocess
+import time
+import unittest
+
+from cluster_util import AUTH, RAMPARTCTL, TOKEN, ClusterCase
+from harness import scaled
+from tls_util import client_context, https_get
+
+REDIRECT = {"RAMPART_CLUSTER_FOLLOWER_WRITES": "redirect"}  # the environment override of the key
+
+
+def header(response, name):
+    for k, v in response.headers.items():
+        if k.lower() == name.lower():
+            return v
+    return None
+
+
+class AdvertisedCase(ClusterCase):
+    def wait_advertised(self, nodes, get_status):
+        """Until every node's status shows every member's advertisement."""
+
+        def all_advertised():
+            for d in nodes:
+                members = get_status(d)["members"]
+                if len(members) != len(nodes) or any(m["api_address"] is None for m in members):
+                    return False
+            return True
+
+        self.eventually(all_advertised, timeout=15, what="every member's advertisement on every node")
+
+    def ctl_env(self, d, addr=None, **extra):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RAMPART_")}
+        env.update({"RAMPART_HTTP_ADDR": addr or d.address, "RAMPART_HTTP_TOKEN": TOKEN}, **extra)
+        return env
+
+    def run_ctl(self, env, *args, timeout=30):
+        started = time.monotonic()
+        out = subprocess.run([RAMPARTCTL, *args], capture_output=True, text=True, env=env, timeout=scaled(timeout))
+        return out, time.monotonic() - started
+
+
+class RedirectMode(AdvertisedCase):
+    def setUp(self):
+        self.nodes = self.start_cluster(env=REDIRECT)
+        self.wait_ready(self.nodes)
+        self.leader = self.leader_of(self.nodes)
+        self.followers = [d for d in self.nodes if d is not self.leader]
+        self.wait_advertised(self.nodes, self.status)
+
+    def test_status_shows_every_members_api_address_and_versions(self):
+        by_id = {d.node_id: d for d in self.nodes}
+        for d in self.nodes:
+            for m in self.status(d)["members"]:
+                self.assertEqual(m["api_address"], by_id[m["node_id"]].address)
+                self.assertEqual(m["api_scheme"], "http")
+                self.assertRegex(m["build"], r"^\d+\.\d+\.\d+")
+                self.assertEqual(m["versions"]["service_register"], 2)
+                self.assertEqual(m["versions"]["kv_set"], 1)
+                self.assertEqual(m["versions"]["member_info"], 1)
+
+    def test_follower_redirects_to_the_leader_and_clients_follow(self):
+        follower = self.followers[0]
+        r = follower.request("PUT", "/v1/kv/redirect/a?flags=7", body=b"x", headers=AUTH)
+        self.assertEqual(r.status, 307, r.body)
+        self.assertEqual(header(r, "Location"), f"http://{self.leader.address}/v1/kv/redirect/a?flags=7")
+        self.assertEqual(header(r, "X-Rampart-Leader"), self.leader.node_id)
+        self.assertEqual(json.loads(r.body)["leader"], self.leader.node_id)
+        # Not written: the client has to go to the leader itself.
+        self.assertEqual(self.leader.request("GET", "/v1/kv/redirect/a", headers=AUTH).status, 404)
+        # A read at default consistency needs the leader too; a stale one does not.
+        r = follower.request("GET", "/v1/kv/redirect/a", headers=AUTH)
+        self.assertEqual((r.status, header(r, "Location")), (307, f"http://{self.leader.address}/v1/kv/redirect/a"))
+        self.assertEqual(follower.request("GET", "/v1/kv/redirect/a?stale", headers=AUTH).status, 404)
+
+        # curl -L sends the PUT and its body again to the leader (307 keeps both).
+        out = subprocess.run(["curl", "-sS", "-L", "-X", "PUT", "--data-binary", "via-curl", "-H",
+                              f"Authorization: Bearer {TOKEN}", f"http://{follower.address}/v1/kv/redirect/curl"],
+                             capture_output=True, text=True, timeout=scaled(10))
+        self.assertEqual((out.returncode, out.stdout.strip()), (0, "true"), out.stderr)
+        for d in self.nodes:
+            self.wait_value(d, "redirect/curl", b"via-curl")
+
+        # rampartctl follows it for a write (POST-like PUT) and for a read.
+        env = self.ctl_env(follower)
+        out, _ = self.run_ctl(env, "--json", "acl", "token", "create", "--role", "read", "--description", "redir")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        accessor = json.loads(out.stdout)["AccessorID"]
+        out, _ = self.run_ctl(env, "--json", "acl", "token", "list")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn(accessor, out.stdout)
+
+    def test_without_a_leader_503_and_rampartctl_retries_a_bounded_number_of_times(self):
+        survivor = self.followers[0]
+        for d in self.nodes:
+            if d is not survivor:
+                d.stop()
+
+        def no_leader():
+            r = survivor.request("GET", "/v1/acl/tokens", headers=AUTH)
+            return r if r.status == 503 else None
+
+        r = self.eventually(no_leader, timeout=15, what="503 without a leader")
+        self.assertEqual(header(r, "Retry-After"), "1")
+        self.assertEqual(json.loads(r.body)["code"], "no_leader")
+        before = survivor.log_text().count('"path":"/v1/acl/tokens"')
+        out, elapsed = self.run_ctl(self.ctl_env(survivor), "acl", "token", "list")
+        self.assertEqual(out.returncode, 1, out.stdout)
+        self.assertIn("503", out.stderr + out.stdout)
+        # One request and three retries, a second apart (Retry-After: 1).
+        self.assertGreaterEqual(elapsed, 3)
+        self.eventually(lambda: survivor.log_text().count('"path":"/v1/acl/tokens"') - before == 4, timeout=5,
+                        what="four requests in the survivor's access log")
+
+
+class RedirectOverHttps(AdvertisedCase):
+    def https_status(self, d):
+        status, _, body = https_get(d.host, d.port, client_context(self.certs.ca), "/v1/cluster/status", AUTH)
+        self.assertEqual(status, 200, body)
+        return json.loads(body)
+
+    def test_rampartctl_over_https_follows_the_redirect_and_verifies_the_leader(self):
+        nodes = self.start_cluster(env=REDIRECT, api_tls=True)
+
+        def leader():
+            states = {d: self.https_status(d)["state"] for d in nodes}
+            leaders = [d for d, s in states.items() if s == "leader"]
+            return leaders[0] if len(leaders) == 1 else None
+
+        lead = self.eventually(leader, timeout=15, what="one leader")
+        self.wait_advertised(nodes, self.https_status)
+        for m in self.https_status(lead)["members"]:
+            self.assertEqual(m["api_scheme"], "https")
+        follower = next(d for d in nodes if d is not lead)
+        addr = f"https://{follower.address}"
+
+        out, _ = self.run_ctl(self.ctl_env(follower, addr, RAMPART_CACERT=self.certs.ca), "--json", "acl", "token",
+                              "create", "--role", "read")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("SecretID", out.stdout)
+        # The same with flags instead of the environment.
+        env = self.ctl_env(follower, "127.0.0.1:1")
+        out, _ = self.run_ctl(env, "--addr", addr, "--cacert", self.certs.ca, "--json", "acl", "token", "list")
+        self.assertEqual(out.returncode, 0, out.stderr)
+
+        # curl -L follows too, checking the leader's IP SAN.
+        out = subprocess.run(["curl", "-sS", "-L", "--cacert", self.certs.ca, "-X", "PUT", "--data-binary", "tls",
+                              "-H", f"Authorization: Bearer {TOKEN}", f"{addr}/v1/kv/redirect/https"],
+                             capture_output=True, text=True, timeout=scaled(10))
+        self.assertEqual((out.returncode, out.stdout.strip()), (0, "true"), out.stderr)
+
+        # No CA: refused before anything is sent; another CA: the chain fails.
+        out, _ = self.run_ctl(self.ctl_env(follower, addr), "cluster", "status")
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("RAMPART_CACERT", out.stderr)
+        other_ca, _ = self.certs.other_ca()
+        out, _ = self.run_ctl(self.ctl_env(follower, addr, RAMPART_CACERT=other_ca), "cluster", "status")
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("TLS handshake failed", out.stderr)
+        # A name the certificate does not carry.
+        out, _ = self.run_ctl(self.ctl_env(follower, addr, RAMPART_CACERT=self.certs.ca,
+                                           RAMPART_TLS_SERVER_NAME="node_9"), "cluster", "status")
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("TLS handshake failed", out.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

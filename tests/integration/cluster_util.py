@@ -67,6 +67,15 @@ class ClusterCase(TlsCase):
                 d.start()
         return nodes
 
+    def restart(self, d, wait=True):
+        """Start a stopped node again. Its API port is new (127.0.0.1:0), and
+        the harness reads it from the log: the old log moves aside first."""
+        n = 1
+        while os.path.exists(f"{d.log_path}.{n}"):
+            n += 1
+        os.rename(d.log_path, f"{d.log_path}.{n}")
+        return d.start(wait=wait)
+
     def eventually(self, check, timeout=10, what="condition"):
         """Poll check() until it returns a true value; return it."""
         deadline = time.monotonic() + scaled(timeout)

@@ -63,7 +63,7 @@ class MixedVersions(ClusterCase):
         old.stop()
         for k in OLD_BUILD:
             del old.env[k]
-        old.start()
+        self.restart(old)
         self.eventually(lambda: all(self.declared(d, "node_3") == 2 for d in nodes), timeout=15,
                         what="node_3's new declaration on every node")
 
@@ -81,7 +81,7 @@ class MixedVersions(ClusterCase):
         # Rolled back to the old build: its log holds a version-2 entry.
         old.stop()
         old.env.update(OLD_BUILD)
-        old.start(wait=False)
+        self.restart(old, wait=False)
         self.assertEqual(old.wait(timeout=30), 1, old.log_text()[-3000:])
         stop = old.wait_log(lambda e: e.get("level") == "error" and e.get("command") == "service_register")
         self.assertEqual((stop["index"], stop["version"], stop["known_version"]), (index, 2, 1))

@@ -84,8 +84,9 @@ class RedirectMode(AdvertisedCase):
         self.assertEqual((r.status, header(r, "Location")), (307, f"http://{self.leader.address}/v1/kv/redirect/a"))
         self.assertEqual(follower.request("GET", "/v1/kv/redirect/a?stale", headers=AUTH).status, 404)
 
-        # curl -L sends the PUT and its body again to the leader (307 keeps both).
-        out = subprocess.run(["curl", "-sS", "-L", "-X", "PUT", "--data-binary", "via-curl", "-H",
+        # curl follows with the PUT, its body (307 keeps both) and, with
+        # --location-trusted, the token (plain -L drops it on another host:port).
+        out = subprocess.run(["curl", "-sS", "--location-trusted", "-X", "PUT", "--data-binary", "via-curl", "-H",
                               f"Authorization: Bearer {TOKEN}", f"http://{follower.address}/v1/kv/redirect/curl"],
                              capture_output=True, text=True, timeout=scaled(10))
         self.assertEqual((out.returncode, out.stdout.strip()), (0, "true"), out.stderr)
@@ -154,8 +155,8 @@ class RedirectOverHttps(AdvertisedCase):
         out, _ = self.run_ctl(env, "--addr", addr, "--cacert", self.certs.ca, "--json", "acl", "token", "list")
         self.assertEqual(out.returncode, 0, out.stderr)
 
-        # curl -L follows too, checking the leader's IP SAN.
-        out = subprocess.run(["curl", "-sS", "-L", "--cacert", self.certs.ca, "-X", "PUT", "--data-binary", "tls",
+        # curl follows too, checking the leader's IP SAN.
+        out = subprocess.run(["curl", "-sS", "--location-trusted", "--cacert", self.certs.ca, "-X", "PUT", "--data-binary", "tls",
                               "-H", f"Authorization: Bearer {TOKEN}", f"{addr}/v1/kv/redirect/https"],
                              capture_output=True, text=True, timeout=scaled(10))
         self.assertEqual((out.returncode, out.stdout.strip()), (0, "true"), out.stderr)

@@ -119,6 +119,7 @@ void test_full_valid_file(void**) {
         "peer: {listen: 0.0.0.0:7801, peers_file: p.yml, pins_file: pins.json, insecure_warning_ms: 5000}\n"
         "cluster:\n  seeds:\n    - 10.0.0.2:7701\n    - \"[fe80::1]:7701\"\n  join_token: s3cret\n  role: spare\n"
         "  max_store_bytes: 4096\n  snapshot_threshold: 16\n  snapshot_trailing: 0\n  snapshot_retention: 1\n"
+        "  follower_writes: redirect\n"
         "log: {level: debug, format: console, sampling: 1}\n"
         "plugins: {dir: /usr/lib/rampart, load: [transport_tls, metrics]}\n"
         "policies: {dir: /etc/rampart/policies}\n"
@@ -144,6 +145,7 @@ void test_full_valid_file(void**) {
     assert_string_equal(c.cluster.role.c_str(), "spare");
     assert_int_equal(c.cluster.max_store_bytes, 4096);
     assert_int_equal(c.cluster.snapshot_threshold, 16);
+    assert_string_equal(c.cluster.follower_writes.c_str(), "redirect");
     assert_string_equal(c.log.format.c_str(), "console");
     assert_string_equal(c.plugins.load[1].c_str(), "metrics");
     assert_true(c.auth.enabled);

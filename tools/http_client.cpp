@@ -125,10 +125,7 @@ HttpResult exchange_once(const Target& t, const std::string& expected, const std
     std::unique_ptr<TlsStream> tls;
     if (t.https) {
         tls = TlsStream::open(sock.fd(), g_tls, expected, &result.error);
-        if (!tls) {
-            result.error = t.host_port + ": " + result.error;
-            return result;
-        }
+        if (!tls) return result;
     }
     std::string req = method + " " + path + " HTTP/1.1\r\nHost: " + t.host_port + "\r\nConnection: close\r\n";
     if (!token.empty()) req += "Authorization: Bearer " + token + "\r\n";

@@ -102,6 +102,12 @@ class RedirectMode(AdvertisedCase):
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertIn(accessor, out.stdout)
 
+        # docs/cluster.md, "Redirect mode": its examples, as written.
+        self.run_doc_examples("cluster.md", "redirect-examples",
+                              {"FOLLOWER": follower.address, "AUTH": f"Authorization: Bearer {TOKEN}",
+                               "RAMPART_HTTP_TOKEN": TOKEN},
+                              {"127.0.0.1:7700": self.leader.address, "node_1": self.leader.node_id})
+
     def test_without_a_leader_503_and_rampartctl_retries_a_bounded_number_of_times(self):
         survivor = self.followers[0]
         for d in self.nodes:
@@ -160,6 +166,11 @@ class RedirectOverHttps(AdvertisedCase):
                               "-H", f"Authorization: Bearer {TOKEN}", f"{addr}/v1/kv/redirect/https"],
                              capture_output=True, text=True, timeout=scaled(10))
         self.assertEqual((out.returncode, out.stdout.strip()), (0, "true"), out.stderr)
+
+        # docs/tls.md: rampartctl's HTTPS examples, as written.
+        self.run_doc_examples("tls.md", "rampartctl-https-examples",
+                              {"FOLLOWER": follower.address, "CERT_DIR": self.certs.dir, "RAMPART_HTTP_TOKEN": TOKEN},
+                              {"127.0.0.1:7710": follower.address})
 
         # No CA: refused before anything is sent; another CA: the chain fails.
         out, _ = self.run_ctl(self.ctl_env(follower, addr), "cluster", "status")

@@ -516,6 +516,7 @@ void Daemon::start_member_info() {
         if (m == nullptr) return {};
         return {m->node_id, address};
     };
+    cluster_status_->set_self_advertisement(desired);
     announcer_ = std::make_unique<cluster::MemberInfoAnnouncer>(&loop_, peer_network_.get(), *store_,
                                                                 std::move(desired), std::move(leader));
     announcer_->install_route(router_);

@@ -14,7 +14,7 @@ namespace rampart::cluster {
 namespace {
 
 constexpr const char* kRoute = "/internal/member-info";
-constexpr size_t kMaxAnswer = 16 * 1024;
+constexpr size_t kMaxAnswer = size_t{16} * 1024;
 
 // The index out of the leader's {"index":N}; 0 if absent.
 uint64_t index_of(std::string_view body) {
@@ -175,6 +175,10 @@ void MemberInfoAnnouncer::cb_tick(uv_timer_t* timer) { static_cast<MemberInfoAnn
 
 void MemberInfoAnnouncer::tick() {
     if (in_flight_ || store_.engine() == nullptr || store_.state().applied() < committed_index_) return;
+    // A cluster of one has no one to tell (GET /v1/cluster/status shows a
+    // node's own advertisement anyway), and its log stays as a single
+    // node's always was; a second member makes the node announce.
+    if (rampart_raft_members(store_.engine(), nullptr, 0) < 2) return;
     MemberInfo desired = desired_();
     const store::Version state = store_.state().version();
     auto it = state->members.find(desired.node_id);

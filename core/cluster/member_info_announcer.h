@@ -1,8 +1,8 @@
 // Keeps this node's advertisement (member_info.h) in the replicated state:
-// a few times a second it compares what the node would advertise now with
-// what the state holds for it, and when they differ (at start, after a
-// change, after a snapshot restore dropped it) it announces the record
-// through the leader. The leader proposes it itself; a follower sends it to
+// a few times a second, in a cluster of more than one member, it compares
+// what the node would advertise now with what the state holds for it, and
+// when they differ (at start, after a change, after a snapshot restore
+// dropped it) it announces the record through the leader. The leader proposes it itself; a follower sends it to
 // the leader over the peer port ("http", mutual TLS) as
 // `PUT /internal/member-info`, which only peer connections may call and
 // only for the node id their certificate names.

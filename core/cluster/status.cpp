@@ -249,7 +249,11 @@ NodeStatus ClusterStatus::snapshot() const {
         if (!ms.progress_known && ms.is_self) ms.last_contact_ms = 0;
         if (ms.is_self) s.role = ms.role;
         auto advertised = state->members.find(ms.node_id);
-        if (advertised != state->members.end()) ms.advertised = advertised->second;
+        if (advertised != state->members.end()) {
+            ms.advertised = advertised->second;
+        } else if (ms.is_self && self_advertisement_) {
+            ms.advertised = self_advertisement_();
+        }
         s.members.push_back(std::move(ms));
     }
     return s;

@@ -89,6 +89,10 @@ public:
     // Stop observing; call before the store closes.
     void close();
 
+    // What this node advertises now: its own row shows it until the
+    // replicated record arrives (a cluster of one never replicates it).
+    void set_self_advertisement(std::function<MemberInfo()> self) { self_advertisement_ = std::move(self); }
+
     NodeStatus snapshot() const;
     // The leader's peer address ("" when none) and the voters' addresses.
     std::string leader_address() const;
@@ -104,6 +108,7 @@ private:
     store::Store& store_;
     std::string node_id_;
     MembersFn members_;
+    std::function<MemberInfo()> self_advertisement_;
     uv_timer_t* timer_ = nullptr;  // freed by its close callback
     bool observing_ = false;
     uint64_t leader_changes_counted_ = 0;

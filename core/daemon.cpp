@@ -503,7 +503,7 @@ void Daemon::start_member_info() {
     auto desired = [this] {
         cluster::MemberInfo m;
         m.node_id = config_->node.id;
-        m.api_address = server_->bound_address();
+        m.api_address = config_->api.advertise.empty() ? server_->bound_address() : config_->api.advertise;
         m.api_scheme = transports_->api_context() != nullptr ? "https" : "http";
         m.peer_address = config_->peer.listen;
         m.build = RAMPART_VERSION;

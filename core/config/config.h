@@ -38,6 +38,7 @@ struct Config {
     } node;
     struct Api {
         std::string listen;
+        std::string advertise;  // "" = listen as bound
         int64_t max_body_bytes = 0;
         int64_t max_header_bytes = 0;
         int64_t max_uri_bytes = 0;

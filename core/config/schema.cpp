@@ -39,6 +39,8 @@ constexpr KeySpec kSchema[] = {
 
     {"api.listen", Address, "127.0.0.1:7700", 0, 65535, nullptr, false, false,
      "HTTP API address: IPv4 \"a.b.c.d:port\" or \"[v6]:port\" (port 0 = any free port)"},
+    {"api.advertise", String, "", 0, 64, nullptr, true, false,
+     "API address other members send clients to (307 redirects); empty: api.listen as bound"},
     {"api.max_body_bytes", Int, "65536", 1024, 67108864, nullptr, true, false,
      "Largest request body; larger requests get 413"},
     {"api.max_header_bytes", Int, "8192", 1024, 1048576, nullptr, true, false,
@@ -127,12 +129,13 @@ constexpr KeySpec kSchema[] = {
 
 // Some strings have a shape beyond their length. Kept out of KeySpec so
 // the public struct stays as it is; keyed by path, looked up rarely.
-enum class Shape { Any, Name, Address };
+enum class Shape { Any, Name, Address, OptionalAddress };
 
 Shape shape_of(const KeySpec& spec) {
     std::string_view path = spec.path;
     if (path == "node.id" || path == "plugins.load") return Shape::Name;  // no '/', no ".."
     if (path == "cluster.seeds" || spec.type == Address) return Shape::Address;
+    if (path == "api.advertise") return Shape::OptionalAddress;
     return Shape::Any;
 }
 
@@ -196,6 +199,7 @@ bool check_string(const KeySpec& spec, std::string_view text, std::string* why) 
     switch (shape_of(spec)) {
         case Shape::Name: return check_name(text, why);
         case Shape::Address: return check_address(text, why);
+        case Shape::OptionalAddress: return text.empty() || check_address(text, why);
         case Shape::Any: break;
     }
     if (static_cast<int64_t>(text.size()) < spec.min || static_cast<int64_t>(text.size()) > spec.max) {
@@ -271,6 +275,7 @@ constexpr Field kFields[] = {
     RAMPART_FIELD(node.audit_max_bytes),
     RAMPART_FIELD(node.audit_keep),
     RAMPART_FIELD(api.listen),
+    RAMPART_FIELD(api.advertise),
     RAMPART_FIELD(api.max_body_bytes),
     RAMPART_FIELD(api.max_header_bytes),
     RAMPART_FIELD(api.max_uri_bytes),
@@ -388,6 +393,7 @@ bool check_list_item(const KeySpec& spec, std::string_view item, std::string* wh
     if (!check_plain_text(item, why)) return false;
     switch (shape_of(spec)) {
         case Shape::Name: return check_name(item, why);
+        case Shape::OptionalAddress:
         case Shape::Address: return check_address(item, why);
         case Shape::Any: break;
     }

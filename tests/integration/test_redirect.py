@@ -14,7 +14,7 @@ import time
 import unittest
 
 from cluster_util import AUTH, RAMPARTCTL, TOKEN, ClusterCase
-from harness import scaled
+from harness import RAMPARTD, Daemon, scaled
 from tls_util import client_context, https_get
 
 REDIRECT = {"RAMPART_CLUSTER_FOLLOWER_WRITES": "redirect"}  # the environment override of the key
@@ -69,6 +69,22 @@ class RedirectMode(AdvertisedCase):
                 self.assertEqual(m["versions"]["service_register"], 2)
                 self.assertEqual(m["versions"]["kv_set"], 1)
                 self.assertEqual(m["versions"]["member_info"], 1)
+
+        # api.advertise (here from the environment) replaces the bound address,
+        # and a changed advertisement reaches every node.
+        follower = self.followers[0]
+        follower.stop()
+        follower.env["RAMPART_API_ADVERTISE"] = "192.0.2.7:7700"
+        self.restart(follower)
+
+        def advertised_everywhere():
+            for d in self.nodes:
+                m = next(m for m in self.status(d)["members"] if m["node_id"] == follower.node_id)
+                if m["api_address"] != "192.0.2.7:7700":
+                    return False
+            return True
+
+        self.eventually(advertised_everywhere, timeout=15, what="the new advertisement on every node")
 
     def test_follower_redirects_to_the_leader_and_clients_follow(self):
         follower = self.followers[0]
@@ -193,6 +209,23 @@ class RedirectOverHttps(AdvertisedCase):
                                            RAMPART_TLS_SERVER_NAME="node_9"), "cluster", "status")
         self.assertEqual(out.returncode, 1)
         self.assertIn("TLS handshake failed", out.stderr)
+
+
+class AdvertiseConfig(unittest.TestCase):
+    def test_bad_values_are_configuration_errors(self):
+        for env, why in ((REDIRECT, None), ({"RAMPART_API_ADVERTISE": "10.0.0.1:7700"}, None),
+                         ({"RAMPART_API_ADVERTISE": "rampart.example:7700"}, "host names are not allowed"),
+                         ({"RAMPART_CLUSTER_FOLLOWER_WRITES": "bounce"}, "forward")):
+            d = Daemon(env=env, args=["--check-config", "-c", "rampart.yml"])
+            self.addCleanup(d.cleanup)
+            out = subprocess.run([RAMPARTD, "--check-config", "-c", d.config_path], env=d.env, capture_output=True,
+                                 text=True, timeout=scaled(10))
+            if why is None:
+                self.assertEqual(out.returncode, 0, out.stderr)
+            else:
+                self.assertEqual(out.returncode, 78, out.stderr)
+                self.assertIn(why, out.stderr)
+                self.assertIn(next(iter(env)), out.stderr)
 
 
 if __name__ == "__main__":

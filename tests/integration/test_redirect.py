@@ -15,9 +15,21 @@ import unittest
 
 from cluster_util import AUTH, RAMPARTCTL, TOKEN, ClusterCase
 from harness import RAMPARTD, Daemon, scaled
-from tls_util import client_context, https_get
+from tls_util import client_context, https_get, tls_connect
 
 REDIRECT = {"RAMPART_CLUSTER_FOLLOWER_WRITES": "redirect"}  # the environment override of the key
+
+
+def member_info_record(node_id, api_address):
+    """A member_info record (core/cluster/member_info.h) as a node would send it."""
+
+    def text(value):
+        data = value.encode()
+        assert len(data) < 128  # one-byte varint length
+        return bytes([len(data)]) + data
+
+    return (bytes([65, 1]) + text(node_id) + text(api_address) + text("http") + text("127.0.0.1:1") + text("0.1.0")
+            + bytes([1, 1, 1]))  # one version: kv_set 1
 
 
 def header(response, name):
@@ -69,6 +81,24 @@ class RedirectMode(AdvertisedCase):
                 self.assertEqual(m["versions"]["service_register"], 2)
                 self.assertEqual(m["versions"]["kv_set"], 1)
                 self.assertEqual(m["versions"]["member_info"], 1)
+
+        # Only a peer may announce, and only for the node its certificate names.
+        record = member_info_record("node_3", "203.0.113.9:7700")
+        r = self.leader.request("PUT", "/internal/member-info", body=record)
+        self.assertEqual(r.status, 404, r.body)
+        impostor = next(i for i in (1, 2, 3) if f"node_{i}" != "node_3")
+        cert, key = self.certs.node(impostor)
+        host, port = self.leader.peer_listen.rsplit(":", 1)
+        with tls_connect(host, int(port), client_context(self.certs.ca, cert, key)) as conn:
+            conn.sendall(b"RAMPART/1 http\n" + f"PUT /internal/member-info HTTP/1.1\r\nHost: x\r\n"
+                         f"Connection: close\r\nContent-Length: {len(record)}\r\n\r\n".encode() + record)
+            answer = b""
+            while chunk := conn.recv(65536):
+                answer += chunk
+        self.assertTrue(answer.startswith(b"HTTP/1.1 403"), answer)
+        for d in self.nodes:
+            m = next(m for m in self.status(d)["members"] if m["node_id"] == "node_3")
+            self.assertNotEqual(m["api_address"], "203.0.113.9:7700")
 
         # api.advertise (here from the environment) replaces the bound address,
         # and a changed advertisement reaches every node.

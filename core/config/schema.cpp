@@ -39,7 +39,7 @@ constexpr KeySpec kSchema[] = {
 
     {"api.listen", Address, "127.0.0.1:7700", 0, 65535, nullptr, false, false,
      "HTTP API address: IPv4 \"a.b.c.d:port\" or \"[v6]:port\" (port 0 = any free port)"},
-    {"api.advertise", String, "", 0, 64, nullptr, true, false,
+    {"api.advertise", Address, "", 0, 65535, nullptr, true, false,
      "API address other members send clients to (307 redirects); empty: api.listen as bound"},
     {"api.max_body_bytes", Int, "65536", 1024, 67108864, nullptr, true, false,
      "Largest request body; larger requests get 413"},
@@ -134,8 +134,8 @@ enum class Shape { Any, Name, Address, OptionalAddress };
 Shape shape_of(const KeySpec& spec) {
     std::string_view path = spec.path;
     if (path == "node.id" || path == "plugins.load") return Shape::Name;  // no '/', no ".."
+    if (path == "api.advertise") return Shape::OptionalAddress;  // empty: api.listen as bound
     if (path == "cluster.seeds" || spec.type == Address) return Shape::Address;
-    if (path == "api.advertise") return Shape::OptionalAddress;
     return Shape::Any;
 }
 

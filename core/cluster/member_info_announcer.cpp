@@ -1,5 +1,7 @@
 #include "cluster/member_info_announcer.h"
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <string_view>
 
@@ -52,9 +54,16 @@ public:
 private:
     void dialled(int fd) {
         if (closing_) return;
-        if (fd < 0 || uv_pipe_init(timer_.loop, &pipe_, 0) != 0) return done(false, 0);
+        if (fd < 0) return done(false, 0);
+        if (uv_pipe_init(timer_.loop, &pipe_, 0) != 0) {
+            ::close(fd);
+            return done(false, 0);
+        }
         pipe_open_ = true;
-        if (uv_pipe_open(&pipe_, fd) != 0) return done(false, 0);
+        if (uv_pipe_open(&pipe_, fd) != 0) {
+            ::close(fd);
+            return done(false, 0);
+        }
         uv_buf_t buf = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
         write_.data = this;
         if (uv_write(&write_, reinterpret_cast<uv_stream_t*>(&pipe_), &buf, 1, cb_written) != 0 ||

@@ -134,7 +134,7 @@ enum class Shape { Any, Name, Address, OptionalAddress };
 Shape shape_of(const KeySpec& spec) {
     std::string_view path = spec.path;
     if (path == "node.id" || path == "plugins.load") return Shape::Name;  // no '/', no ".."
-    if (path == "api.advertise") return Shape::OptionalAddress;  // empty: api.listen as bound
+    if (path == "api.advertise") return Shape::OptionalAddress;           // empty: api.listen as bound
     if (path == "cluster.seeds" || spec.type == Address) return Shape::Address;
     return Shape::Any;
 }

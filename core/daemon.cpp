@@ -22,8 +22,11 @@
 #include "cluster/join_loop.h"
 #include "cluster/raft_bridge.h"
 #include "cluster/seed_probe.h"
+#include "cluster/member_info_announcer.h"
+#include "cluster/redirect.h"
 #include "cluster/status.h"
 #include "cluster/status_routes.h"
+#include "cluster/version_gate.h"
 #include "config/config.h"
 #include "http/exchange.h"
 #include "http/router.h"
@@ -231,6 +234,7 @@ private:
     void start_raft_bridge(store::StoreSettings& settings);
     void start_forwarding();
     bool forward_to_leader(http::Exchange& ex);
+    void start_member_info();
     bool start_peer_port();
     void start_join_loop();
     void apply_transports();
@@ -255,6 +259,7 @@ private:
     std::unique_ptr<TransportSetup> transports_;
     std::unique_ptr<cluster::RaftBridge> raft_bridge_;
     std::unique_ptr<cluster::Forwarder> forwarder_;
+    std::unique_ptr<cluster::MemberInfoAnnouncer> announcer_;
     policy::PolicyHost policies_;
     std::unique_ptr<store::Store> store_;
     std::unique_ptr<cluster::ClusterStatus> cluster_status_;  // after store_: holds a reference to it
@@ -403,6 +408,7 @@ void Daemon::begin_shutdown(int signum) {
     if (join_loop_) join_loop_->stop();
     if (discovery_) discovery_->close();
     if (seed_probe_) seed_probe_->close_all();
+    if (announcer_) announcer_->close();
     if (peer_network_) peer_network_->shutdown();
     if (store_) store_->release_watchers();
     plugins_->close_listeners();
@@ -502,8 +508,40 @@ bool Daemon::forward_to_leader(http::Exchange& ex) {
     auto [leader_id, leader_address] = store_->leader();
     const cluster::Member* leader = leader_id != 0 ? raft_bridge_->member_by_id(leader_id) : nullptr;
     if (leader == nullptr) return no_leader("no_leader", "the cluster has no leader right now; retry");
+    if (config_->cluster.follower_writes == "redirect") {
+        const cluster::MemberTable& advertised = store_->state().version()->members;
+        auto info = advertised.find(leader->node_id);
+        ex.respond(cluster::redirect_to_leader(ex.request(), leader->node_id,
+                                               info != advertised.end() ? &info->second : nullptr));
+        return true;
+    }
     forwarder_->forward(ex.shared_from_this(), leader->node_id, leader_address);
     return true;
+}
+
+// Every node advertises its API address and the command versions it
+// decodes (cluster/member_info.h), and leaders take others' announcements.
+void Daemon::start_member_info() {
+    auto desired = [this] {
+        cluster::MemberInfo m;
+        m.node_id = config_->node.id;
+        m.api_address = config_->api.advertise.empty() ? server_->bound_address() : config_->api.advertise;
+        m.api_scheme = transports_->api_context() != nullptr ? "https" : "http";
+        m.peer_address = config_->peer.listen;
+        m.build = RAMPART_VERSION;
+        m.versions = cluster::local_versions();
+        return m;
+    };
+    auto leader = [this]() -> std::pair<std::string, std::string> {
+        auto [leader_id, address] = store_->leader();
+        const cluster::Member* m = raft_bridge_ && leader_id != 0 ? raft_bridge_->member_by_id(leader_id) : nullptr;
+        if (m == nullptr) return {};
+        return {m->node_id, address};
+    };
+    cluster_status_->set_self_advertisement(desired);
+    announcer_ = std::make_unique<cluster::MemberInfoAnnouncer>(&loop_, peer_network_.get(), *store_,
+                                                                std::move(desired), std::move(leader));
+    announcer_->install_route(router_);
 }
 
 // New connections on either port use the material now in force.
@@ -728,6 +766,7 @@ int Daemon::run() {
     cluster::install_status_routes(router_, *cluster_status_);
     store::install_snapshot_routes(router_, *store_, audit_.get());
     store::install_acl(router_, *store_, auth_);  // replicated API tokens beside the configured ones
+    start_member_info();
     server_ = std::make_unique<http::Server>(&loop_, &router_, server_settings_for(*config_));
     server_->set_pipeline(pipeline_.get());
     apply_transports();
@@ -750,6 +789,7 @@ int Daemon::run() {
     install_signals();
     cluster_status_->start();
     start_join_loop();
+    announcer_->start();
     // Read the floor at each check, so a SIGHUP changes it.
     disk_watchdog_ = std::make_unique<store::DiskWatchdog>(
         &loop_, config_->node.data_dir, [this] { return config_->node.min_free_bytes; }, *store_, &registry_);
@@ -772,6 +812,7 @@ int Daemon::run() {
     discovery_.reset();
     clock_.reset();
     forwarder_.reset();
+    announcer_.reset();
     raft_bridge_.reset();
     plugins_->set_peer_network(nullptr);  // plugins unload below; the network is gone
     peer_network_.reset();

@@ -32,7 +32,8 @@ struct Globals {
 
 void usage() {
     fprintf(stderr,
-            "usage: rampartctl [--addr HOST:PORT] [--token TOKEN] [--json] COMMAND\n"
+            "usage: rampartctl [--addr [https://]HOST:PORT] [--token TOKEN] [--cacert CA.pem] [--json] COMMAND\n"
+            "  (https: also --client-cert CERT.pem --client-key KEY.pem, --tls-server-name NAME)\n"
             "commands:\n"
             "  cluster status|leader|peers   the cluster as this node sees it\n"
             "  acl token create --role R [--description D] [--prefix P] [--ttl 24h]   a new API token\n"
@@ -48,7 +49,8 @@ void usage() {
             "  util health    is the node alive (GET /health)\n"
             "  util ready     is the node ready for traffic (GET /ready)\n"
             "  version        print the version\n"
-            "environment: RAMPART_HTTP_ADDR, RAMPART_HTTP_TOKEN\n");
+            "environment: RAMPART_HTTP_ADDR, RAMPART_HTTP_TOKEN, RAMPART_CACERT, RAMPART_CLIENT_CERT,\n"
+            "  RAMPART_CLIENT_KEY, RAMPART_TLS_SERVER_NAME\n");
 }
 
 // GET `path` and report the answer: a line for people, the body for --json.
@@ -118,10 +120,23 @@ int main(int argc, char** argv) {
     Globals g;
     if (const char* a = getenv("RAMPART_HTTP_ADDR")) g.addr = a;
     if (const char* t = getenv("RAMPART_HTTP_TOKEN")) g.token = t;
+    rampartctl::TlsSettings tls;
+    for (auto [name, field] :
+         {std::pair{"RAMPART_CACERT", &tls.ca_file}, std::pair{"RAMPART_CLIENT_CERT", &tls.cert_file},
+          std::pair{"RAMPART_CLIENT_KEY", &tls.key_file}, std::pair{"RAMPART_TLS_SERVER_NAME", &tls.server_name}}) {
+        if (const char* v = getenv(name)) *field = v;
+    }
     static const struct option opts[] = {
-        {"addr", required_argument, nullptr, 'a'}, {"token", required_argument, nullptr, 't'},
-        {"json", no_argument, nullptr, 'j'},       {"version", no_argument, nullptr, 'v'},
-        {"help", no_argument, nullptr, 'h'},       {nullptr, 0, nullptr, 0},
+        {"addr", required_argument, nullptr, 'a'},
+        {"token", required_argument, nullptr, 't'},
+        {"json", no_argument, nullptr, 'j'},
+        {"version", no_argument, nullptr, 'v'},
+        {"help", no_argument, nullptr, 'h'},
+        {"cacert", required_argument, nullptr, 'C'},
+        {"client-cert", required_argument, nullptr, 'E'},
+        {"client-key", required_argument, nullptr, 'K'},
+        {"tls-server-name", required_argument, nullptr, 'S'},
+        {nullptr, 0, nullptr, 0},
     };
     int opt;
     while ((opt = getopt_long(argc, argv, "+h", opts, nullptr)) != -1) {
@@ -129,10 +144,15 @@ int main(int argc, char** argv) {
             case 'a': g.addr = optarg; break;
             case 't': g.token = optarg; break;
             case 'j': g.json = true; break;
+            case 'C': tls.ca_file = optarg; break;
+            case 'E': tls.cert_file = optarg; break;
+            case 'K': tls.key_file = optarg; break;
+            case 'S': tls.server_name = optarg; break;
             case 'v': printf("rampartctl %s\n", RAMPART_VERSION); return kOk;
             default: usage(); return kUsage;
         }
     }
+    rampartctl::set_tls_settings(std::move(tls));
     std::vector<std::string> args(argv + optind, argv + argc);
     if (args.empty()) {
         usage();

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "cluster/raft_adapter.h"
+#include "cluster/version_gate.h"
 #include "metrics/registry.h"
 #include "store/store.h"
 #include "util/json.h"
@@ -49,6 +50,28 @@ void append_optional(std::string& out, const char* name, int64_t value) {
     out += '"';
     out += name;
     out += "\":" + (value < 0 ? std::string("null") : std::to_string(value));
+}
+
+// What the member advertises (docs/cluster.md, "Member advertisement"):
+// its API address and scheme, build, and the highest version of each
+// command type it decodes; null until its announcement is replicated here.
+void append_advertised(std::string& out, const std::optional<MemberInfo>& info) {
+    if (!info) {
+        out += ",\"api_address\":null,\"api_scheme\":null,\"build\":null,\"versions\":null";
+        return;
+    }
+    out += ',';
+    append_field(out, "api_address", info->api_address);
+    out += ',';
+    append_field(out, "api_scheme", info->api_scheme);
+    out += ',';
+    append_field(out, "build", info->build);
+    out += ",\"versions\":{";
+    for (size_t i = 0; i < info->versions.size(); i++) {
+        if (i > 0) out += ',';
+        append_field(out, record_type_name(info->versions[i].type).c_str(), uint64_t{info->versions[i].version});
+    }
+    out += '}';
 }
 
 }  // namespace
@@ -113,6 +136,7 @@ std::string status_json(const NodeStatus& s) {
         append_optional(out, "match_index", m.progress_known ? static_cast<int64_t>(m.match_index) : -1);
         out += ',';
         append_optional(out, "lag", m.progress_known ? static_cast<int64_t>(m.lag) : -1);
+        append_advertised(out, m.advertised);
         out += '}';
     }
     out += "]}\n";
@@ -207,6 +231,7 @@ NodeStatus ClusterStatus::snapshot() const {
 
     std::vector<rampart_raft_member> members(rampart_raft_members(engine, nullptr, 0));
     members.resize(rampart_raft_members(engine, members.data(), static_cast<unsigned>(members.size())));
+    const store::Version state = store_.state().version();
     for (const rampart_raft_member& m : members) {
         MemberStatus ms;
         ms.raft_id = m.id;
@@ -223,6 +248,12 @@ NodeStatus ClusterStatus::snapshot() const {
         if (!ms.progress_known && ms.is_leader) ms.last_contact_ms = s.leader_contact_ms;
         if (!ms.progress_known && ms.is_self) ms.last_contact_ms = 0;
         if (ms.is_self) s.role = ms.role;
+        auto advertised = state->members.find(ms.node_id);
+        if (advertised != state->members.end()) {
+            ms.advertised = advertised->second;
+        } else if (ms.is_self && self_advertisement_) {
+            ms.advertised = self_advertisement_();
+        }
         s.members.push_back(std::move(ms));
     }
     return s;

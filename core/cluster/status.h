@@ -14,9 +14,11 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "cluster/member_info.h"
 #include "cluster/raft_bridge.h"
 
 namespace rampart::metrics {
@@ -39,8 +41,9 @@ struct MemberStatus {
     bool is_leader = false;
     bool progress_known = false;  // the fields below: leader only
     uint64_t match_index = 0;
-    uint64_t lag = 0;              // entries: the leader's last index - match_index
-    int64_t last_contact_ms = -1;  // -1: unknown or never
+    uint64_t lag = 0;                      // entries: the leader's last index - match_index
+    int64_t last_contact_ms = -1;          // -1: unknown or never
+    std::optional<MemberInfo> advertised;  // its advertisement (member_info.h), once replicated
 };
 
 struct NodeStatus {
@@ -86,6 +89,10 @@ public:
     // Stop observing; call before the store closes.
     void close();
 
+    // What this node advertises now: its own row shows it until the
+    // replicated record arrives (a cluster of one never replicates it).
+    void set_self_advertisement(std::function<MemberInfo()> self) { self_advertisement_ = std::move(self); }
+
     NodeStatus snapshot() const;
     // The leader's peer address ("" when none) and the voters' addresses.
     std::string leader_address() const;
@@ -101,6 +108,7 @@ private:
     store::Store& store_;
     std::string node_id_;
     MembersFn members_;
+    std::function<MemberInfo()> self_advertisement_;
     uv_timer_t* timer_ = nullptr;  // freed by its close callback
     bool observing_ = false;
     uint64_t leader_changes_counted_ = 0;

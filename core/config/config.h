@@ -38,6 +38,7 @@ struct Config {
     } node;
     struct Api {
         std::string listen;
+        std::string advertise;  // "" = listen as bound
         int64_t max_body_bytes = 0;
         int64_t max_header_bytes = 0;
         int64_t max_uri_bytes = 0;
@@ -64,6 +65,7 @@ struct Config {
         int64_t snapshot_threshold = 0;  // log entries between snapshots
         int64_t snapshot_trailing = 0;   // entries kept after a snapshot
         int64_t snapshot_retention = 0;  // engine snapshots kept (start prunes older ones)
+        std::string follower_writes;     // forward | redirect
     } cluster;
     struct Log {
         std::string level;     // debug | info | warn | error

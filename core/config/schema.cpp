@@ -39,6 +39,8 @@ constexpr KeySpec kSchema[] = {
 
     {"api.listen", Address, "127.0.0.1:7700", 0, 65535, nullptr, false, false,
      "HTTP API address: IPv4 \"a.b.c.d:port\" or \"[v6]:port\" (port 0 = any free port)"},
+    {"api.advertise", Address, "", 0, 65535, nullptr, true, false,
+     "API address other members send clients to (307 redirects); empty: api.listen as bound"},
     {"api.max_body_bytes", Int, "65536", 1024, 67108864, nullptr, true, false,
      "Largest request body; larger requests get 413"},
     {"api.max_header_bytes", Int, "8192", 1024, 1048576, nullptr, true, false,
@@ -91,6 +93,8 @@ constexpr KeySpec kSchema[] = {
      "Raft log entries kept after a snapshot (lets a lagging member catch up without one)"},
     {"cluster.snapshot_retention", Int, "2", 1, 1000, nullptr, false, false,
      "Engine snapshots kept in data_dir/raft; older ones are removed at start"},
+    {"cluster.follower_writes", Enum, "forward", 0, 0, "forward|redirect", true, false,
+     "A request that needs the leader, on a follower: forward it to the leader, or answer 307 to the leader's API"},
 
     {"log.level", Enum, "info", 0, 0, "debug|info|warn|error", true, false,
      "Lowest level written"},
@@ -129,11 +133,12 @@ constexpr KeySpec kSchema[] = {
 
 // Some strings have a shape beyond their length. Kept out of KeySpec so
 // the public struct stays as it is; keyed by path, looked up rarely.
-enum class Shape { Any, Name, Address, Domain, DnsServer };
+enum class Shape { Any, Name, Address, OptionalAddress, Domain, DnsServer };
 
 Shape shape_of(const KeySpec& spec) {
     std::string_view path = spec.path;
     if (path == "node.id" || path == "plugins.load") return Shape::Name;  // no '/', no ".."
+    if (path == "api.advertise") return Shape::OptionalAddress;           // empty: api.listen as bound
     if (path == "cluster.seeds" || spec.type == Address) return Shape::Address;
     if (path == "cluster.discovery_srv") return Shape::Domain;
     if (path == "cluster.dns_server") return Shape::DnsServer;
@@ -240,6 +245,7 @@ bool check_string(const KeySpec& spec, std::string_view text, std::string* why) 
         case Shape::Address: return check_address(text, why);
         case Shape::Domain: return check_domain(text, why);
         case Shape::DnsServer: return check_dns_server(text, why);
+        case Shape::OptionalAddress: return text.empty() || check_address(text, why);
         case Shape::Any: break;
     }
     if (static_cast<int64_t>(text.size()) < spec.min || static_cast<int64_t>(text.size()) > spec.max) {
@@ -315,6 +321,7 @@ constexpr Field kFields[] = {
     RAMPART_FIELD(node.audit_max_bytes),
     RAMPART_FIELD(node.audit_keep),
     RAMPART_FIELD(api.listen),
+    RAMPART_FIELD(api.advertise),
     RAMPART_FIELD(api.max_body_bytes),
     RAMPART_FIELD(api.max_header_bytes),
     RAMPART_FIELD(api.max_uri_bytes),
@@ -340,6 +347,7 @@ constexpr Field kFields[] = {
     RAMPART_FIELD(cluster.snapshot_threshold),
     RAMPART_FIELD(cluster.snapshot_trailing),
     RAMPART_FIELD(cluster.snapshot_retention),
+    RAMPART_FIELD(cluster.follower_writes),
     RAMPART_FIELD(log.level),
     RAMPART_FIELD(log.format),
     RAMPART_FIELD(log.sampling),
@@ -433,6 +441,7 @@ bool check_list_item(const KeySpec& spec, std::string_view item, std::string* wh
     if (!check_plain_text(item, why)) return false;
     switch (shape_of(spec)) {
         case Shape::Name: return check_name(item, why);
+        case Shape::OptionalAddress:
         case Shape::Address: return check_address(item, why);
         case Shape::Domain:
         case Shape::DnsServer:

@@ -440,4 +440,58 @@ DecodeResult decode(std::string_view bytes) {
     return {std::move(cmd), {}};
 }
 
+// ---- Older record versions (issue 6, cluster/version_gate.h) --------------
+
+namespace {
+
+// Version 1: at most one TTL check (id and TTL only, initially critical), no meta.
+bool write_body_v1(Writer& w, const ServiceRegister& c) {
+    if (!c.meta.empty() || c.checks.size() > 1) return false;
+    const CheckDef none;
+    const CheckDef& d = c.checks.empty() ? none : c.checks.front();
+    if (!d.name.empty() || !d.notes.empty() || d.status != CheckStatus::Critical) return false;
+    w.bytes(c.id);
+    w.bytes(c.name);
+    w.bytes(c.address);
+    w.varint(c.port);
+    w.varint(c.tags.size());
+    for (const std::string& t : c.tags) w.bytes(t);
+    w.bytes(d.id);
+    w.varint(d.ttl_ms);
+    return true;
+}
+
+// Version 1: no status, always passing.
+bool write_body_v1(Writer& w, const CheckPass& c) {
+    if (c.status != CheckStatus::Passing) return false;
+    w.bytes(c.check_id);
+    w.bytes(c.note);
+    return true;
+}
+
+template <class T>
+bool write_body_v1(Writer&, const T&) {
+    return false;  // no other type has an older version
+}
+
+}  // namespace
+
+bool encode_as(const Command& cmd, uint8_t version, std::string* out) {
+    uint8_t newest = record_version(cmd.type());
+    if (version == newest) {
+        *out = encode(cmd);
+        return true;
+    }
+    if (version != 1 || newest < 1) return false;
+    Writer w;
+    w.u8(static_cast<uint8_t>(cmd.type()));
+    w.u8(1);
+    w.varint(cmd.meta.leader_ms);
+    w.bytes(cmd.meta.idempotency_key);
+    w.bytes(cmd.meta.fingerprint);
+    if (!std::visit([&w](const auto& b) { return write_body_v1(w, b); }, cmd.body)) return false;
+    *out = w.take();
+    return true;
+}
+
 }  // namespace rampart::store

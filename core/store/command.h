@@ -210,4 +210,12 @@ const char* type_name(CommandType t);
 // check_pass, kCommandVersion for the others.
 uint8_t record_version(CommandType t);
 
+// ---- Older record versions (issue 6, cluster/version_gate.h) --------------
+// A leader whose voters do not all decode record_version() of a type writes
+// an older version: encode_as() writes `cmd` as `version` of its type, or
+// returns false when that version cannot carry it (a service with meta or
+// several checks in service_register 1, a warning in check_pass 1, any
+// version this build does not have).
+bool encode_as(const Command& cmd, uint8_t version, std::string* out);
+
 }  // namespace rampart::store

@@ -62,6 +62,11 @@ Response engine_error(int status) {
             return r;
         case RAMPART_RAFT_TOO_BIG: return Response::error(413, "body_too_large", "the write is too large");
         case RAMPART_RAFT_IO: r = Response::error(503, "io_error", "the node could not persist the write"); break;
+        case kStatusVersionUnsupported:
+            r = Response::error(503, "command_version_unsupported",
+                                "a voter does not decode the command version this write needs yet (a rolling "
+                                "upgrade is under way): retry once every voter runs the new version");
+            break;
         default: return Response::error(500, "internal_error", rampart_raft_status_name(status));
     }
     r.headers.emplace_back("Retry-After", "1");

@@ -246,10 +246,22 @@ EntryPtr StateMachine::get(std::string_view key) const {
 
 Result StateMachine::apply_bytes(uint64_t index, std::string_view bytes) {
     if (is_restore_record(bytes)) return apply_restore(index, bytes);
+    if (cluster::is_member_info_record(bytes)) return apply_member_info(index, bytes);
     DecodeResult d = decode(bytes);
     if (d.ok()) return apply(index, *d.command);
     mutable_state().applied = index;
     return failed(Outcome::Invalid, "undecodable command: " + d.error);
+}
+
+Result StateMachine::apply_member_info(uint64_t index, std::string_view record) {
+    cluster::MemberInfo info;
+    std::string error;
+    State& s = mutable_state();
+    s.applied = index;
+    if (!cluster::decode_member_info(record, &info, &error)) return failed(Outcome::Invalid, error);
+    std::string node_id = info.node_id;
+    s.members.insert_or_assign(std::move(node_id), std::move(info));
+    return Result{};
 }
 
 Result StateMachine::apply(uint64_t index, const Command& cmd) {

@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cluster/member_info.h"
 #include "store/command.h"
 #include "store/dedup.h"
 #include "store/result.h"
@@ -38,11 +39,12 @@ struct StateLimits {
 struct State {
     KvMap kv;
     DedupTable dedup;
-    uint64_t kv_index = 0;    // last index that changed the KV data
-    uint64_t applied = 0;     // last index applied
-    uint64_t used_bytes = 0;  // sum of key + value sizes
-    Catalog catalog;          // services and TTL checks (store/services.h)
-    TokenTable tokens;        // API tokens (store/tokens.h)
+    uint64_t kv_index = 0;         // last index that changed the KV data
+    uint64_t applied = 0;          // last index applied
+    uint64_t used_bytes = 0;       // sum of key + value sizes
+    Catalog catalog;               // services and TTL checks (store/services.h)
+    TokenTable tokens;             // API tokens (store/tokens.h)
+    cluster::MemberTable members;  // what each member advertises (cluster/member_info.h)
 };
 using Version = std::shared_ptr<const State>;
 
@@ -82,6 +84,8 @@ private:
     // A restore record (store/snapshot_file.h): replace the whole state with
     // the snapshot's, re-based at `index` (snapshot_file.cpp).
     Result apply_restore(uint64_t index, std::string_view record);
+    // A member's announcement replaces its previous one.
+    Result apply_member_info(uint64_t index, std::string_view record);
     State& mutable_state();
     Result apply_body(State& s, uint64_t index, const Command& cmd);
     Result apply_dedup(State& s, uint64_t index, const Command& cmd);

@@ -9,6 +9,7 @@
 
 #include "audit/audit_log.h"
 #include "cluster/raft_adapter.h"
+#include "cluster/version_gate.h"
 #include "config/config.h"
 #include "log.h"
 #include "store/check_ticker.h"
@@ -199,7 +200,16 @@ void Store::write(const Command& cmd, WriteDone done) {
         done(RAMPART_RAFT_NO_SPACE, 0, nullptr);
         return;
     }
-    std::string bytes = encode(cmd);
+    // The leader writes only versions every voter decodes; elsewhere the
+    // engine refuses the write anyway.
+    std::string bytes, why;
+    if (!is_leader()) {
+        bytes = encode(cmd);
+    } else if (!cluster::encode_for_voters(cmd, node_, settings_.raft_id, sm_.version()->members, &bytes, &why)) {
+        log::warn("store: write refused during a rolling upgrade", {{"reason", why}});
+        done(kStatusVersionUnsupported, 0, nullptr);
+        return;
+    }
     auto ctx = std::make_unique<WriteDone>(std::move(done));
     int rv = rampart_raft_apply(node_, bytes.data(), bytes.size(), cb_write_done, ctx.get());
     if (rv != 0) {
@@ -303,6 +313,8 @@ void Store::watch(uint64_t index, uint64_t wait_ms, std::function<void()> done) 
 
 void Store::cb_apply(void* user, uint64_t index, const void* data, size_t len, void** result) {
     auto* self = static_cast<Store*>(user);
+    cluster::UnknownRecord unknown = cluster::check_record(std::string_view(static_cast<const char*>(data), len));
+    if (unknown.unknown) cluster::stop_on_unknown_record(index, unknown);
     uint64_t before = self->sm_.index();
     uint64_t catalog_before = self->sm_.catalog_index();
     Result r = self->sm_.apply_bytes(index, std::string_view(static_cast<const char*>(data), len));

@@ -56,6 +56,11 @@ struct StoreSettings {
 
 enum class Consistency { Stale, Default, Strong };
 
+// A WriteDone status beside the engine's rampart_raft_status values: no
+// command version every voter decodes can carry the write (a rolling
+// upgrade is under way; cluster/version_gate.h).
+inline constexpr int kStatusVersionUnsupported = 100;
+
 class Store {
 public:
     Store(uv_loop_t* loop, StoreSettings settings);

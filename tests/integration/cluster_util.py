@@ -8,7 +8,7 @@ import os
 import subprocess
 import time
 
-from harness import BUILD, scaled
+from harness import BUILD, ROOT, scaled
 from test_tls import TlsCase, free_port
 
 TOKEN = "cluster-test-token-0123456789ab"
@@ -45,8 +45,10 @@ class ClusterCase(TlsCase):
     def daemon(self, *args, load=("transport_tls", "metrics"), **kwargs):
         return super().daemon(*args, load=load, **kwargs)
 
-    def start_cluster(self, n=3, extra=None, start=True):
-        """n nodes named node_1..node_n, each listing the others in peers.yml."""
+    def start_cluster(self, n=3, extra=None, start=True, api_tls=False, env=None):
+        """n nodes named node_1..node_n, each listing the others in peers.yml;
+        with api_tls each serves HTTPS with its own certificate; env is added
+        to every node's environment."""
         ports = [free_port() for _ in range(n)]
         nodes = []
         for i in range(1, n + 1):
@@ -55,13 +57,50 @@ class ClusterCase(TlsCase):
                         "auth": {"enabled": True, "bootstrap_token": TOKEN}}
             for section, values in (extra or {}).items():
                 settings.setdefault(section, {}).update(values)
-            d = self.daemon(peers=self.peers_yaml(i, peers=peers), node_id=f"node_{i}", extra=settings)
+            d = self.daemon(peers=self.peers_yaml(i, peers=peers), node_id=f"node_{i}", extra=settings,
+                            api_tls=self.api_tls(i) if api_tls else None)
+            d.env.update(env or {})
             d.node_id = f"node_{i}"
             nodes.append(d)
         if start:
             for d in nodes:
                 d.start()
         return nodes
+
+    def restart(self, d, wait=True):
+        """Start a stopped node again. Its API port is new (127.0.0.1:0), and
+        the harness reads it from the log: the old log moves aside first."""
+        n = 1
+        while os.path.exists(f"{d.log_path}.{n}"):
+            n += 1
+        os.rename(d.log_path, f"{d.log_path}.{n}")
+        return d.start(wait=wait)
+
+    def run_doc_examples(self, doc, marker, env, substitute):
+        """Run the `$ ` lines of the console blocks between <!-- marker:begin/end -->
+        in docs/<doc> with bash and `env` (PATH holding the build), and compare
+        each output with the lines under it after `substitute` (doc text ->
+        real value, e.g. the doc's addresses -> the test's ports)."""
+        with open(os.path.join(ROOT, "docs", doc)) as f:
+            text = f.read()
+        block = text.split(f"<!-- {marker}:begin -->", 1)[1].split(f"<!-- {marker}:end -->", 1)[0]
+        steps, in_fence = [], False
+        for line in block.splitlines():
+            if line.startswith("```"):
+                in_fence = not in_fence
+            elif in_fence and line.startswith("$ "):
+                steps.append([line[2:], []])
+            elif in_fence and steps:
+                steps[-1][1].append(line)
+        self.assertTrue(steps, f"no examples between the {marker} markers of docs/{doc}")
+        env = dict(env, PATH=BUILD + os.pathsep + os.environ.get("PATH", ""))
+        for command, expected in steps:
+            out = subprocess.run(["bash", "-o", "pipefail", "-c", command], env=env, capture_output=True, text=True,
+                                 timeout=scaled(30))
+            want = "\n".join(expected)
+            for doc_text, real in substitute.items():
+                want = want.replace(doc_text, real)
+            self.assertEqual(out.stdout.rstrip("\n"), want, f"docs/{doc} step: {command}\nstderr: {out.stderr}")
 
     def eventually(self, check, timeout=10, what="condition"):
         """Poll check() until it returns a true value; return it."""

@@ -112,6 +112,7 @@ void test_full_valid_file(void**) {
         " audit_max_bytes: 4096, audit_keep: 0}\n"
         "api:\n"
         "  listen: \"[::1]:0\"\n"
+        "  advertise: \"[2001:db8::1]:7700\"\n"
         "  max_body_bytes: \"131072\"\n"  // quoted numbers are read as numbers
         "  max_header_bytes: 1024\n  max_uri_bytes: 256\n  request_timeout_ms: 100\n"
         "  idle_timeout_ms: 3600000\n  max_connections: 1\n  max_pipelined: 1024\n  shutdown_timeout_ms: 0\n"
@@ -120,6 +121,7 @@ void test_full_valid_file(void**) {
         "cluster:\n  seeds:\n    - 10.0.0.2:7701\n    - \"[fe80::1]:7701\"\n  join_token: s3cret\n  role: spare\n"
         "  discovery_srv: rampart.example.com.\n  dns_server: 10.0.0.53:53\n"
         "  max_store_bytes: 4096\n  snapshot_threshold: 16\n  snapshot_trailing: 0\n  snapshot_retention: 1\n"
+        "  follower_writes: redirect\n"
         "log: {level: debug, format: console, sampling: 1}\n"
         "plugins: {dir: /usr/lib/rampart, load: [transport_tls, metrics]}\n"
         "policies: {dir: /etc/rampart/policies}\n"
@@ -135,6 +137,7 @@ void test_full_valid_file(void**) {
     assert_int_equal(c.node.audit_keep, 0);
     assert_int_equal(c.cluster.snapshot_retention, 1);
     assert_string_equal(c.api.listen.c_str(), "[::1]:0");
+    assert_string_equal(c.api.advertise.c_str(), "[2001:db8::1]:7700");
     assert_int_equal(c.api.max_body_bytes, 131072);
     assert_int_equal(c.api.shutdown_timeout_ms, 0);
     assert_string_equal(c.api.tls.ca.c_str(), "ca.pem");
@@ -147,6 +150,7 @@ void test_full_valid_file(void**) {
     assert_string_equal(c.cluster.dns_server.c_str(), "10.0.0.53:53");
     assert_int_equal(c.cluster.max_store_bytes, 4096);
     assert_int_equal(c.cluster.snapshot_threshold, 16);
+    assert_string_equal(c.cluster.follower_writes.c_str(), "redirect");
     assert_string_equal(c.log.format.c_str(), "console");
     assert_string_equal(c.plugins.load[1].c_str(), "metrics");
     assert_true(c.auth.enabled);
@@ -210,6 +214,8 @@ void test_reloadable_keys(void**) {
                                               "ratelimit.allow_cidrs",
                                               "policies.dir",
                                               "cluster.seeds",
+                                              "cluster.follower_writes",
+                                              "api.advertise",
                                               "node.min_free_bytes"};
     for (const KeySpec& spec : schema()) assert_int_equal(is_reloadable(spec.path), reloadable.count(spec.path));
     assert_false(is_reloadable("no.such_key"));
@@ -291,10 +297,11 @@ void test_plugin_section_must_be_flat(void**) {
 }
 
 void test_unknown_key_lists_allowed(void**) {
-    assert_string_equal(only_error(load("api:\n  listn: 1.2.3.4:1\n")).c_str(),
-                        "t.yml:2:3: api.listn: unknown key \"listn\" in section \"api\"; allowed: listen, "
-                        "max_body_bytes, max_header_bytes, max_uri_bytes, request_timeout_ms, idle_timeout_ms, "
-                        "max_connections, max_pipelined, shutdown_timeout_ms, tls");
+    assert_string_equal(
+        only_error(load("api:\n  listn: 1.2.3.4:1\n")).c_str(),
+        "t.yml:2:3: api.listn: unknown key \"listn\" in section \"api\"; allowed: listen, "
+        "advertise, max_body_bytes, max_header_bytes, max_uri_bytes, request_timeout_ms, idle_timeout_ms, "
+        "max_connections, max_pipelined, shutdown_timeout_ms, tls");
     // Dotted names are not a shorthand for nesting.
     assert_true(
         contains(only_error(load("api:\n  tls.cert: a\n")), "t.yml:2:3: api.tls.cert: unknown key \"tls.cert\""));

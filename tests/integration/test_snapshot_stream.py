@@ -17,13 +17,14 @@ import tempfile
 import time
 import unittest
 
-from harness import RAMPARTCTL, Daemon, build_request, parse_response, scaled
-from test_tls import TlsCase
+from harness import RAMPARTCTL, SANITIZED, Daemon, build_request, parse_response, scaled
+from test_tls import TlsCase, plugin_dir
+from tls_util import CertDir
 
 TOKEN = "snapshot-stream-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 VALUE_BYTES = 512 * 1024
-BIG_KEYS = 12  # 6 MiB of values
+BIG_KEYS = 8  # 4 MiB of values
 SMALL_KEYS = 200
 MIB = 1024 * 1024
 
@@ -90,7 +91,9 @@ class SnapshotStream(unittest.TestCase):
         self.assertGreater(size, self.store_bytes)
         # A second copy would be the store's size (the old code made two or
         # three); streaming costs a few pieces of 64 KiB and the backlog.
-        self.assertLess(rise, self.store_bytes / 4, f"peak RSS rose by {rise} bytes")
+        # (Under ASan freed pieces sit in quarantine, so RSS says nothing.)
+        if not SANITIZED:
+            self.assertLess(rise, self.store_bytes / 4, f"peak RSS rose by {rise} bytes")
         out = self.ctl("snapshot", "inspect", path)
         self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
         self.assertIn(f"keys:      {len(self.values)}", out.stdout)
@@ -101,7 +104,7 @@ class SnapshotStream(unittest.TestCase):
         self.assertEqual(self.d.request("DELETE", "/v1/kv/big/?recurse", headers=AUTH).status, 200)
         out = self.ctl("snapshot", "restore", path)
         self.assertEqual(out.returncode, 0, out.stderr)
-        for key in ("big/00", "big/05", "big/11", "small/00001", "small/00199"):
+        for key in ("big/00", "big/03", "big/07", "small/00001", "small/00199"):
             r = self.d.request("GET", f"/v1/kv/{key}?raw", headers=AUTH, timeout=30)
             self.assertEqual(hashlib.sha256(r.body).hexdigest(), hashlib.sha256(self.values[key]).hexdigest(), key)
         r = self.d.request("GET", "/v1/kv/?keys", headers=AUTH)
@@ -121,7 +124,8 @@ class SnapshotStream(unittest.TestCase):
             while time.monotonic() < deadline:
                 time.sleep(0.05)
             stalled = proc_status(pid, "VmHWM") - before
-            self.assertLess(stalled, self.store_bytes / 4, f"a stalled reader cost {stalled} bytes")
+            if not SANITIZED:
+                self.assertLess(stalled, self.store_bytes / 4, f"a stalled reader cost {stalled} bytes")
             # And it still serves others meanwhile.
             self.assertEqual(self.d.request("GET", "/health").status, 200)
             while True:
@@ -141,7 +145,7 @@ class SnapshotStream(unittest.TestCase):
         self.assertEqual((health.status, health.body), (200, b'{"status":"ok"}\n'))
 
     def test_client_gone_mid_stream(self):
-        for _ in range(3):
+        for _ in range(2):
             with self.d.connect(timeout=30) as s:
                 s.sendall(self.snapshot_request())
                 self.assertTrue(s.recv(4096).startswith(b"HTTP/1.1 200"))
@@ -155,6 +159,11 @@ class SnapshotStream(unittest.TestCase):
 class HttpsSnapshotStream(TlsCase):
     """Over HTTPS the pieces go through the TLS session: curl, which checks
     Content-Length, gets a whole file."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.certs = CertDir(nodes=1)  # one node: fewer keys to make than TlsCase's three
+        cls.plugins = plugin_dir()
 
     def test_snapshot_over_https(self):
         d = self.daemon(api_tls=self.api_tls(), extra={"auth": {"enabled": True, "bootstrap_token": TOKEN}})

@@ -21,8 +21,8 @@ char g_read_buffer[64 * 1024];
 constexpr size_t kMaxOutputBacklog = 1 << 20;
 // A streamed body is pulled in pieces of kStreamPiece while less than
 // kStreamBacklog is waiting to go out: what a slow reader costs us.
-constexpr size_t kStreamPiece = 64 * 1024;
-constexpr size_t kStreamBacklog = 256 * 1024;
+constexpr size_t kStreamPiece = size_t{64} * 1024;
+constexpr size_t kStreamBacklog = size_t{256} * 1024;
 constexpr size_t kMaxLoggedPath = 512;
 
 struct WriteRequest {

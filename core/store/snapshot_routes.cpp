@@ -33,7 +33,7 @@ Response unavailable(int status) {
 
 // Pieces of about this size: a snapshot costs the daemon one or two of them
 // plus the connection's bounded backlog, however large the store is.
-constexpr size_t kPiece = 64 * 1024;
+constexpr size_t kPiece = size_t{64} * 1024;
 
 // Length and CRC32C of the payload StateWriter writes for `state`, without
 // keeping it: a first pass, so the header (and Content-Length) can go first.

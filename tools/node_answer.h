@@ -3,6 +3,7 @@
 // the tables they print.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>

@@ -1,5 +1,7 @@
 #include "store/snapshot_routes.h"
 
+#include <uv.h>
+
 #include <algorithm>
 #include <memory>
 
@@ -92,6 +94,38 @@ private:
     bool payload_done_ = false;
 };
 
+// The first pass runs on the libuv thread pool, so a large store does not
+// stall the loop: it only reads the held version, which the loop never
+// changes (copy-on-write: a write copies the state while a version is held).
+// The daemon's loop runs until this work is done before anything it answers
+// through is torn down.
+struct Measure {
+    uv_work_t req{};
+    ExPtr ex;
+    Version version;
+    SnapshotFileInfo info;
+};
+
+void cb_measure(uv_work_t* req) {
+    auto* m = static_cast<Measure*>(req->data);
+    describe_payload(*m->version, &m->info);
+}
+
+void cb_measured(uv_work_t* req, int status) {
+    std::unique_ptr<Measure> m(static_cast<Measure*>(req->data));
+    if (status != 0) return m->ex->respond(unavailable(RAMPART_RAFT_SHUTDOWN));
+    const SnapshotFileInfo& info = m->info;
+    Response r;
+    r.content_type = "application/octet-stream";
+    r.stream_length = kSnapshotFileHeader + info.payload_bytes;
+    r.headers.emplace_back("X-Rampart-Index", std::to_string(info.kv_index > 0 ? info.kv_index : 1));
+    r.headers.emplace_back("X-Rampart-Snapshot-Index", std::to_string(info.index));
+    r.headers.emplace_back("X-Rampart-Snapshot-Checksum", crc_text(info.payload_crc));
+    r.headers.emplace_back("Content-Disposition", "attachment; filename=\"rampart.snap\"");
+    r.stream = std::make_shared<SnapshotBody>(std::move(m->version), info);
+    m->ex->respond(std::move(r));
+}
+
 void handle_get(Store& store, const ExPtr& ex) {
     Query q;
     std::string error;
@@ -99,23 +133,22 @@ void handle_get(Store& store, const ExPtr& ex) {
     Consistency level = q.has("stale") ? Consistency::Stale : Consistency::Default;
     store.read(level, [&store, ex](int status) {
         if (status != 0) return ex->respond(unavailable(status));
+        auto m = std::make_unique<Measure>();
+        m->ex = ex;
         // One immutable version: writes after this point are not in it.
-        Version v = store.state().version();
-        SnapshotFileInfo info;
-        info.index = v->applied;
-        info.term = store.term();
-        info.kv_index = v->kv_index;
-        info.keys = v->kv.size();
-        describe_payload(*v, &info);
-        Response r;
-        r.content_type = "application/octet-stream";
-        r.stream_length = kSnapshotFileHeader + info.payload_bytes;
-        r.headers.emplace_back("X-Rampart-Index", std::to_string(v->kv_index > 0 ? v->kv_index : 1));
-        r.headers.emplace_back("X-Rampart-Snapshot-Index", std::to_string(info.index));
-        r.headers.emplace_back("X-Rampart-Snapshot-Checksum", crc_text(info.payload_crc));
-        r.headers.emplace_back("Content-Disposition", "attachment; filename=\"rampart.snap\"");
-        r.stream = std::make_shared<SnapshotBody>(std::move(v), info);
-        ex->respond(std::move(r));
+        m->version = store.state().version();
+        m->info.index = m->version->applied;
+        m->info.term = store.term();
+        m->info.kv_index = m->version->kv_index;
+        m->info.keys = m->version->kv.size();
+        m->req.data = m.get();
+        // The adapter builds its CRC table on first use, unlocked: build it
+        // here on the loop, so the worker only ever reads it (queueing the
+        // work orders the two threads).
+        (void)rampart_raft_crc32c(0, nullptr, 0);
+        if (uv_queue_work(store.loop(), &m->req, cb_measure, cb_measured) != 0)
+            return ex->respond(unavailable(RAMPART_RAFT_SHUTDOWN));
+        (void)m.release();  // owned by the loop until cb_measured
     });
 }
 

@@ -11,6 +11,7 @@ lasting, and the saved file restores the state exactly.
 import hashlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -154,6 +155,49 @@ class SnapshotStream(unittest.TestCase):
         out = self.ctl("snapshot", "save", path)
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertIsNone(self.d.proc.poll())
+
+
+class SnapshotStreamDrain(unittest.TestCase):
+    """SIGTERM while a snapshot is being sent: the drain finishes the body,
+    then the daemon exits 0."""
+
+    def test_sigterm_finishes_the_body(self):
+        workdir = tempfile.mkdtemp(prefix="rampart-snapdrain-", dir="/var/tmp")
+        d = Daemon(config={"auth": {"enabled": True, "bootstrap_token": TOKEN}}, workdir=workdir)
+        values = 16  # 8 MiB: more than the kernel's socket buffers hold (tcp_wmem max, 4 MiB by default)
+        try:
+            d.start()
+            deadline = time.monotonic() + scaled(10)
+            while d.request("PUT", "/v1/kv/v/0", os.urandom(VALUE_BYTES), headers=AUTH).status != 200:
+                self.assertLess(time.monotonic(), deadline, "node never took a write")
+                time.sleep(0.05)
+            for i in range(1, values):
+                self.assertEqual(d.request("PUT", f"/v1/kv/v/{i}", os.urandom(VALUE_BYTES), headers=AUTH,
+                                           timeout=30).status, 200)
+            with open("/proc/sys/net/ipv4/tcp_wmem") as f:
+                kernel_holds = int(f.read().split()[2]) + 256 * 1024
+            with d.connect(timeout=30) as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+                s.sendall(build_request("GET", "/v1/snapshot?stale", headers=AUTH))
+                data = s.recv(4096)
+                d.signal(signal.SIGTERM)
+                if values * VALUE_BYTES > kernel_holds + 1024 * 1024:
+                    # Most of the body is still in the daemon: it waits for us.
+                    time.sleep(scaled(0.3))
+                    self.assertIsNone(d.proc.poll(), "the daemon left before the body was out")
+                while True:
+                    chunk = s.recv(1 << 20)
+                    if not chunk:
+                        break
+                    data += chunk
+            self.assertEqual(d.wait(timeout=30), 0)
+            head, body = data.split(b"\r\n\r\n", 1)
+            self.assertIn(b"200 OK", head)
+            self.assertIn(f"Content-Length: {len(body)}".encode(), head)
+            self.assertGreater(len(body), values * VALUE_BYTES, len(body))
+        finally:
+            d.cleanup()
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 class HttpsSnapshotStream(TlsCase):

@@ -39,9 +39,8 @@ constexpr size_t kPiece = size_t{64} * 1024;
 
 // Length and CRC32C of the payload StateWriter writes for `state`, without
 // keeping it: a first pass, so the header (and Content-Length) can go first.
-void describe_payload(const State& state, SnapshotFileInfo* info) {
+void describe_payload(const State& state, SnapshotFileInfo* info, std::string& piece) {
     StateWriter writer(state);
-    std::string piece;
     uint32_t crc = 0;
     uint64_t bytes = 0;
     while (writer.next(piece, kPiece)) {
@@ -104,11 +103,12 @@ struct Measure {
     ExPtr ex;
     Version version;
     SnapshotFileInfo info;
+    std::string piece;
 };
 
 void cb_measure(uv_work_t* req) {
     auto* m = static_cast<Measure*>(req->data);
-    describe_payload(*m->version, &m->info);
+    describe_payload(*m->version, &m->info, m->piece);
 }
 
 void cb_measured(uv_work_t* req, int status) {
@@ -141,6 +141,11 @@ void handle_get(Store& store, const ExPtr& ex) {
         m->info.term = store.term();
         m->info.kv_index = m->version->kv_index;
         m->info.keys = m->version->kv.size();
+        // The worker's buffer, allocated here: a piece is at most the budget
+        // plus one entry. Memory the worker thread allocated itself would
+        // come from a malloc arena of its own, which keeps its pages (about
+        // 1 MiB per pool thread, measured).
+        m->piece.reserve(kPiece + Limits::kKey + Limits::kValue + 64);
         m->req.data = m.get();
         // The adapter builds its CRC table on first use, unlocked: build it
         // here on the loop, so the worker only ever reads it (queueing the

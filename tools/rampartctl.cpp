@@ -11,11 +11,13 @@
 #include "acl_command.h"
 #include "cluster_command.h"
 #include "http_client.h"
+#include "kv_command.h"
 #include "migrate_command.h"
 #include "pins_command.h"
 #include "policy/policy_host.h"
 #include "rampart_version.h"
 #include "snapshot_command.h"
+#include "txn_command.h"
 
 namespace {
 
@@ -35,6 +37,11 @@ void usage() {
             "usage: rampartctl [--addr [https://]HOST:PORT] [--token TOKEN] [--cacert CA.pem] [--json] COMMAND\n"
             "  (https: also --client-cert CERT.pem --client-key KEY.pem, --tls-server-name NAME)\n"
             "commands:\n"
+            "  kv get KEY [--raw] [--stale|--consistent]   a value\n"
+            "  kv put KEY [VALUE | - | --file FILE] [--cas INDEX] [--flags N]   write a value (stdin: -)\n"
+            "  kv delete KEY [--recurse] [--cas INDEX]   delete a key, or every key under a prefix\n"
+            "  kv list [PREFIX] [--keys [--separator S]]  the keys under PREFIX (a table; --keys names only)\n"
+            "  txn [FILE | -]  a Consul /v1/txn body: all or nothing, per-operation results and errors\n"
             "  cluster status|leader|peers   the cluster as this node sees it\n"
             "  acl token create --role R [--description D] [--prefix P] [--ttl 24h]   a new API token\n"
             "  acl token list|read ACCESSOR|delete ACCESSOR   the replicated API tokens (admin)\n"
@@ -166,6 +173,8 @@ int main(int argc, char** argv) {
     if (args[0] == "policy") return policy_command(g, args);
     if (args[0] == "pins") return rampartctl::pins_command(args, g.json);
     if (args[0] == "cluster") return rampartctl::cluster_command(args, {g.addr, g.token, g.json, g.timeout_ms});
+    if (args[0] == "kv") return rampartctl::kv_command(args, {g.addr, g.token, g.json, g.timeout_ms});
+    if (args[0] == "txn") return rampartctl::txn_command(args, {g.addr, g.token, g.json, g.timeout_ms});
     if (args[0] == "acl") return rampartctl::acl_command(args, {g.addr, g.token, g.json, g.timeout_ms});
     if (args[0] == "reload" && args.size() == 1) return reload_command(g);
     if (args[0] == "snapshot") return rampartctl::snapshot_command(args, {g.addr, g.token, g.json});

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "http/request_id.h"
@@ -18,6 +19,10 @@ char g_read_buffer[64 * 1024];
 // Past this much unsent output, stop reading: a client that pipelines but
 // never reads its answers must not grow our memory.
 constexpr size_t kMaxOutputBacklog = 1 << 20;
+// A streamed body is pulled in pieces of kStreamPiece while less than
+// kStreamBacklog is waiting to go out: what a slow reader costs us.
+constexpr size_t kStreamPiece = size_t{64} * 1024;
+constexpr size_t kStreamBacklog = size_t{256} * 1024;
 constexpr size_t kMaxLoggedPath = 512;
 
 struct WriteRequest {
@@ -311,6 +316,7 @@ void Connection::exchange_done() {
 
 // Serialize every answered exchange at the head of the queue, in order.
 void Connection::send_completed() {
+    if (stream_) return;  // pump_stream() comes back here when the body is out
     while (!queue_.empty() && queue_.front()->responded_) {
         std::shared_ptr<Exchange> ex = std::move(queue_.front());
         queue_.pop_front();
@@ -324,6 +330,16 @@ void Connection::send_completed() {
         framing.head = req.method == "HEAD";
         serialize(ex->response_, framing, outbuf_);
         log_access(*ex);
+        if (ex->response_.stream && !framing.head && ex->response_.stream_length > 0) {
+            stream_ = std::move(ex->response_.stream);
+            stream_left_ = ex->response_.stream_length;
+            stream_close_after_ = ex->close_after_;
+            if (ex->close_after_) {
+                for (auto& rest : queue_) rest->conn_ = nullptr;
+                queue_.clear();
+            }
+            return;  // the flush that follows starts pulling the body
+        }
         if (ex->close_after_) {
             close_after_flush_ = true;
             for (auto& rest : queue_) rest->conn_ = nullptr;
@@ -388,12 +404,43 @@ void Connection::flush() {
         }
     }
     flush_wire();
+    if (stream_ && !pumping_) pump_stream();
+}
+
+void Connection::pump_stream() {
+    pumping_ = true;
+    while (stream_ && !closing_ && output_backlog() < kStreamBacklog) {
+        size_t want = static_cast<size_t>(std::min<uint64_t>(kStreamPiece, stream_left_));
+        size_t before = outbuf_.size();
+        bool ok = stream_->next(outbuf_, want);
+        size_t got = outbuf_.size() - before;
+        if (!ok || got == 0 || got > want) {
+            log::error("streamed response body failed; closing the connection",
+                       {{"source_ip", source_ip_}, {"bytes_left", static_cast<long long>(stream_left_)}});
+            stream_.reset();
+            pumping_ = false;
+            close();
+            return;
+        }
+        stream_left_ -= got;
+        if (stream_left_ == 0) stream_.reset();
+        flush();
+    }
+    pumping_ = false;
+    if (stream_ || closing_) return;  // cb_write pulls again as the backlog drains
+    // The body is out: what waited behind it goes now.
+    if (stream_close_after_) {
+        close_after_flush_ = true;
+    } else {
+        send_completed();
+    }
+    flush();
 }
 
 void Connection::flush_wire() {
     if (closing_) return;
     if (wirebuf_.empty()) {
-        if (close_after_flush_ && writes_in_flight_ == 0 && outbuf_.empty()) close();
+        if (close_after_flush_ && writes_in_flight_ == 0 && outbuf_.empty() && !stream_) close();
         return;
     }
     if (writes_in_flight_ == 0) {
@@ -405,7 +452,7 @@ void Connection::flush_wire() {
         }
         if (n > 0) wirebuf_.erase(0, static_cast<size_t>(n));
         if (wirebuf_.empty()) {
-            if (close_after_flush_ && outbuf_.empty()) close();
+            if (close_after_flush_ && outbuf_.empty() && !stream_) close();
             return;
         }
     }
@@ -515,6 +562,8 @@ void Connection::close_when_idle() {
     pause_reading();
     if (!queue_.empty()) {
         queue_.back()->close_after_ = true;
+    } else if (stream_) {
+        stream_close_after_ = true;  // finish the body being sent, then close
     } else if (parser_.in_progress()) {
         // Give a request that is still arriving until the drain deadline.
         stop_parsing_ = false;
@@ -539,6 +588,7 @@ void Connection::close() {
     }
     closing_ = true;
     reading_ = false;
+    stream_.reset();  // frees what the body holds (a snapshot's version) now
     for (auto& ex : queue_) ex->conn_ = nullptr;
     queue_.clear();
     uv_timer_stop(&timer_);

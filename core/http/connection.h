@@ -39,7 +39,7 @@ public:
     void close();
     // Finish the current requests, then close (graceful drain).
     void close_when_idle();
-    bool idle() const { return queue_.empty() && !parser_.in_progress() && !closing_; }
+    bool idle() const { return queue_.empty() && !stream_ && !parser_.in_progress() && !closing_; }
 
     uv_tcp_t* tcp() { return &tcp_; }
     // The verified client certificate, when the handshake produced one.
@@ -73,6 +73,7 @@ private:
     size_t output_backlog() const;
     void flush();
     void flush_wire();
+    void pump_stream();
     bool start_tls();
     void secure_input(const char* data, size_t len);
     void update_timer();
@@ -94,6 +95,12 @@ private:
     bool handshaking_ = false;
     bool internal_ = false;
     std::deque<std::shared_ptr<Exchange>> queue_;
+    // A streamed body being sent (Response::stream): later answers wait
+    // until its last byte is queued.
+    std::shared_ptr<BodySource> stream_;
+    uint64_t stream_left_ = 0;
+    bool stream_close_after_ = false;  // its exchange closes the connection
+    bool pumping_ = false;             // inside pump_stream()
     size_t writes_in_flight_ = 0;
     size_t bytes_in_flight_ = 0;
     uint64_t timed_request_ = 0;  // which request the Request timer is for

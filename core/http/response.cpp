@@ -66,7 +66,7 @@ void append_status_line(std::string& out, int status) {
     out += status_reason(status);
 }
 
-void append_decimal(std::string& out, size_t n) {
+void append_decimal(std::string& out, uint64_t n) {
     char buf[24];
     auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n);
     out.append(buf, static_cast<size_t>(end - buf));
@@ -84,7 +84,7 @@ void serialize(const Response& resp, const Framing& framing, std::string& out) {
         out += resp.content_type;
     }
     out += "\r\nContent-Length: ";
-    append_decimal(out, resp.body.size());
+    append_decimal(out, resp.stream ? resp.stream_length : resp.body.size());
     if (!framing.request_id.empty()) {
         out += "\r\nX-Request-Id: ";
         out += framing.request_id;

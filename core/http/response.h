@@ -1,6 +1,8 @@
 // HTTP responses: the value handlers return, and its wire form.
 #pragma once
 
+#include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -8,11 +10,29 @@
 
 namespace rampart::http {
 
+// A body the connection pulls piece by piece while the client drains it,
+// for answers too large to hold in memory a second time (GET /v1/snapshot).
+// The connection asks for the next piece only while little output is
+// waiting, so a slow client holds a bounded amount of memory. Called on the
+// loop; dropped when the body is complete or the connection closes.
+class BodySource {
+public:
+    virtual ~BodySource() = default;
+    // Append the next piece, 1 to `max` bytes, to `out`. False on failure:
+    // the connection closes, and the client sees fewer bytes than the
+    // Content-Length promised, so it cannot take the body for whole.
+    virtual bool next(std::string& out, size_t max) = 0;
+};
+
 struct Response {
     int status = 200;
     std::string content_type = "application/json";
     std::string body;
     std::vector<std::pair<std::string, std::string>> headers;  // extra headers
+    // When set, the body is `stream_length` bytes pulled from `stream`
+    // (`body` stays empty, and so does the plugins' view of it).
+    std::shared_ptr<BodySource> stream;
+    uint64_t stream_length = 0;
 
     static Response json(int status, std::string body);
     // The brief's error shape: {"error": "<what and why>", "code": "<stable_code>"}

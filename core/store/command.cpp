@@ -2,53 +2,38 @@
 
 #include <type_traits>
 
+#include "store/byte_codec.h"
+
 namespace rampart::store {
 
 namespace {
 
 // ---- Writer -------------------------------------------------------------
 
-class Writer {
-public:
-    void u8(uint8_t v) { out_.push_back(static_cast<char>(v)); }
-    void varint(uint64_t v) {
-        while (v >= 0x80) {
-            u8(static_cast<uint8_t>(v | 0x80));
-            v >>= 7;
-        }
-        u8(static_cast<uint8_t>(v));
-    }
-    void bytes(std::string_view s) {
-        varint(s.size());
-        out_.append(s);
-    }
-    void boolean(bool b) { u8(b ? 1 : 0); }
-    void opt(const std::optional<uint64_t>& v) {
-        boolean(v.has_value());
-        if (v) varint(*v);
-    }
-    std::string take() { return std::move(out_); }
+// Booleans and optional numbers: the only field kinds the records add to
+// the shared codec (store/byte_codec.h).
+void put_bool(ByteOut& w, bool b) { w.u8(b ? 1 : 0); }
+void put_opt(ByteOut& w, const std::optional<uint64_t>& v) {
+    put_bool(w, v.has_value());
+    if (v) w.varint(*v);
+}
 
-private:
-    std::string out_;
-};
+void write_body(ByteOut&, const Noop&) {}
 
-void write_body(Writer&, const Noop&) {}
-
-void write_body(Writer& w, const KvSet& c) {
+void write_body(ByteOut& w, const KvSet& c) {
     w.bytes(c.key);
     w.bytes(c.value);
     w.varint(c.flags);
-    w.opt(c.cas);
+    put_opt(w, c.cas);
 }
 
-void write_body(Writer& w, const KvDelete& c) {
+void write_body(ByteOut& w, const KvDelete& c) {
     w.bytes(c.key);
-    w.boolean(c.recurse);
-    w.opt(c.cas);
+    put_bool(w, c.recurse);
+    put_opt(w, c.cas);
 }
 
-void write_body(Writer& w, const Txn& c) {
+void write_body(ByteOut& w, const Txn& c) {
     w.varint(c.ops.size());
     for (const TxnOp& op : c.ops) {
         w.u8(static_cast<uint8_t>(op.verb));
@@ -60,7 +45,7 @@ void write_body(Writer& w, const Txn& c) {
 }
 
 // Version 2: meta pairs and a list of checks after the tags.
-void write_body(Writer& w, const ServiceRegister& c) {
+void write_body(ByteOut& w, const ServiceRegister& c) {
     w.bytes(c.id);
     w.bytes(c.name);
     w.bytes(c.address);
@@ -82,16 +67,16 @@ void write_body(Writer& w, const ServiceRegister& c) {
     }
 }
 
-void write_body(Writer& w, const ServiceDeregister& c) { w.bytes(c.id); }
+void write_body(ByteOut& w, const ServiceDeregister& c) { w.bytes(c.id); }
 
 // Version 2: the status after the note.
-void write_body(Writer& w, const CheckPass& c) {
+void write_body(ByteOut& w, const CheckPass& c) {
     w.bytes(c.check_id);
     w.bytes(c.note);
     w.u8(static_cast<uint8_t>(c.status));
 }
 
-void write_body(Writer& w, const TokenCreate& c) {
+void write_body(ByteOut& w, const TokenCreate& c) {
     w.bytes(c.accessor);
     w.bytes(c.secret_hash);
     w.u8(static_cast<uint8_t>(c.role));
@@ -100,144 +85,54 @@ void write_body(Writer& w, const TokenCreate& c) {
     w.varint(c.expires_ms);
 }
 
-void write_body(Writer& w, const TokenRevoke& c) { w.bytes(c.accessor); }
+void write_body(ByteOut& w, const TokenRevoke& c) { w.bytes(c.accessor); }
 
 // ---- Reader -------------------------------------------------------------
 
-// Every read checks the remaining length first; the first failure sticks and
-// later reads return zero values, so decode functions stay linear and a
-// single check at the end reports the earliest problem.
-class Reader {
-public:
-    explicit Reader(std::string_view in) : in_(in) {}
+// Strict like the rest of the codec: a bool is 0 or 1, nothing else.
+bool get_bool(ByteIn& r, const char* what) {
+    uint8_t b = r.u8(what);
+    if (b > 1) r.fail(std::string(what) + " is not 0 or 1");
+    return b == 1;
+}
 
-    bool failed() const { return !error_.empty(); }
-    const std::string& error() const { return error_; }
-    // The record's version, for bodies that have more than one.
-    uint8_t version = 1;
-    size_t offset() const { return pos_; }
-    bool at_end() const { return pos_ == in_.size(); }
+std::optional<uint64_t> get_opt(ByteIn& r, const char* what) {
+    if (!get_bool(r, what)) return std::nullopt;
+    uint64_t v = r.varint(what);
+    if (!r.ok()) return std::nullopt;
+    return v;
+}
 
-    void fail(const std::string& what) {
-        if (error_.empty()) error_ = "offset " + std::to_string(pos_) + ": " + what;
-    }
+Body read_noop(ByteIn&, uint8_t) { return Noop{}; }
 
-    uint8_t u8(const char* what) {
-        if (failed()) return 0;
-        if (pos_ >= in_.size()) {
-            fail(std::string("truncated ") + what);
-            return 0;
-        }
-        return static_cast<uint8_t>(in_[pos_++]);
-    }
-
-    // Shortest-form LEB128, at most 10 bytes, no bits past 64: one value has
-    // exactly one encoding, so equal commands are equal bytes.
-    uint64_t varint(const char* what) {
-        uint64_t v = 0;
-        for (int i = 0; i < 10; i++) {
-            if (failed()) return 0;
-            if (pos_ >= in_.size()) {
-                fail(std::string("truncated ") + what);
-                return 0;
-            }
-            uint8_t b = static_cast<uint8_t>(in_[pos_++]);
-            if (i == 9 && b > 1) {
-                fail(std::string(what) + " overflows 64 bits");
-                return 0;
-            }
-            v |= static_cast<uint64_t>(b & 0x7f) << (7 * i);
-            if ((b & 0x80) == 0) {
-                if (b == 0 && i > 0) fail(std::string(what) + " is not in shortest form");
-                return v;
-            }
-        }
-        fail(std::string(what) + " is too long");
-        return 0;
-    }
-
-    std::string bytes(const char* what, size_t limit) {
-        uint64_t n = varint(what);
-        if (failed()) return {};
-        if (n > limit) {
-            fail(std::string(what) + " length " + std::to_string(n) + " over the limit " + std::to_string(limit));
-            return {};
-        }
-        if (n > in_.size() - pos_) {
-            fail(std::string("truncated ") + what);
-            return {};
-        }
-        std::string s(in_.substr(pos_, static_cast<size_t>(n)));
-        pos_ += static_cast<size_t>(n);
-        return s;
-    }
-
-    bool boolean(const char* what) {
-        uint8_t b = u8(what);
-        if (b > 1) fail(std::string(what) + " is not 0 or 1");
-        return b == 1;
-    }
-
-    std::optional<uint64_t> opt(const char* what) {
-        if (!boolean(what)) return std::nullopt;
-        uint64_t v = varint(what);
-        if (failed()) return std::nullopt;
-        return v;
-    }
-
-    // A count of items that each take at least one byte: refuse counts the
-    // remaining input cannot hold before reserving anything.
-    size_t count(const char* what, size_t limit) {
-        uint64_t n = varint(what);
-        if (failed()) return 0;
-        if (n > limit) {
-            fail(std::string(what) + " " + std::to_string(n) + " over the limit " + std::to_string(limit));
-            return 0;
-        }
-        if (n > in_.size() - pos_) {
-            fail(std::string("truncated ") + what);
-            return 0;
-        }
-        return static_cast<size_t>(n);
-    }
-
-private:
-    std::string_view in_;
-    size_t pos_ = 0;
-    std::string error_;
-};
-
-Body read_noop(Reader&) { return Noop{}; }
-
-Body read_kv_set(Reader& r) {
+Body read_kv_set(ByteIn& r, uint8_t) {
     KvSet c;
-    c.key = r.bytes("key", Limits::kKey);
-    c.value = r.bytes("value", Limits::kValue);
+    c.key = r.bytes(Limits::kKey, "key");
+    c.value = r.bytes(Limits::kValue, "value");
     c.flags = r.varint("flags");
-    c.cas = r.opt("cas");
+    c.cas = get_opt(r, "cas");
     return c;
 }
 
-Body read_kv_delete(Reader& r) {
+Body read_kv_delete(ByteIn& r, uint8_t) {
     KvDelete c;
-    c.key = r.bytes("key", Limits::kKey);
-    c.recurse = r.boolean("recurse");
-    c.cas = r.opt("cas");
+    c.key = r.bytes(Limits::kKey, "key");
+    c.recurse = get_bool(r, "recurse");
+    c.cas = get_opt(r, "cas");
     return c;
 }
 
-Body read_txn(Reader& r) {
+Body read_txn(ByteIn& r, uint8_t) {
     Txn c;
-    size_t n = r.count("txn op count", Limits::kTxnOps);
-    for (size_t i = 0; i < n && !r.failed(); i++) {
+    size_t n = r.count(Limits::kTxnOps, "txn op count");
+    for (size_t i = 0; i < n && r.ok(); i++) {
         TxnOp op;
         uint8_t verb = r.u8("txn verb");
-        if (!r.failed() &&
-            (verb < static_cast<uint8_t>(TxnVerb::Set) || verb > static_cast<uint8_t>(TxnVerb::DeleteCas)))
+        if (r.ok() && (verb < static_cast<uint8_t>(TxnVerb::Set) || verb > static_cast<uint8_t>(TxnVerb::DeleteCas)))
             r.fail("unknown txn verb " + std::to_string(verb));
         op.verb = static_cast<TxnVerb>(verb);
-        op.key = r.bytes("txn key", Limits::kKey);
-        op.value = r.bytes("txn value", Limits::kValue);
+        op.key = r.bytes(Limits::kKey, "txn key");
+        op.value = r.bytes(Limits::kValue, "txn value");
         op.flags = r.varint("txn flags");
         op.index = r.varint("txn index");
         c.ops.push_back(std::move(op));
@@ -245,42 +140,42 @@ Body read_txn(Reader& r) {
     return c;
 }
 
-CheckStatus read_check_status(Reader& r) {
+CheckStatus read_check_status(ByteIn& r) {
     uint8_t status = r.u8("check status");
-    if (!r.failed() && status > static_cast<uint8_t>(CheckStatus::Critical))
+    if (r.ok() && status > static_cast<uint8_t>(CheckStatus::Critical))
         r.fail("unknown check status " + std::to_string(status));
     return static_cast<CheckStatus>(status);
 }
 
-Body read_service_register(Reader& r) {
+Body read_service_register(ByteIn& r, uint8_t version) {
     ServiceRegister c;
-    c.id = r.bytes("service id", Limits::kName);
-    c.name = r.bytes("service name", Limits::kName);
-    c.address = r.bytes("service address", Limits::kName);
+    c.id = r.bytes(Limits::kName, "service id");
+    c.name = r.bytes(Limits::kName, "service name");
+    c.address = r.bytes(Limits::kName, "service address");
     uint64_t port = r.varint("port");
     if (port > 65535) r.fail("port over 65535");
     c.port = static_cast<uint16_t>(port);
-    size_t n = r.count("tag count", Limits::kTags);
-    for (size_t i = 0; i < n && !r.failed(); i++) c.tags.push_back(r.bytes("tag", Limits::kName));
-    if (r.version == 1) {
+    size_t n = r.count(Limits::kTags, "tag count");
+    for (size_t i = 0; i < n && r.ok(); i++) c.tags.push_back(r.bytes(Limits::kName, "tag"));
+    if (version == 1) {
         CheckDef d;
-        d.id = r.bytes("check id", Limits::kName);
+        d.id = r.bytes(Limits::kName, "check id");
         d.ttl_ms = r.varint("check ttl");
         if (!d.id.empty()) c.checks.push_back(std::move(d));
         return c;
     }
-    n = r.count("meta count", Limits::kMeta);
-    for (size_t i = 0; i < n && !r.failed(); i++) {
-        std::string k = r.bytes("meta key", Limits::kMetaKey);
-        std::string v = r.bytes("meta value", Limits::kMetaValue);
+    n = r.count(Limits::kMeta, "meta count");
+    for (size_t i = 0; i < n && r.ok(); i++) {
+        std::string k = r.bytes(Limits::kMetaKey, "meta key");
+        std::string v = r.bytes(Limits::kMetaValue, "meta value");
         c.meta.emplace_back(std::move(k), std::move(v));
     }
-    n = r.count("check count", Limits::kChecks);
-    for (size_t i = 0; i < n && !r.failed(); i++) {
+    n = r.count(Limits::kChecks, "check count");
+    for (size_t i = 0; i < n && r.ok(); i++) {
         CheckDef d;
-        d.id = r.bytes("check id", Limits::kName);
-        d.name = r.bytes("check name", Limits::kName);
-        d.notes = r.bytes("check notes", Limits::kNote);
+        d.id = r.bytes(Limits::kName, "check id");
+        d.name = r.bytes(Limits::kName, "check name");
+        d.notes = r.bytes(Limits::kNote, "check notes");
         d.ttl_ms = r.varint("check ttl");
         d.status = read_check_status(r);
         c.checks.push_back(std::move(d));
@@ -288,33 +183,34 @@ Body read_service_register(Reader& r) {
     return c;
 }
 
-Body read_service_deregister(Reader& r) { return ServiceDeregister{r.bytes("service id", Limits::kName)}; }
+Body read_service_deregister(ByteIn& r, uint8_t) { return ServiceDeregister{r.bytes(Limits::kName, "service id")}; }
 
-Body read_check_pass(Reader& r) {
+Body read_check_pass(ByteIn& r, uint8_t version) {
     CheckPass c;
-    c.check_id = r.bytes("check id", Limits::kName);
-    c.note = r.bytes("note", Limits::kNote);
-    if (r.version >= 2) c.status = read_check_status(r);
+    c.check_id = r.bytes(Limits::kName, "check id");
+    c.note = r.bytes(Limits::kNote, "note");
+    if (version >= 2) c.status = read_check_status(r);
     return c;
 }
 
-Body read_token_create(Reader& r) {
+Body read_token_create(ByteIn& r, uint8_t) {
     TokenCreate c;
-    c.accessor = r.bytes("accessor", Limits::kName);
-    c.secret_hash = r.bytes("secret hash", Limits::kSecretHash);
+    c.accessor = r.bytes(Limits::kName, "accessor");
+    c.secret_hash = r.bytes(Limits::kSecretHash, "secret hash");
     uint8_t role = r.u8("role");
-    if (!r.failed() && (role < static_cast<uint8_t>(TokenRole::Read) || role > static_cast<uint8_t>(TokenRole::Admin)))
+    if (r.ok() && (role < static_cast<uint8_t>(TokenRole::Read) || role > static_cast<uint8_t>(TokenRole::Admin)))
         r.fail("unknown token role " + std::to_string(role));
     c.role = static_cast<TokenRole>(role);
-    c.prefix = r.bytes("prefix", Limits::kKey);
-    c.description = r.bytes("description", Limits::kName);
+    c.prefix = r.bytes(Limits::kKey, "prefix");
+    c.description = r.bytes(Limits::kName, "description");
     c.expires_ms = r.varint("expiry");
     return c;
 }
 
-Body read_token_revoke(Reader& r) { return TokenRevoke{r.bytes("accessor", Limits::kName)}; }
+Body read_token_revoke(ByteIn& r, uint8_t) { return TokenRevoke{r.bytes(Limits::kName, "accessor")}; }
 
-using BodyReader = Body (*)(Reader&);
+// A reader takes the record's version for bodies that have more than one.
+using BodyReader = Body (*)(ByteIn&, uint8_t);
 
 // Indexed by CommandType.
 constexpr BodyReader kReaders[] = {read_noop,       read_kv_set,           read_kv_delete,
@@ -407,7 +303,7 @@ std::string check_limits(const Command& cmd) {
 }
 
 std::string encode(const Command& cmd) {
-    Writer w;
+    ByteOut w;
     // The variant's alternatives are declared in CommandType order.
     w.u8(static_cast<uint8_t>(cmd.type()));
     w.u8(record_version(cmd.type()));
@@ -419,24 +315,23 @@ std::string encode(const Command& cmd) {
 }
 
 DecodeResult decode(std::string_view bytes) {
-    Reader r(bytes);
+    ByteIn r(bytes);
     uint8_t type = r.u8("type");
     uint8_t version = r.u8("version");
-    if (r.failed()) return {std::nullopt, r.error()};
+    if (!r.ok()) return {std::nullopt, r.error()};
     if (type >= kTypeCount) return {std::nullopt, "offset 0: unknown command type " + std::to_string(type)};
     if (version < 1 || version > record_version(static_cast<CommandType>(type)))
         return {std::nullopt, "offset 1: unknown version " + std::to_string(version) + " of " +
                                   type_name(static_cast<CommandType>(type))};
-    r.version = version;
     Command cmd;
     cmd.meta.leader_ms = r.varint("leader time");
-    cmd.meta.idempotency_key = r.bytes("idempotency key", Limits::kIdempotencyKey);
-    cmd.meta.fingerprint = r.bytes("fingerprint", Limits::kFingerprint);
-    cmd.body = kReaders[type](r);
-    if (!r.failed() && !r.at_end())
+    cmd.meta.idempotency_key = r.bytes(Limits::kIdempotencyKey, "idempotency key");
+    cmd.meta.fingerprint = r.bytes(Limits::kFingerprint, "fingerprint");
+    cmd.body = kReaders[type](r, version);
+    if (r.ok() && !r.at_end())
         r.fail(std::to_string(bytes.size() - r.offset()) + " trailing bytes after " +
                type_name(static_cast<CommandType>(type)));
-    if (r.failed()) return {std::nullopt, r.error()};
+    if (!r.ok()) return {std::nullopt, r.error()};
     return {std::move(cmd), {}};
 }
 
@@ -445,7 +340,7 @@ DecodeResult decode(std::string_view bytes) {
 namespace {
 
 // Version 1: at most one TTL check (id and TTL only, initially critical), no meta.
-bool write_body_v1(Writer& w, const ServiceRegister& c) {
+bool write_body_v1(ByteOut& w, const ServiceRegister& c) {
     if (!c.meta.empty() || c.checks.size() > 1) return false;
     const CheckDef none;
     const CheckDef& d = c.checks.empty() ? none : c.checks.front();
@@ -462,7 +357,7 @@ bool write_body_v1(Writer& w, const ServiceRegister& c) {
 }
 
 // Version 1: no status, always passing.
-bool write_body_v1(Writer& w, const CheckPass& c) {
+bool write_body_v1(ByteOut& w, const CheckPass& c) {
     if (c.status != CheckStatus::Passing) return false;
     w.bytes(c.check_id);
     w.bytes(c.note);
@@ -470,7 +365,7 @@ bool write_body_v1(Writer& w, const CheckPass& c) {
 }
 
 template <class T>
-bool write_body_v1(Writer&, const T&) {
+bool write_body_v1(ByteOut&, const T&) {
     return false;  // no other type has an older version
 }
 
@@ -483,7 +378,7 @@ bool encode_as(const Command& cmd, uint8_t version, std::string* out) {
         return true;
     }
     if (version != 1 || newest < 1) return false;
-    Writer w;
+    ByteOut w;
     w.u8(static_cast<uint8_t>(cmd.type()));
     w.u8(1);
     w.varint(cmd.meta.leader_ms);

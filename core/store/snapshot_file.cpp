@@ -71,7 +71,7 @@ std::string crc_text(uint32_t value) {
     return buf;
 }
 
-std::string encode_snapshot_file(std::string_view payload, const SnapshotFileInfo& info) {
+std::string encode_snapshot_header(const SnapshotFileInfo& info) {
     std::string out(kSnapshotFileHeader, '\0');
     std::memcpy(out.data(), kMagic, sizeof kMagic);
     put32(out, 8, kSnapshotFileFormat);
@@ -80,9 +80,17 @@ std::string encode_snapshot_file(std::string_view payload, const SnapshotFileInf
     put64(out, 24, info.term);
     put64(out, 32, info.kv_index);
     put64(out, 40, info.keys);
-    put64(out, 48, payload.size());
-    put32(out, 56, crc(payload));
+    put64(out, 48, info.payload_bytes);
+    put32(out, 56, info.payload_crc);
     put32(out, 60, crc(std::string_view(out).substr(0, 60)));
+    return out;
+}
+
+std::string encode_snapshot_file(std::string_view payload, const SnapshotFileInfo& info) {
+    SnapshotFileInfo whole = info;
+    whole.payload_bytes = payload.size();
+    whole.payload_crc = crc(payload);
+    std::string out = encode_snapshot_header(whole);
     out.append(payload);
     return out;
 }

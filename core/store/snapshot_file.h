@@ -44,6 +44,9 @@ struct SnapshotFileInfo {
 std::string encode_snapshot_file(const State& state, uint64_t index, uint64_t term);
 // Wrap an already serialised payload.
 std::string encode_snapshot_file(std::string_view payload, const SnapshotFileInfo& info);
+// The 64-byte header alone, for a payload of info.payload_bytes bytes whose
+// CRC32C is info.payload_crc (a file streamed piece by piece).
+std::string encode_snapshot_header(const SnapshotFileInfo& info);
 
 // Check the header and both checksums. On success fill *info and point
 // *payload into `file`. `max_payload` bounds the length a header may claim.

@@ -1,7 +1,12 @@
 // Snapshots for operators (brief "HTTP API"; issue 5):
 //   GET /v1/snapshot   the state as a snapshot file (store/snapshot_file.h),
 //                      after a barrier (?stale: this node's state at once);
-//                      X-Rampart-Index, X-Rampart-Snapshot-Checksum
+//                      X-Rampart-Index, X-Rampart-Snapshot-Checksum. Streamed
+//                      from one immutable version (store/state_writer.h): a
+//                      first pass (thread pool) measures length and CRC for
+//                      the header, the second writes the payload piece by
+//                      piece as the client reads, so the store is never
+//                      copied whole.
 //   PUT /v1/snapshot   body = a snapshot file; checked whole, then proposed as
 //                      one log entry so every node applies it; the index is
 //                      re-based to that entry's, so blocking reads return at

@@ -14,6 +14,7 @@
 #include "store/byte_codec.h"
 #include "store/key.h"
 #include "store/state_machine.h"
+#include "store/state_writer.h"
 
 namespace rampart::store {
 namespace {
@@ -88,28 +89,52 @@ std::shared_ptr<const Result> read_result(In& in) {
 
 }  // namespace
 
+StateWriter::StateWriter(const State& state)
+    : s_(state), kv_(state.kv.begin()), dedup_(state.dedup.records().begin()) {}
+
+bool StateWriter::next(std::string& out, size_t budget) {
+    if (phase_ == Phase::Done) return false;
+    Out o(out);
+    const size_t start = out.size();
+    auto full = [&] { return out.size() - start >= budget; };
+    if (phase_ == Phase::Head) {
+        o.raw(std::string_view(kMagic, kMagicLen));
+        o.u8(kFormat);
+        o.varint(s_.applied);
+        o.varint(s_.kv_index);
+        o.varint(s_.kv.size());
+        phase_ = Phase::Kv;
+    }
+    for (; phase_ == Phase::Kv && kv_ != s_.kv.end() && !full(); ++kv_) {
+        o.bytes(kv_->first);
+        write_entry(o, *kv_->second, true);
+    }
+    if (full()) return true;
+    if (phase_ == Phase::Kv) {
+        o.varint(s_.dedup.size());
+        phase_ = Phase::Dedup;
+    }
+    for (; phase_ == Phase::Dedup && dedup_ != s_.dedup.records().end() && !full(); ++dedup_) {
+        o.bytes(dedup_->first);
+        o.bytes(dedup_->second.fingerprint);
+        o.varint(dedup_->second.expires_ms);
+        write_result(o, *dedup_->second.outcome);
+    }
+    if (full()) return true;
+    // The catalog, the tokens and the members are small next to the KV data: one piece.
+    o.bytes(serialize_catalog(s_.catalog));
+    o.bytes(s_.tokens.serialize());
+    o.bytes(cluster::serialize_members(s_.members));
+    phase_ = Phase::Done;
+    return true;
+}
+
 std::string StateMachine::serialize(const State& s) {
-    Out o;
-    o.raw(std::string_view(kMagic, kMagicLen));
-    o.u8(kFormat);
-    o.varint(s.applied);
-    o.varint(s.kv_index);
-    o.varint(s.kv.size());
-    for (const auto& [key, e] : s.kv) {
-        o.bytes(key);
-        write_entry(o, *e, true);
+    std::string out;
+    StateWriter writer(s);
+    while (writer.next(out, SIZE_MAX)) {
     }
-    o.varint(s.dedup.size());
-    for (const auto& [key, rec] : s.dedup.records()) {
-        o.bytes(key);
-        o.bytes(rec.fingerprint);
-        o.varint(rec.expires_ms);
-        write_result(o, *rec.outcome);
-    }
-    o.bytes(serialize_catalog(s.catalog));
-    o.bytes(s.tokens.serialize());
-    o.bytes(cluster::serialize_members(s.members));
-    return o.take();
+    return out;
 }
 
 // Parse into a fresh state and swap it in only when every byte made sense:

@@ -88,6 +88,8 @@ public:
     // adapter's read-only getters and its observer (cluster/status.h).
     rampart_raft* engine() const { return closing_ ? nullptr : node_; }
     const StateMachine& state() const { return sm_; }
+    // The daemon's loop (thread-pool work for the routes: GET /v1/snapshot).
+    uv_loop_t* loop() const { return loop_; }
 
     // status is a rampart_raft_status; result is set when status is 0.
     using WriteDone = std::function<void(int status, uint64_t index, std::unique_ptr<Result> result)>;

@@ -34,6 +34,11 @@
 #include "rampart_version.h"
 #include "reload.h"
 #include "request_pipeline.h"
+#include "resilience/breaker_routes.h"
+#include "resilience/clock.h"
+#include "resilience/plugin_failure_gate.h"
+#include "resilience/recovery_hooks.h"
+#include "resilience/supervisor.h"
 #include "state/node_state.h"
 #include "store/acl_routes.h"
 #include "store/disk_watchdog.h"
@@ -225,7 +230,10 @@ private:
     bool start_transports();
     void start_raft_bridge(store::StoreSettings& settings);
     void start_forwarding();
+    bool before_handler(http::Exchange& ex);
     bool forward_to_leader(http::Exchange& ex);
+    void start_supervisor();
+    void breaker_changed(const std::string& task, bool open);
     bool start_peer_port();
     void apply_transports();
     bool start_policies();
@@ -240,6 +248,12 @@ private:
     std::unique_ptr<config::Config> config_;
     uv_loop_t loop_{};
     http::Router router_;
+    // Before plugins_: the plugins' tasks are taken off the supervisor when
+    // they unload, so it must outlive them.
+    std::unique_ptr<resilience::LoopClock> clock_;
+    std::unique_ptr<resilience::PolicyRecoveryRules> recovery_rules_;
+    std::unique_ptr<resilience::Supervisor> supervisor_;
+    std::unique_ptr<resilience::PluginFailureGate> plugin_failure_gate_;
     std::unique_ptr<http::Server> server_;
     metrics::Registry registry_;
     auth::Authenticator auth_;
@@ -283,6 +297,12 @@ void Daemon::install_routes() {
             if (!store_ || !store_->has_leader()) {
                 http::Response r = http::Response::error(503, "no_leader", "the store has no leader yet");
                 r.headers.emplace_back("Retry-After", "1");
+                return ex.respond(std::move(r));
+            }
+            if (plugin_failure_gate_ && plugin_failure_gate_->closed()) {
+                http::Response r =
+                    http::Response::error(503, "plugin_failed", "failed closed: " + plugin_failure_gate_->holders());
+                r.headers.emplace_back("Retry-After", "10");
                 return ex.respond(std::move(r));
             }
             if (store_->writes_refused()) {
@@ -376,6 +396,7 @@ void Daemon::begin_shutdown(int signum) {
         return;
     }
     shutting_down_ = true;
+    if (supervisor_) supervisor_->stop_all();
     uint64_t deadline = static_cast<uint64_t>(config_->api.shutdown_timeout_ms);
     log::info("shutting down: draining connections", {{"signal", signum},
                                                       {"open_connections", server_->connection_count()},
@@ -410,6 +431,7 @@ void Daemon::finish() {
 
 bool Daemon::start_plugins() {
     plugins_ = std::make_unique<plugin::PluginHost>(&loop_, &registry_, &router_);
+    plugins_->set_supervisor(supervisor_.get());
     // Plugins register peer protocols during init.
     peer_network_ = std::make_unique<peer::PeerNetwork>(&loop_);
     plugins_->set_peer_network(peer_network_.get());
@@ -459,10 +481,40 @@ void Daemon::start_raft_bridge(store::StoreSettings& settings) {
 // Followers hand leader-only requests to the leader over the peer port;
 // every node serves the requests forwarded to it with its own server.
 void Daemon::start_forwarding() {
+    pipeline_->set_forward([this](http::Exchange& ex) { return before_handler(ex); });
     if (!raft_bridge_) return;
     forwarder_ = std::make_unique<cluster::Forwarder>(&loop_, peer_network_.get(), config_->node.id);
     forwarder_->install(server_.get());
-    pipeline_->set_forward([this](http::Exchange& ex) { return forward_to_leader(ex); });
+}
+
+// The last step before a handler: a node that failed closed refuses; the
+// breakers are this node's own (never forwarded); the rest may go to the
+// leader.
+bool Daemon::before_handler(http::Exchange& ex) {
+    if (plugin_failure_gate_->refuse(ex)) return true;
+    if (ex.request().path.rfind(resilience::kBreakersPath, 0) == 0) return false;
+    return forwarder_ && forward_to_leader(ex);
+}
+
+// Every long-lived task that can fail runs under the supervisor, which
+// restarts it as recovery.lua says (docs/operations.md, "Supervised tasks").
+void Daemon::start_supervisor() {
+    clock_ = std::make_unique<resilience::LoopClock>(&loop_);
+    recovery_rules_ = std::make_unique<resilience::PolicyRecoveryRules>(policies_);
+    supervisor_ = std::make_unique<resilience::Supervisor>(*clock_, *recovery_rules_, &registry_);
+    plugin_failure_gate_ = std::make_unique<resilience::PluginFailureGate>(policies_, &registry_);
+    supervisor_->set_breaker_listener([this](const std::string& task, bool open) { breaker_changed(task, open); });
+    resilience::install_breaker_routes(router_, *supervisor_);
+}
+
+// A plugin's tasks are named "<plugin>.<name>": its breaker is the plugin's
+// failure (recovery.on_plugin_failure).
+void Daemon::breaker_changed(const std::string& task, bool open) {
+    std::string plugin = task.substr(0, task.find('.'));
+    if (plugin == task || !plugins_) return;
+    for (const std::string& name : plugins_->names()) {
+        if (name == plugin) plugin_failure_gate_->breaker_changed(plugin, task, open);
+    }
 }
 
 bool Daemon::forward_to_leader(http::Exchange& ex) {
@@ -625,6 +677,7 @@ int Daemon::run() {
         return kExitConfigError;
     }
     register_core_metrics();
+    start_supervisor();
     if (!start_node_state()) {
         uv_loop_close(&loop_);
         return kExitConfigError;
@@ -709,6 +762,7 @@ int Daemon::run() {
     transports_->stop();
     uv_run(&loop_, UV_RUN_DEFAULT);
     plugins_->unload_all();
+    supervisor_.reset();             // its timers close on the loop
     uv_run(&loop_, UV_RUN_DEFAULT);  // let plugin timers finish closing
     uv_loop_close(&loop_);
     if (!config_->node.pid_file.empty()) unlink(config_->node.pid_file.c_str());

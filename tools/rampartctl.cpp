@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "acl_command.h"
+#include "breaker_command.h"
 #include "cluster_command.h"
 #include "http_client.h"
 #include "migrate_command.h"
@@ -35,6 +36,7 @@ void usage() {
             "usage: rampartctl [--addr HOST:PORT] [--token TOKEN] [--json] COMMAND\n"
             "commands:\n"
             "  cluster status|leader|peers   the cluster as this node sees it\n"
+            "  breaker list|reset TASK   supervised tasks and their circuit breakers (reset: admin)\n"
             "  acl token create --role R [--description D] [--prefix P] [--ttl 24h]   a new API token\n"
             "  acl token list|read ACCESSOR|delete ACCESSOR   the replicated API tokens (admin)\n"
             "  policy check [DIR]  validate the Lua policies in DIR (default policies/), as SIGHUP would\n"
@@ -146,6 +148,7 @@ int main(int argc, char** argv) {
     if (args[0] == "policy") return policy_command(g, args);
     if (args[0] == "pins") return rampartctl::pins_command(args, g.json);
     if (args[0] == "cluster") return rampartctl::cluster_command(args, {g.addr, g.token, g.json, g.timeout_ms});
+    if (args[0] == "breaker") return rampartctl::breaker_command(args, {g.addr, g.token, g.json, g.timeout_ms});
     if (args[0] == "acl") return rampartctl::acl_command(args, {g.addr, g.token, g.json, g.timeout_ms});
     if (args[0] == "reload" && args.size() == 1) return reload_command(g);
     if (args[0] == "snapshot") return rampartctl::snapshot_command(args, {g.addr, g.token, g.json});

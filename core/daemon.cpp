@@ -234,6 +234,7 @@ private:
     bool forward_to_leader(http::Exchange& ex);
     void start_supervisor();
     void breaker_changed(const std::string& task, bool open);
+    bool disk_full_transfers();
     bool start_peer_port();
     void apply_transports();
     bool start_policies();
@@ -254,6 +255,7 @@ private:
     std::unique_ptr<resilience::PolicyRecoveryRules> recovery_rules_;
     std::unique_ptr<resilience::Supervisor> supervisor_;
     std::unique_ptr<resilience::PluginFailureGate> plugin_failure_gate_;
+    metrics::Metric* recovery_decisions_ = nullptr;
     std::unique_ptr<http::Server> server_;
     metrics::Registry registry_;
     auth::Authenticator auth_;
@@ -503,8 +505,16 @@ void Daemon::start_supervisor() {
     recovery_rules_ = std::make_unique<resilience::PolicyRecoveryRules>(policies_);
     supervisor_ = std::make_unique<resilience::Supervisor>(*clock_, *recovery_rules_, &registry_);
     plugin_failure_gate_ = std::make_unique<resilience::PluginFailureGate>(policies_, &registry_);
+    recovery_decisions_ = resilience::recovery_decisions_metric(&registry_);
     supervisor_->set_breaker_listener([this](const std::string& task, bool open) { breaker_changed(task, open); });
     resilience::install_breaker_routes(router_, *supervisor_);
+}
+
+// recovery.on_disk_full: hand leadership over (the default), or stay.
+bool Daemon::disk_full_transfers() {
+    resilience::DiskFull d = resilience::on_disk_full(*policies_.current());
+    recovery_decisions_->add({"on_disk_full", d == resilience::DiskFull::Stay ? "stay" : "transfer"}, 1);
+    return d == resilience::DiskFull::Transfer;
 }
 
 // A plugin's tasks are named "<plugin>.<name>": its breaker is the plugin's
@@ -741,6 +751,7 @@ int Daemon::run() {
     // Read the floor at each check, so a SIGHUP changes it.
     disk_watchdog_ = std::make_unique<store::DiskWatchdog>(
         &loop_, config_->node.data_dir, [this] { return config_->node.min_free_bytes; }, *store_, &registry_);
+    disk_watchdog_->set_transfer_decision([this] { return disk_full_transfers(); });
     disk_watchdog_->start();
     if (!write_pid_file()) exit_status_ = kExitRuntime;
     log::info("rampartd started", {{"version", RAMPART_VERSION},

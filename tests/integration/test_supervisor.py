@@ -116,6 +116,8 @@ class Supervisor(unittest.TestCase):
         with self.daemon() as d:
             reader = self.read_token(d)
             poll("rounds of work", lambda: self.stats(d)["rounds_ok"] > 0)
+            self.assertEqual(self.stats(d)["late_register_refused"], 1)
+            d.wait_log(lambda e: e.get("msg") == "plugin task refused" and e.get("task") == "bad name")
             b = self.breaker(d, reader)
             self.assertEqual((b["state"], b["breaker"], b["restarts"]), ("running", "closed", 0))
 
@@ -234,6 +236,28 @@ class Supervisor(unittest.TestCase):
             self.wait_running(d)
             self.assertEqual(d.request("GET", "/v1/kv/k", headers=self.auth()).status, 200)
             self.assertEqual(d.request("GET", "/ready").status, 200)
+
+    def test_disk_full_decision_follows_the_policy(self):
+        """recovery.on_disk_full, asked before each leadership transfer the
+        disk watchdog wants: the default hands over (a lone voter has nobody
+        to hand to, and says so); after an edit + SIGHUP the next retry stays."""
+        config = {"policies": {"dir": self.policies},
+                  "plugins": {"dir": self.plugins, "load": ["metrics"]},
+                  # Above any free space here: the node is low at once.
+                  "node": {"min_free_bytes": 1 << 40}}
+        with Daemon(config=config) as d:
+            d.wait_log(lambda e: e.get("msg", "").startswith("disk space low: no other voter"))
+            decisions = lambda how: metric(d.request("GET", "/metrics").body.decode(),
+                                           "rampart_recovery_decisions_total",
+                                           f'{{hook="on_disk_full",decision="{how}"}}')
+            self.assertGreaterEqual(decisions("transfer"), 1)
+            with open(self.recovery, "w") as f:
+                f.write(self.original.replace('return "transfer"', 'return "stay"', 1))
+            d.signal(signal.SIGHUP)
+            d.wait_log(lambda e: e.get("msg") == "policies reloaded")
+            # The guard retries a transfer every 5 s while low.
+            poll("a stay decision", lambda: (decisions("stay") or 0) >= 1, timeout=15)
+            self.assertEqual(d.request("PUT", "/v1/kv/k", body="v").status, 507)
 
     def test_doc_examples(self):
         """Every "$ command" between docs/operations.md's breaker-examples

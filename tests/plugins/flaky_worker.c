@@ -9,7 +9,8 @@
  *
  *   POST /flaky/fail   body "N": the next N rounds (and starts) fail;
  *                      "forever": every one fails; "0": heal
- *   GET  /flaky/stats  {"starts":S,"rounds_ok":R,"failures":F,"running":0|1}
+ *   GET  /flaky/stats  {"starts":S,"rounds_ok":R,"failures":F,"running":0|1,
+ *                       "late_register_refused":1 (task_register after init is refused)}
  */
 #include <errno.h>
 #include <stdio.h>
@@ -91,9 +92,13 @@ static void route_fail(void* arg, rampart_request* req) {
 
 static void route_stats(void* arg, rampart_request* req) {
     (void)arg;
-    char json[160];
-    snprintf(json, sizeof json, "{\"starts\":%ld,\"rounds_ok\":%ld,\"failures\":%ld,\"running\":%d}\n", g_starts,
-             g_rounds_ok, g_failures, g_timer != NULL);
+    /* After init the host refuses new tasks (asked once: each refusal is logged). */
+    static int late_refused = -1;
+    if (late_refused < 0) late_refused = g_host->task_register(g_ctx, "late", work_start, NULL) == NULL;
+    char json[192];
+    snprintf(json, sizeof json,
+             "{\"starts\":%ld,\"rounds_ok\":%ld,\"failures\":%ld,\"running\":%d,\"late_register_refused\":%d}\n",
+             g_starts, g_rounds_ok, g_failures, g_timer != NULL, late_refused);
     respond_json(req, 200, json);
 }
 
@@ -109,6 +114,10 @@ static int cb_init(rampart_plugin_ctx* ctx, const rampart_host* host, void** sta
     if (!RAMPART_HOST_HAS(host, task_ok)) return -ENOTSUP;
     g_task = host->task_register(ctx, "work", work_start, NULL);
     if (g_task == NULL) return -EINVAL;
+    /* The host refuses bad and taken names (checked here, so a host that
+     * accepted them fails this plugin's init and every test using it). */
+    if (host->task_register(ctx, "bad name", work_start, NULL) != NULL) return -EPROTO;
+    if (host->task_register(ctx, "work", work_start, NULL) != NULL) return -EPROTO;
     int rc = host->route_add(ctx, "POST", "/flaky/fail", route_fail, NULL, 0);
     if (rc != 0) return rc;
     return host->route_add(ctx, "GET", "/flaky/stats", route_stats, NULL, 0);

@@ -235,6 +235,7 @@ private:
     void start_supervisor();
     void breaker_changed(const std::string& task, bool open);
     bool disk_full_transfers();
+    bool serve_stale_without_leader(http::Exchange& ex);
     bool start_peer_port();
     void apply_transports();
     bool start_policies();
@@ -517,6 +518,17 @@ bool Daemon::disk_full_transfers() {
     return d == resilience::DiskFull::Transfer;
 }
 
+// recovery.on_quorum_loss, for a read that needs the leader while the
+// cluster has none: refuse (the default), or answer it here as ?stale.
+bool Daemon::serve_stale_without_leader(http::Exchange& ex) {
+    const std::string& method = ex.request().method;
+    if (method != "GET" && method != "HEAD") return false;
+    bool stale = resilience::on_quorum_loss(*policies_.current()) == resilience::QuorumLoss::ServeStale;
+    recovery_decisions_->add({"on_quorum_loss", stale ? "serve_stale" : "refuse"}, 1);
+    if (stale) ex.downgrade_to_stale();
+    return stale;
+}
+
 // A plugin's tasks are named "<plugin>.<name>": its breaker is the plugin's
 // failure (recovery.on_plugin_failure).
 void Daemon::breaker_changed(const std::string& task, bool open) {
@@ -541,7 +553,10 @@ bool Daemon::forward_to_leader(http::Exchange& ex) {
     }
     auto [leader_id, leader_address] = store_->leader();
     const cluster::Member* leader = leader_id != 0 ? raft_bridge_->member_by_id(leader_id) : nullptr;
-    if (leader == nullptr) return no_leader("no_leader", "the cluster has no leader right now; retry");
+    if (leader == nullptr) {
+        if (serve_stale_without_leader(ex)) return false;
+        return no_leader("no_leader", "the cluster has no leader right now; retry");
+    }
     forwarder_->forward(ex.shared_from_this(), leader->node_id, leader_address);
     return true;
 }

@@ -16,6 +16,8 @@ import tempfile
 import time
 import unittest
 
+from cluster_util import AUTH as CLUSTER_AUTH
+from cluster_util import ClusterCase
 from harness import BUILD, RAMPARTCTL, ROOT, Daemon, run_cli, scaled
 
 TASK = "flaky_worker.work"
@@ -289,6 +291,49 @@ class Supervisor(unittest.TestCase):
                                      text=True, timeout=scaled(20))
                 self.assertEqual(out.stdout.rstrip("\n"), "\n".join(expected),
                                  f"docs/operations.md step: {command}\nstderr: {out.stderr}")
+
+
+class QuorumLoss(ClusterCase):
+    """recovery.on_quorum_loss on a two-node cluster that lost a node: a read
+    that needs the leader is refused (the default) until an edit + SIGHUP
+    says serve_stale; then it is answered from the survivor's own state,
+    marked stale. Writes stay refused either way."""
+
+    def test_reads_without_a_leader_follow_the_policy(self):
+        policies = tempfile.mkdtemp(prefix="rampart-policies-")
+        self.addCleanup(shutil.rmtree, policies, True)
+        shutil.copytree(os.path.join(ROOT, "policies"), policies, dirs_exist_ok=True)
+        nodes = self.start_cluster(n=2, extra={"policies": {"dir": policies}})
+        self.wait_ready(nodes)
+        self.put_on_leader(nodes, "k", b"v")
+        for d in nodes:
+            self.wait_value(d, "k", b"v")
+        leader = self.leader_of(nodes)
+        survivor = next(d for d in nodes if d is not leader)
+        leader.proc.kill()
+        leader.proc.wait()
+        self.eventually(lambda: self.status(survivor)["leader"] is None, timeout=20,
+                        what="the survivor to know no leader")
+        r = survivor.request("GET", "/v1/kv/k?raw", headers=CLUSTER_AUTH)
+        self.assertEqual(r.status, 503, r.body)
+        self.assertEqual(r.json()["code"], "no_leader")
+
+        with open(os.path.join(policies, "recovery.lua")) as f:
+            text = f.read()
+        with open(os.path.join(policies, "recovery.lua"), "w") as f:
+            f.write(text.replace('return "refuse"', 'return "serve_stale"', 1))
+        before = len(survivor.log_entries())
+        survivor.signal(signal.SIGHUP)
+        survivor.wait_log(lambda e: e.get("msg") == "policies reloaded" and survivor.log_entries().index(e) >= before)
+        r = survivor.request("GET", "/v1/kv/k?raw", headers=CLUSTER_AUTH)
+        self.assertEqual((r.status, r.body), (200, b"v"), r.body)
+        self.assertEqual(r.headers.get("x-rampart-stale"), "quorum_lost")
+        self.assertEqual(survivor.request("PUT", "/v1/kv/k", body=b"w", headers=CLUSTER_AUTH).status, 503)
+        m = self.metrics(survivor)
+        self.assertGreaterEqual(metric(m, "rampart_recovery_decisions_total",
+                                       '{hook="on_quorum_loss",decision="refuse"}'), 1)
+        self.assertEqual(metric(m, "rampart_recovery_decisions_total",
+                                '{hook="on_quorum_loss",decision="serve_stale"}'), 1)
 
 
 if __name__ == "__main__":

@@ -226,7 +226,13 @@ void Supervisor::on_timer(TaskId id) {
     if (t == nullptr || stopped_) return;
     if (t->phase == Task::Phase::Restarting) {
         run_start(id, t->pending_action);
-    } else if (t->phase == Task::Phase::Stopped && t->breaker.allow(clock_.now_ms())) {
+    } else if (t->phase == Task::Phase::Stopped) {
+        const uint64_t now = clock_.now_ms();
+        if (!t->breaker.allow(now)) {
+            // Not yet (a clock that fired early): look again when it may.
+            t->timer->start(t->due_at_ms > now ? t->due_at_ms - now : 1);
+            return;
+        }
         log::info("circuit breaker half-open: one trial restart", {{"task", t->spec.name}});
         publish_breaker(*t);
         run_start(id, "circuit_breaker");

@@ -66,15 +66,18 @@ void svc_task_ok(rampart_task* task) {
 }
 
 void start_tasks(LoadedPlugin& plugin) {
-    for (auto& t : plugin.tasks) t->supervisor->start(t->id);
+    for (auto& t : plugin.tasks) {
+        if (t->id != 0) t->supervisor->start(t->id);
+    }
 }
 
 void remove_tasks(LoadedPlugin& plugin) {
+    // The handles stay (inert) until the plugin itself is freed: its fini
+    // may still report through them.
     for (auto& t : plugin.tasks) {
-        t->supervisor->remove(t->id);
+        if (t->id != 0) t->supervisor->remove(t->id);
         t->id = 0;
     }
-    plugin.tasks.clear();
 }
 
 }  // namespace rampart::plugin

@@ -15,7 +15,8 @@ void svc_task_ok(rampart_task* task);
 
 // After a successful init: start the plugin's tasks.
 void start_tasks(LoadedPlugin& plugin);
-// Before fini (or after a failed init): take them off the supervisor.
+// Before fini (or after a failed init): take them off the supervisor; the
+// handles stay valid (inert) until the plugin is freed.
 void remove_tasks(LoadedPlugin& plugin);
 
 }  // namespace rampart::plugin

@@ -236,6 +236,7 @@ private:
     void breaker_changed(const std::string& task, bool open);
     bool disk_full_transfers();
     bool serve_stale_without_leader(http::Exchange& ex);
+    double pin_mismatch_hold_s(const std::string& node_id, bool just_failed);
     bool start_peer_port();
     void apply_transports();
     bool start_policies();
@@ -477,6 +478,8 @@ void Daemon::start_raft_bridge(store::StoreSettings& settings) {
     std::vector<cluster::Member> members = cluster_members(*config_, transports_->peers());
     for (const cluster::Member& m : members) settings.bootstrap.emplace_back(m.raft_id, m.peer_address);
     raft_bridge_ = std::make_unique<cluster::RaftBridge>(&loop_, peer_network_.get(), std::move(members));
+    raft_bridge_->set_pin_hold(
+        [this](const std::string& node_id, bool just_failed) { return pin_mismatch_hold_s(node_id, just_failed); });
     raft_bridge_->install();
     settings.transport = raft_bridge_->transport();
 }
@@ -527,6 +530,14 @@ bool Daemon::serve_stale_without_leader(http::Exchange& ex) {
     recovery_decisions_->add({"on_quorum_loss", stale ? "serve_stale" : "refuse"}, 1);
     if (stale) ex.downgrade_to_stale();
     return stale;
+}
+
+// recovery.on_pin_mismatch: how long Raft leaves a peer whose certificate
+// failed its pin alone before dialling it again (counted at each failure).
+double Daemon::pin_mismatch_hold_s(const std::string& node_id, bool just_failed) {
+    double hold_s = resilience::on_pin_mismatch(*policies_.current(), node_id);
+    if (just_failed) recovery_decisions_->add({"on_pin_mismatch", hold_s > 0 ? "hold" : "redial"}, 1);
+    return hold_s;
 }
 
 // A plugin's tasks are named "<plugin>.<name>": its breaker is the plugin's

@@ -18,6 +18,7 @@ import unittest
 
 from cluster_util import AUTH as CLUSTER_AUTH
 from cluster_util import ClusterCase
+from test_tls import free_port
 from harness import BUILD, RAMPARTCTL, ROOT, Daemon, run_cli, scaled
 
 TASK = "flaky_worker.work"
@@ -334,6 +335,59 @@ class QuorumLoss(ClusterCase):
                                        '{hook="on_quorum_loss",decision="refuse"}'), 1)
         self.assertEqual(metric(m, "rampart_recovery_decisions_total",
                                 '{hook="on_quorum_loss",decision="serve_stale"}'), 1)
+
+
+class PinMismatch(ClusterCase):
+    """recovery.on_pin_mismatch: node_1 pins a wrong certificate for node_2.
+    Its first Raft dial to node_2 fails the pin, and node_1 leaves node_2
+    alone for the policy's hold (60 s) instead of failing the same dial
+    again; an edit + SIGHUP (hold 0) lets the engine redial at once."""
+
+    def test_a_peer_failing_its_pin_is_left_alone_for_the_hold(self):
+        policies = tempfile.mkdtemp(prefix="rampart-policies-")
+        self.addCleanup(shutil.rmtree, policies, True)
+        shutil.copytree(os.path.join(ROOT, "policies"), policies, dirs_exist_ok=True)
+        ports = [free_port(), free_port()]
+        wrong = "sha256:" + "ab12" + "0" * 56 + "9f0e"
+        nodes = []
+        for i in (1, 2):
+            j = 3 - i
+            nodes.append(self.daemon(peers=self.peers_yaml(i, peers=[(f"node_{j}", f"127.0.0.1:{ports[j - 1]}")]),
+                                     node_id=f"node_{i}",
+                                     pins={"peers": {"node_2": wrong}, "report_only": False} if i == 1 else None,
+                                     extra={"peer": {"listen": f"127.0.0.1:{ports[i - 1]}"},
+                                            "policies": {"dir": policies}}))
+        n1, _ = nodes
+        for d in nodes:
+            d.start()
+
+        # node_1's own dials that failed the pin (node_2's dials to node_1
+        # are refused on node_1's side too, but those are not node_1's to hold).
+        def violations():
+            return sum(1 for e in n1.log_entries() if e.get("msg") == "peer dial failed"
+                       and e.get("expected_peer") == "node_2" and e.get("reason") == "pin_mismatch")
+
+        def decisions(how):
+            return metric(self.metrics(n1), "rampart_recovery_decisions_total",
+                          f'{{hook="on_pin_mismatch",decision="{how}"}}') or 0
+
+        self.eventually(lambda: violations() >= 1, timeout=15, what="a pin violation")
+        n1.wait_log(lambda e: e.get("msg", "").startswith("raft: the peer's certificate failed its pin")
+                    and e.get("peer") == "node_2" and e.get("hold_s") == 60)
+        time.sleep(scaled(2))
+        self.assertEqual(violations(), 1, "held: no second dial")
+        self.assertGreaterEqual(metric(self.metrics(n1), "rampart_pinning_violations_total", '{peer="node_2"}'), 1)
+        self.assertEqual(decisions("hold"), 1)
+
+        with open(os.path.join(policies, "recovery.lua")) as f:
+            text = f.read()
+        with open(os.path.join(policies, "recovery.lua"), "w") as f:
+            f.write(text.replace("return 60\nend", "return 0\nend", 1))
+        before = len(n1.log_entries())
+        n1.signal(signal.SIGHUP)
+        n1.wait_log(lambda e: e.get("msg") == "policies reloaded" and n1.log_entries().index(e) >= before)
+        self.eventually(lambda: violations() >= 3, timeout=15, what="the engine dialling again")
+        self.assertGreaterEqual(decisions("redial"), 1)
 
 
 if __name__ == "__main__":

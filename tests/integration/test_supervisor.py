@@ -216,8 +216,16 @@ class Supervisor(unittest.TestCase):
             self.wait_running(d)
 
     def test_plugin_failure_fails_closed_when_the_policy_says_so(self):
-        self.edit_recovery(task_line="{ immediate_max = 1, breaker_at = 2, window_s = 60, cooldown_s = 3600 }",
+        self.edit_recovery(task_line="{ immediate_max = 1, breaker_at = 2, window_s = 60, cooldown_s = 1 }",
                            fail_closed=True)
+        # The example in docs/policies.md is this very edit.
+        with open(os.path.join(ROOT, "docs", "policies.md")) as f:
+            doc = f.read().split("<!-- recovery-example:begin -->", 1)[1].split("<!-- recovery-example:end -->", 1)[0]
+        with open(self.recovery) as f:
+            edited = f.read()
+        for line in doc.splitlines():
+            if not line.startswith("```"):
+                self.assertIn(line, edited)
         with self.daemon() as d:
             poll("ready", lambda: d.request("GET", "/ready").status == 200)
             self.assertEqual(d.request("PUT", "/v1/kv/k", body="v", headers=self.auth()).status, 200)

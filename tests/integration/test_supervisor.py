@@ -262,6 +262,9 @@ class Supervisor(unittest.TestCase):
                                            f'{{hook="on_disk_full",decision="{how}"}}') or 0
             # Asked as soon as the node leads while low (then every 5 s).
             poll("a transfer decision", lambda: decisions("transfer") >= 1, timeout=15)
+            # No plugin registered work on this node.
+            r = run_cli([RAMPARTCTL, "--addr", d.address, "breaker", "list"])
+            self.assertEqual((r.returncode, r.stdout), (0, "no supervised tasks\n"), r.stderr)
             with open(self.recovery, "w") as f:
                 f.write(self.original.replace('return "transfer"', 'return "stay"', 1))
             d.signal(signal.SIGHUP)

@@ -73,7 +73,10 @@ class ThreeNodes(ClusterCase):
     def test_restarted_follower_catches_up(self):
         nodes = self.start_cluster()
         self.wait_ready(nodes)
-        leader = self.put_on_leader(nodes, "a", b"1")
+        self.put_on_leader(nodes, "a", b"1")
+        # put_on_leader returns the node that accepted the write, which may be
+        # a follower that forwarded it: stop a real follower.
+        leader = self.leader_of(nodes)
         follower = next(d for d in nodes if d is not leader)
         follower.stop()
         for i in range(20):

@@ -41,7 +41,11 @@
 #include "rampart_version.h"
 #include "reload.h"
 #include "request_pipeline.h"
+#include "resilience/breaker_routes.h"
 #include "resilience/clock.h"
+#include "resilience/plugin_failure_gate.h"
+#include "resilience/recovery_hooks.h"
+#include "resilience/supervisor.h"
 #include "state/node_state.h"
 #include "store/acl_routes.h"
 #include "store/disk_watchdog.h"
@@ -233,8 +237,14 @@ private:
     bool start_transports();
     void start_raft_bridge(store::StoreSettings& settings);
     void start_forwarding();
+    bool before_handler(http::Exchange& ex);
     bool forward_to_leader(http::Exchange& ex);
     void start_member_info();
+    void start_supervisor();
+    void breaker_changed(const std::string& task, bool open);
+    bool disk_full_transfers();
+    bool serve_stale_without_leader(http::Exchange& ex);
+    double pin_mismatch_hold_s(const std::string& node_id, bool just_failed);
     bool start_peer_port();
     void start_join_loop();
     void apply_transports();
@@ -250,6 +260,13 @@ private:
     std::unique_ptr<config::Config> config_;
     uv_loop_t loop_{};
     http::Router router_;
+    // Before plugins_: the plugins' tasks are taken off the supervisor when
+    // they unload, so it must outlive them.
+    std::unique_ptr<resilience::LoopClock> clock_;
+    std::unique_ptr<resilience::PolicyRecoveryRules> recovery_rules_;
+    std::unique_ptr<resilience::Supervisor> supervisor_;
+    std::unique_ptr<resilience::PluginFailureGate> plugin_failure_gate_;
+    metrics::Metric* recovery_decisions_ = nullptr;
     std::unique_ptr<http::Server> server_;
     metrics::Registry registry_;
     auth::Authenticator auth_;
@@ -263,7 +280,6 @@ private:
     policy::PolicyHost policies_;
     std::unique_ptr<store::Store> store_;
     std::unique_ptr<cluster::ClusterStatus> cluster_status_;  // after store_: holds a reference to it
-    std::unique_ptr<resilience::LoopClock> clock_;
     std::unique_ptr<cluster::Discovery> discovery_;
     std::unique_ptr<cluster::SeedProbe> seed_probe_;
     std::unique_ptr<cluster::JoinLoop> join_loop_;  // only with cluster.seeds or cluster.discovery_srv
@@ -307,6 +323,12 @@ void Daemon::install_routes() {
             if (!store_ || !store_->has_leader()) {
                 http::Response r = http::Response::error(503, "no_leader", "the store has no leader yet");
                 r.headers.emplace_back("Retry-After", "1");
+                return ex.respond(std::move(r));
+            }
+            if (plugin_failure_gate_ && plugin_failure_gate_->closed()) {
+                http::Response r =
+                    http::Response::error(503, "plugin_failed", "failed closed: " + plugin_failure_gate_->holders());
+                r.headers.emplace_back("Retry-After", "10");
                 return ex.respond(std::move(r));
             }
             if (store_->writes_refused()) {
@@ -400,6 +422,7 @@ void Daemon::begin_shutdown(int signum) {
         return;
     }
     shutting_down_ = true;
+    if (supervisor_) supervisor_->stop_all();
     uint64_t deadline = static_cast<uint64_t>(config_->api.shutdown_timeout_ms);
     log::info("shutting down: draining connections", {{"signal", signum},
                                                       {"open_connections", server_->connection_count()},
@@ -438,6 +461,7 @@ void Daemon::finish() {
 
 bool Daemon::start_plugins() {
     plugins_ = std::make_unique<plugin::PluginHost>(&loop_, &registry_, &router_);
+    plugins_->set_supervisor(supervisor_.get());
     // Plugins register peer protocols during init.
     peer_network_ = std::make_unique<peer::PeerNetwork>(&loop_);
     plugins_->set_peer_network(peer_network_.get());
@@ -480,6 +504,8 @@ void Daemon::start_raft_bridge(store::StoreSettings& settings) {
     std::vector<cluster::Member> members = cluster_members(*config_, transports_->peers());
     for (const cluster::Member& m : members) settings.bootstrap.emplace_back(m.raft_id, m.peer_address);
     raft_bridge_ = std::make_unique<cluster::RaftBridge>(&loop_, peer_network_.get(), std::move(members));
+    raft_bridge_->set_pin_hold(
+        [this](const std::string& node_id, bool just_failed) { return pin_mismatch_hold_s(node_id, just_failed); });
     raft_bridge_->install();
     settings.transport = raft_bridge_->transport();
 }
@@ -487,10 +513,67 @@ void Daemon::start_raft_bridge(store::StoreSettings& settings) {
 // Followers hand leader-only requests to the leader over the peer port;
 // every node serves the requests forwarded to it with its own server.
 void Daemon::start_forwarding() {
+    pipeline_->set_forward([this](http::Exchange& ex) { return before_handler(ex); });
     if (!raft_bridge_) return;
     forwarder_ = std::make_unique<cluster::Forwarder>(&loop_, peer_network_.get(), config_->node.id);
     forwarder_->install(server_.get());
-    pipeline_->set_forward([this](http::Exchange& ex) { return forward_to_leader(ex); });
+}
+
+// The last step before a handler: a node that failed closed refuses; the
+// breakers are this node's own (never forwarded); the rest may go to the
+// leader.
+bool Daemon::before_handler(http::Exchange& ex) {
+    if (plugin_failure_gate_->refuse(ex)) return true;
+    if (ex.request().path.rfind(resilience::kBreakersPath, 0) == 0) return false;
+    return forwarder_ && forward_to_leader(ex);
+}
+
+// Every long-lived task that can fail runs under the supervisor, which
+// restarts it as recovery.lua says (docs/operations.md, "Supervised tasks").
+void Daemon::start_supervisor() {
+    clock_ = std::make_unique<resilience::LoopClock>(&loop_);
+    recovery_rules_ = std::make_unique<resilience::PolicyRecoveryRules>(policies_);
+    supervisor_ = std::make_unique<resilience::Supervisor>(*clock_, *recovery_rules_, &registry_);
+    plugin_failure_gate_ = std::make_unique<resilience::PluginFailureGate>(policies_, &registry_);
+    recovery_decisions_ = resilience::recovery_decisions_metric(&registry_);
+    supervisor_->set_breaker_listener([this](const std::string& task, bool open) { breaker_changed(task, open); });
+    resilience::install_breaker_routes(router_, *supervisor_);
+}
+
+// recovery.on_disk_full: hand leadership over (the default), or stay.
+bool Daemon::disk_full_transfers() {
+    resilience::DiskFull d = resilience::on_disk_full(*policies_.current());
+    recovery_decisions_->add({"on_disk_full", d == resilience::DiskFull::Stay ? "stay" : "transfer"}, 1);
+    return d == resilience::DiskFull::Transfer;
+}
+
+// recovery.on_quorum_loss, for a read that needs the leader while the
+// cluster has none: refuse (the default), or answer it here as ?stale.
+bool Daemon::serve_stale_without_leader(http::Exchange& ex) {
+    const std::string& method = ex.request().method;
+    if (method != "GET" && method != "HEAD") return false;
+    bool stale = resilience::on_quorum_loss(*policies_.current()) == resilience::QuorumLoss::ServeStale;
+    recovery_decisions_->add({"on_quorum_loss", stale ? "serve_stale" : "refuse"}, 1);
+    if (stale) ex.downgrade_to_stale();
+    return stale;
+}
+
+// recovery.on_pin_mismatch: how long Raft leaves a peer whose certificate
+// failed its pin alone before dialling it again (counted at each failure).
+double Daemon::pin_mismatch_hold_s(const std::string& node_id, bool just_failed) {
+    double hold_s = resilience::on_pin_mismatch(*policies_.current(), node_id);
+    if (just_failed) recovery_decisions_->add({"on_pin_mismatch", hold_s > 0 ? "hold" : "redial"}, 1);
+    return hold_s;
+}
+
+// A plugin's tasks are named "<plugin>.<name>": its breaker is the plugin's
+// failure (recovery.on_plugin_failure).
+void Daemon::breaker_changed(const std::string& task, bool open) {
+    std::string plugin = task.substr(0, task.find('.'));
+    if (plugin == task || !plugins_) return;
+    for (const std::string& name : plugins_->names()) {
+        if (name == plugin) plugin_failure_gate_->breaker_changed(plugin, task, open);
+    }
 }
 
 bool Daemon::forward_to_leader(http::Exchange& ex) {
@@ -507,7 +590,10 @@ bool Daemon::forward_to_leader(http::Exchange& ex) {
     }
     auto [leader_id, leader_address] = store_->leader();
     const cluster::Member* leader = leader_id != 0 ? raft_bridge_->member_by_id(leader_id) : nullptr;
-    if (leader == nullptr) return no_leader("no_leader", "the cluster has no leader right now; retry");
+    if (leader == nullptr) {
+        if (serve_stale_without_leader(ex)) return false;
+        return no_leader("no_leader", "the cluster has no leader right now; retry");
+    }
     if (config_->cluster.follower_writes == "redirect") {
         const cluster::MemberTable& advertised = store_->state().version()->members;
         auto info = advertised.find(leader->node_id);
@@ -572,7 +658,7 @@ bool Daemon::start_peer_port() {
 void Daemon::start_join_loop() {
     const config::Config::Cluster& c = config_->cluster;
     if (c.seeds.empty() && c.discovery_srv.empty()) return;
-    clock_ = std::make_unique<resilience::LoopClock>(&loop_);
+    if (!clock_) clock_ = std::make_unique<resilience::LoopClock>(&loop_);
     discovery_ = std::make_unique<cluster::Discovery>(
         &loop_, *clock_, cluster::Discovery::Settings{c.seeds, c.discovery_srv, c.dns_server});
     // A static seed's node id, for its certificate: etc/peers.yml's entry
@@ -727,6 +813,7 @@ int Daemon::run() {
         return kExitConfigError;
     }
     register_core_metrics();
+    start_supervisor();
     if (!start_node_state()) {
         uv_loop_close(&loop_);
         return kExitConfigError;
@@ -793,6 +880,7 @@ int Daemon::run() {
     // Read the floor at each check, so a SIGHUP changes it.
     disk_watchdog_ = std::make_unique<store::DiskWatchdog>(
         &loop_, config_->node.data_dir, [this] { return config_->node.min_free_bytes; }, *store_, &registry_);
+    disk_watchdog_->set_transfer_decision([this] { return disk_full_transfers(); });
     disk_watchdog_->start();
     if (!write_pid_file()) exit_status_ = kExitRuntime;
     log::info("rampartd started", {{"version", RAMPART_VERSION},
@@ -810,7 +898,6 @@ int Daemon::run() {
     join_loop_.reset();
     seed_probe_.reset();
     discovery_.reset();
-    clock_.reset();
     forwarder_.reset();
     announcer_.reset();
     raft_bridge_.reset();
@@ -819,6 +906,7 @@ int Daemon::run() {
     transports_->stop();
     uv_run(&loop_, UV_RUN_DEFAULT);
     plugins_->unload_all();
+    supervisor_.reset();             // its timers close on the loop
     uv_run(&loop_, UV_RUN_DEFAULT);  // let plugin timers finish closing
     uv_loop_close(&loop_);
     if (!config_->node.pid_file.empty()) unlink(config_->node.pid_file.c_str());

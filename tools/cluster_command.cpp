@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "http_client.h"
+#include "table_output.h"
 
 namespace rampartctl {
 namespace {
@@ -25,13 +26,7 @@ int cluster_usage() {
     return kUsage;
 }
 
-std::string text(const cJSON* obj, const char* name) {
-    const cJSON* f = cJSON_GetObjectItemCaseSensitive(obj, name);
-    if (cJSON_IsString(f)) return f->valuestring;
-    if (cJSON_IsNumber(f)) return std::to_string(static_cast<long long>(f->valuedouble));
-    if (cJSON_IsBool(f)) return cJSON_IsTrue(f) ? "true" : "false";
-    return "-";  // null or absent: unknown
-}
+std::string text(const cJSON* obj, const char* name) { return json_text(obj, name); }
 
 bool flag(const cJSON* obj, const char* name) { return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(obj, name)); }
 
@@ -55,23 +50,6 @@ JsonPtr fetch(const ClusterTarget& t, const char* path, std::string* raw) {
     }
     *raw = std::move(r.body);
     return body;
-}
-
-// Columns padded to their widest cell.
-void print_table(const std::vector<std::vector<std::string>>& rows) {
-    std::vector<size_t> width;
-    for (const auto& row : rows) {
-        width.resize(std::max(width.size(), row.size()));
-        for (size_t i = 0; i < row.size(); i++) width[i] = std::max(width[i], row[i].size());
-    }
-    for (const auto& row : rows) {
-        std::string line;
-        for (size_t i = 0; i < row.size(); i++) {
-            line += row[i];
-            if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 2, ' ');
-        }
-        printf("%s\n", line.c_str());
-    }
 }
 
 std::string ms(const std::string& v) { return v == "-" ? v : v + "ms"; }

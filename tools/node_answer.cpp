@@ -53,18 +53,4 @@ bool parse_u64(std::string_view text, uint64_t* out) {
     return ec == std::errc() && end == text.data() + text.size();
 }
 
-void print_table(const std::vector<std::vector<std::string>>& rows) {
-    std::vector<size_t> width(rows.empty() ? 0 : rows[0].size(), 0);
-    for (const auto& row : rows)
-        for (size_t i = 0; i < row.size() && i < width.size(); i++) width[i] = std::max(width[i], row[i].size());
-    for (const auto& row : rows) {
-        std::string line;
-        for (size_t i = 0; i < row.size(); i++) {
-            line += row[i];
-            if (i + 1 < row.size() && i < width.size()) line += std::string(width[i] - row[i].size() + 2, ' ');
-        }
-        printf("%s\n", line.c_str());
-    }
-}
-
 }  // namespace rampartctl

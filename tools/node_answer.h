@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "http_client.h"
+#include "table_output.h"
 
 namespace rampartctl {
 
@@ -26,8 +27,5 @@ std::string key_path(std::string_view key);
 // Decimal without sign, spaces or overflow (what --cas and --flags take).
 bool parse_u64(std::string_view text, uint64_t* out);
 
-// Columns padded to their widest cell, two spaces apart; rows[0] is the
-// heading.
-void print_table(const std::vector<std::vector<std::string>>& rows);
 
 }  // namespace rampartctl

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "acl_command.h"
+#include "breaker_command.h"
 #include "cluster_command.h"
 #include "http_client.h"
 #include "kv_command.h"
@@ -43,6 +44,7 @@ void usage() {
             "  kv list [PREFIX] [--keys [--separator S]]  the keys under PREFIX (a table; --keys names only)\n"
             "  txn [FILE | -]  a Consul /v1/txn body: all or nothing, per-operation results and errors\n"
             "  cluster status|leader|peers   the cluster as this node sees it\n"
+            "  breaker list|reset TASK   supervised tasks and their circuit breakers (reset: admin)\n"
             "  acl token create --role R [--description D] [--prefix P] [--ttl 24h]   a new API token\n"
             "  acl token list|read ACCESSOR|delete ACCESSOR   the replicated API tokens (admin)\n"
             "  policy check [DIR]  validate the Lua policies in DIR (default policies/), as SIGHUP would\n"
@@ -175,6 +177,7 @@ int main(int argc, char** argv) {
     if (args[0] == "cluster") return rampartctl::cluster_command(args, {g.addr, g.token, g.json, g.timeout_ms});
     if (args[0] == "kv") return rampartctl::kv_command(args, {g.addr, g.token, g.json, g.timeout_ms});
     if (args[0] == "txn") return rampartctl::txn_command(args, {g.addr, g.token, g.json, g.timeout_ms});
+    if (args[0] == "breaker") return rampartctl::breaker_command(args, {g.addr, g.token, g.json, g.timeout_ms});
     if (args[0] == "acl") return rampartctl::acl_command(args, {g.addr, g.token, g.json, g.timeout_ms});
     if (args[0] == "reload" && args.size() == 1) return reload_command(g);
     if (args[0] == "snapshot") return rampartctl::snapshot_command(args, {g.addr, g.token, g.json});

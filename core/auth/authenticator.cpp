@@ -57,6 +57,8 @@ bool route_needs_token(std::string_view path) { return starts_with(path, "/v1/")
 
 Role required_role(std::string_view method, std::string_view path) {
     if (starts_with(path, "/v1/admin/") || starts_with(path, "/v1/acl/") || path == "/v1/snapshot") return Role::Admin;
+    // Resetting a circuit breaker overrides the recovery policy.
+    if (starts_with(path, "/v1/agent/breakers/") && changes_state(method)) return Role::Admin;
     return changes_state(method) ? Role::Write : Role::Read;
 }
 

@@ -22,8 +22,9 @@ const char* role_name(Role role);
 // Which routes need a token (the brief): every /v1/ route except
 // /v1/status/; /health, /ready and /metrics are open.
 bool route_needs_token(std::string_view path);
-// The least role a request needs: admin for /v1/admin/ and /v1/acl/,
-// write for other requests that change state, read for the rest.
+// The least role a request needs: admin for /v1/admin/, /v1/acl/ and
+// resetting a breaker (POST /v1/agent/breakers/...), write for other
+// requests that change state, read for the rest.
 Role required_role(std::string_view method, std::string_view path);
 
 struct Decision {

@@ -20,7 +20,27 @@ uint64_t raft_id_for(std::string_view node_id) {
 }
 
 bool RaftBridge::install() {
+    sockets_.set_dial_failed([this](const std::string& node_id, const char* reason) { dial_failed(node_id, reason); });
     return sockets_.listen(kProtocol, [this](const rampart_peer_identity* peer, int fd) { return accepted(peer, fd); });
+}
+
+void RaftBridge::dial_failed(const std::string& node_id, const char* reason) {
+    if (!pin_hold_ || std::string_view(reason) != "pin_mismatch") return;
+    pin_failed_at_[node_id] = uv_now(loop_);
+    double hold_s = pin_hold_(node_id, true);
+    log::warn("raft: the peer's certificate failed its pin; holding off dials (recovery.on_pin_mismatch)",
+              {{"peer", node_id}, {"hold_s", hold_s}});
+}
+
+// A member whose pin failed is not dialled until the policy's hold has
+// passed: each dial would only fail the same way, and log and count it.
+bool RaftBridge::pin_held(const std::string& node_id) {
+    auto it = pin_failed_at_.find(node_id);
+    if (it == pin_failed_at_.end() || !pin_hold_) return false;
+    double hold_ms = pin_hold_(node_id, false) * 1000;
+    if (static_cast<double>(uv_now(loop_) - it->second) < hold_ms) return true;
+    pin_failed_at_.erase(it);
+    return false;
 }
 
 rampart_raft_transport RaftBridge::transport() {
@@ -74,6 +94,7 @@ int RaftBridge::cb_connect(void* user, rampart_raft_connect* req, uint64_t id, c
                   {{"raft_id", std::to_string(id)}, {"address", address}});
         return 1;
     }
+    if (self->pin_held(m->node_id)) return 1;
     peer::SocketBridge::Link* link = self->sockets_.dial(address, m->node_id, kProtocol, [self, req](int fd) {
         std::erase_if(self->dials_, [req](const auto& d) { return d.first == req; });
         rampart_raft_connect_done(req, fd, fd < 0 ? 1 : 0);

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include <functional>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,7 +33,7 @@ struct Member {
 class RaftBridge {
 public:
     RaftBridge(uv_loop_t* loop, peer::PeerNetwork* network, std::vector<Member> members)
-        : sockets_(loop, network), members_(std::move(members)) {}
+        : loop_(loop), sockets_(loop, network), members_(std::move(members)) {}
 
     // Register the "raft" protocol on the peer port. False if taken.
     bool install();
@@ -46,15 +47,27 @@ public:
     const std::vector<Member>& members() const { return members_; }
     const Member* member_by_id(uint64_t id) const;
     void close_all() { sockets_.close_all(); }
+    // recovery.on_pin_mismatch: seconds to hold off dialling a member whose
+    // certificate failed its pin (`just_failed`: asked at the failure, else
+    // at each engine connect while held, so a reload applies at once).
+    // Unset: the engine redials on its own schedule.
+    void set_pin_hold(std::function<double(const std::string& node_id, bool just_failed)> hold) {
+        pin_hold_ = std::move(hold);
+    }
 
 private:
     static int cb_connect(void* user, rampart_raft_connect* req, uint64_t id, const char* address);
     static void cb_cancel(void* user, rampart_raft_connect* req);
     const Member* member_for_certificate(const rampart_peer_identity* peer) const;
     bool accepted(const rampart_peer_identity* peer, int fd);
+    void dial_failed(const std::string& node_id, const char* reason);
+    bool pin_held(const std::string& node_id);
 
+    uv_loop_t* loop_;
     peer::SocketBridge sockets_;
     std::vector<Member> members_;
+    std::function<double(const std::string&, bool)> pin_hold_;
+    std::map<std::string, uint64_t> pin_failed_at_;  // node id -> loop time of its last pin mismatch
     std::function<int(int, uint64_t)> accept_;
     // Engine connects in progress, to cancel them when the node closes.
     std::vector<std::pair<rampart_raft_connect*, peer::SocketBridge::Link*>> dials_;

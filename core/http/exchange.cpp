@@ -18,6 +18,11 @@ Exchange::Exchange(Connection* conn, Request request, std::string request_id, st
     serial_ = next_serial++;
 }
 
+void Exchange::downgrade_to_stale() {
+    request_.query += request_.query.empty() ? "stale" : "&stale";
+    add_response_header("X-Rampart-Stale", "quorum_lost");
+}
+
 double Exchange::elapsed_seconds() const { return static_cast<double>(uv_hrtime() - start_ns_) / 1e9; }
 
 void Exchange::respond(Response response) {

@@ -48,6 +48,10 @@ public:
         extra_headers_.emplace_back(std::move(name), std::move(value));
     }
     double elapsed_seconds() const;
+    // Serve this read from the node's own state, as if it had asked for
+    // ?stale: the cluster has no leader and recovery.on_quorum_loss said
+    // serve_stale. Only before the handler runs.
+    void downgrade_to_stale();
 
     void respond(Response response);
     bool responded() const { return responded_; }

@@ -18,6 +18,8 @@ char g_pipe_buffer[64 * 1024];
 // A peer connection joined to our end of a socketpair.
 class SocketBridge::Link {
 public:
+    std::string node_id;  // the node a dial expects (empty when accepted)
+
     Link(SocketBridge* bridge, rampart_conn* conn, DialFn dial_done)
         : bridge_(bridge),
           conn_(conn),
@@ -176,6 +178,7 @@ SocketBridge::Link* SocketBridge::dial(const std::string& address, const std::st
     PeerConnection* conn = network_->dial(address, node_id, protocol, h);
     auto link = std::make_unique<Link>(this, conn->handle(), std::move(done));
     Link* raw = link.get();
+    raw->node_id = node_id;
     links_[conn->handle()] = std::move(link);
     return raw;
 }
@@ -204,6 +207,7 @@ void SocketBridge::cb_open(void* arg, rampart_conn* conn, const rampart_handshak
     }
     if (!link->dialling()) return;  // cancelled meanwhile
     if (result->error != RAMPART_TRANSPORT_OK) {
+        if (self->dial_failed_) self->dial_failed_(link->node_id, result->reason != nullptr ? result->reason : "");
         link->finish_dial(-1);  // the connection closes itself; on_close frees the link
         return;
     }

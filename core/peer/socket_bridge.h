@@ -29,6 +29,9 @@ public:
     using AcceptFn = std::function<bool(const rampart_peer_identity* peer, int fd)>;
     // A dial finished: a connected fd, or -1 (the reason is in the log).
     using DialFn = std::function<void(int fd)>;
+    // A dial's handshake failed: the node id dialled and the transport's
+    // stable reason ("pin_mismatch", "unknown_ca", ...).
+    using DialFailedFn = std::function<void(const std::string& node_id, const char* reason)>;
     class Link;  // one bridged connection; a dial's handle
 
     SocketBridge(uv_loop_t* loop, PeerNetwork* network);
@@ -43,6 +46,7 @@ public:
     Link* dial(const std::string& address, const std::string& node_id, const std::string& protocol, DialFn done);
     void cancel(Link* dial);
     void close_all();
+    void set_dial_failed(DialFailedFn fn) { dial_failed_ = std::move(fn); }
 
     static constexpr size_t kHighWater = size_t{1} << 20;
 
@@ -62,6 +66,7 @@ private:
     uv_loop_t* loop_;
     PeerNetwork* network_;
     AcceptFn on_accept_;
+    DialFailedFn dial_failed_;
     std::map<rampart_conn*, std::unique_ptr<Link>> links_;
     std::vector<std::unique_ptr<Link>> closing_;  // links whose pipe is still closing
 };

@@ -23,6 +23,9 @@ class Server;
 namespace rampart::plugin {
 struct LoadedPlugin;
 }
+namespace rampart::resilience {
+class Supervisor;
+}
 
 struct rampart_plugin_ctx {
     rampart::plugin::PluginHost* host = nullptr;
@@ -37,6 +40,13 @@ struct rampart_timer {
     bool repeating = false;
     bool stopped = false;
     std::list<std::unique_ptr<rampart_timer>>::iterator self;
+};
+
+// A supervised task (task_register); lives as long as its plugin.
+struct rampart_task {
+    rampart::plugin::LoadedPlugin* owner = nullptr;
+    rampart::resilience::Supervisor* supervisor = nullptr;
+    uint64_t id = 0;  // the supervisor's TaskId; 0 once removed
 };
 
 // Valid only during one hook or handler call.
@@ -63,8 +73,9 @@ struct LoadedPlugin {
     SectionValues config;
     std::vector<std::string> explicit_config;  // keys the file/environment set
     std::list<std::unique_ptr<rampart_timer>> timers;
-    std::string render_buffer;  // metrics_render's result
-    size_t pending_work = 0;    // worker jobs not yet done (fini waits for them)
+    std::vector<std::unique_ptr<rampart_task>> tasks;  // task_register (ABI 1.2)
+    std::string render_buffer;                         // metrics_render's result
+    size_t pending_work = 0;                           // worker jobs not yet done (fini waits for them)
     // listener_add: the plugin's routes on a port of their own.
     std::unique_ptr<http::Router> own_router;
     std::unique_ptr<http::Server> own_server;

@@ -9,6 +9,7 @@
 #include "net/transport.h"
 #include "peer/peer_network.h"
 #include "plugin/context.h"
+#include "plugin/task_services.h"
 
 namespace rampart::plugin {
 namespace {
@@ -127,6 +128,7 @@ bool PluginHost::load_one(const std::string& dir, const std::string& name, const
     log::info("plugin loaded", {{"plugin", name},
                                 {"version", p.descriptor->version ? p.descriptor->version : ""},
                                 {"path", p.opened.library->path()}});
+    start_tasks(p);
     return true;
 }
 
@@ -151,9 +153,10 @@ bool PluginHost::adopt_transport(LoadedPlugin& p, std::vector<std::string>* erro
     return true;
 }
 
-// What a plugin registered with the host: timers, routes, peer protocols
+// What a plugin registered with the host: tasks, timers, routes, peer protocols
 // and connections, and worker jobs still running.
 void PluginHost::release_owned(LoadedPlugin& plugin) {
+    remove_tasks(plugin);
     stop_all_timers(plugin);
     router_->remove_owner(&plugin);
     if (plugin.own_server) {

@@ -33,6 +33,9 @@ class Transport;
 namespace rampart::peer {
 class PeerNetwork;
 }
+namespace rampart::resilience {
+class Supervisor;
+}
 
 namespace rampart::plugin {
 
@@ -98,6 +101,10 @@ public:
     // Where peer_dial and peer_protocol_add go; set before load().
     void set_peer_network(peer::PeerNetwork* network) { peer_network_ = network; }
     peer::PeerNetwork* peer_network() const { return peer_network_; }
+    // Plugins' background work (task_register) runs under this supervisor;
+    // without one, task_register refuses. Set before load().
+    void set_supervisor(resilience::Supervisor* supervisor) { supervisor_ = supervisor; }
+    resilience::Supervisor* supervisor() const { return supervisor_; }
 
     // Plugin listeners (listener_add) use the API's limits and pipeline.
     void set_http_defaults(const http::ServerSettings& settings, http::Pipeline* pipeline);
@@ -125,6 +132,7 @@ private:
     std::unique_ptr<net::Transport> transport_;
     const LoadedPlugin* transport_owner_ = nullptr;
     peer::PeerNetwork* peer_network_ = nullptr;
+    resilience::Supervisor* supervisor_ = nullptr;
     std::unique_ptr<http::ServerSettings> http_settings_;
     http::Pipeline* http_pipeline_ = nullptr;
     // Listeners of unloaded plugins: their handles close on the loop, so

@@ -15,6 +15,7 @@
 #include "net/transport.h"
 #include "peer/peer_network.h"
 #include "plugin/context.h"
+#include "plugin/task_services.h"
 #include "rampart_version.h"
 
 namespace rampart::plugin {
@@ -522,6 +523,9 @@ rampart_host make_services() {
     h.conn_pause_reading = svc_conn_pause_reading;
     h.request_defer = svc_request_defer;
     h.listener_add = svc_listener_add;
+    h.task_register = svc_task_register;
+    h.task_failed = svc_task_failed;
+    h.task_ok = svc_task_ok;
     return h;
 }
 

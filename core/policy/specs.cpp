@@ -193,7 +193,19 @@ const std::vector<PolicySpec>& shipped_specs() {
                      validate_shipped});
         s.push_back({"recovery",
                      {{"action", 3, false, true, {"rpc_client", 1, 60}, Kind::String, recovery_actions()},
-                      {"backoff_ms", 2, false, true, {1, 0.5}, Kind::Number, {}}},
+                      {"backoff_ms", 2, false, true, {1, 0.5}, Kind::Number, {}},
+                      {"cooldown_ms", 2, false, true, {"rpc_client", 1}, Kind::Number, {}},
+                      // The recovery decisions (core/resilience/recovery_hooks.h).
+                      {"on_plugin_failure",
+                       2,
+                       false,
+                       true,
+                       {"metrics", "metrics.push"},
+                       Kind::String,
+                       {"disable", "fail_closed"}},
+                      {"on_quorum_loss", 0, false, true, {}, Kind::String, {"refuse", "serve_stale"}},
+                      {"on_disk_full", 0, false, true, {}, Kind::String, {"transfer", "stay"}},
+                      {"on_pin_mismatch", 1, false, true, {"node_2"}, Kind::Number, {}}},
                      validate_shipped});
         return s;
     }();

@@ -159,6 +159,12 @@ void DiskWatchdog::observed(uint64_t free_bytes) {
                    {"resume_bytes", static_cast<long long>(DiskGuard::resume_level(floor))}});
     }
     if (!d.transfer) return;
+    if (transfer_ && !transfer_()) {
+        if (d.transition == DiskGuard::Transition::Low)
+            log::warn("disk space low: recovery.on_disk_full says stay: keeping leadership; refusing writes only",
+                      {{"path", dir_}, {"free_bytes", fb}});
+        return;
+    }
     int rv = store_.transfer_leadership();
     if (rv == 0) {
         log::warn("disk space low: handing leadership to another voter", {{"path", dir_}, {"free_bytes", fb}});

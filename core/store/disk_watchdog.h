@@ -76,6 +76,10 @@ public:
 
     bool low() const { return guard_.low(); }
     uint64_t free_bytes() const { return free_bytes_; }
+    // Asked before each leadership transfer the guard wants; false keeps
+    // leadership (writes stay refused either way). Unset: always transfer.
+    // The daemon asks recovery.on_disk_full.
+    void set_transfer_decision(std::function<bool()> transfer) { transfer_ = std::move(transfer); }
 
 private:
     struct Handles;
@@ -86,6 +90,7 @@ private:
 
     std::string dir_;
     std::function<int64_t()> floor_;
+    std::function<bool()> transfer_;
     Store& store_;
     uint64_t interval_ms_;
     Handles* handles_;  // owned by itself: freed by its close callback

@@ -67,7 +67,7 @@ extern "C" {
 #endif
 
 #define RAMPART_ABI_MAJOR 1
-#define RAMPART_ABI_MINOR 1
+#define RAMPART_ABI_MINOR 2
 
 /* The symbol every plugin exports. */
 #define RAMPART_PLUGIN_ENTRY_SYMBOL "rampart_plugin_entry"
@@ -96,6 +96,10 @@ typedef struct rampart_metric rampart_metric;
  * plugin leaves behind). A plugin's timers never keep the daemon running:
  * shutdown does not wait for them. */
 typedef struct rampart_timer rampart_timer;
+
+/* ABI 1.2: background work under the daemon's supervisor (task_register).
+ * Owned by the host; valid until the plugin is unloaded. */
+typedef struct rampart_task rampart_task;
 
 /* ---- logging ----------------------------------------------------------- */
 
@@ -290,6 +294,10 @@ typedef enum rampart_verdict {
 /* A plugin route handler: answer with host->respond() before returning. */
 typedef void (*rampart_route_fn)(void* arg, rampart_request* req);
 typedef void (*rampart_timer_fn)(void* arg);
+/* Start (or restart) supervised work: arm its timers, open what it needs.
+ * Return 0, or a negative errno when it cannot start (counted as a failure
+ * of the task). Runs on the loop thread. */
+typedef int (*rampart_task_start_fn)(void* arg);
 
 /* Every member may be NULL. `state` is what init stored. */
 typedef struct rampart_hooks {
@@ -458,6 +466,26 @@ typedef struct rampart_host {
      * Returns 0, -EBUSY outside init, -EINVAL for a bad address, or a
      * negative errno when the address cannot be bound. */
     int (*listener_add)(rampart_plugin_ctx* ctx, const char* address);
+
+    /* ---- ABI 1.2: supervised background work ---- */
+
+    /* Only during init: put background work under the daemon's supervisor
+     * as the task "<plugin>.<name>" (`name`: letters, digits, '_' and '-',
+     * at most 32 characters). The host calls start(arg) once init has
+     * succeeded, and again each time recovery.lua decides to restart the
+     * work after task_failed: at once, after a backoff, or, for work that
+     * keeps failing, only after its circuit breaker's cool-down (one trial)
+     * or an operator's reset (`rampartctl breaker reset <task>`). Returns
+     * NULL outside init, for a bad or taken name, or when the daemon runs
+     * no supervisor. */
+    rampart_task* (*task_register)(rampart_plugin_ctx* ctx, const char* name, rampart_task_start_fn start, void* arg);
+    /* The work failed and has stopped (stop its timers first): the
+     * supervisor restarts it as recovery.lua says. `reason` is logged and
+     * shown by `rampartctl breaker list`. */
+    void (*task_failed)(rampart_task* task, const char* reason);
+    /* The work did something useful: a half-open breaker closes, and the
+     * next failure's backoff starts again from the first attempt. */
+    void (*task_ok)(rampart_task* task);
 } rampart_host;
 
 /* ---- the descriptor ---------------------------------------------------- */

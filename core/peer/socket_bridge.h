@@ -29,6 +29,9 @@ public:
     using AcceptFn = std::function<bool(const rampart_peer_identity* peer, int fd)>;
     // A dial finished: a connected fd, or -1 (the reason is in the log).
     using DialFn = std::function<void(int fd)>;
+    // The same with why it failed: "" with a connected fd, else the
+    // transport's error class ("tls_error", "network_error", "timeout").
+    using DialResultFn = std::function<void(int fd, const std::string& error_class)>;
     class Link;  // one bridged connection; a dial's handle
 
     SocketBridge(uv_loop_t* loop, PeerNetwork* network);
@@ -41,6 +44,7 @@ public:
     // Dial `address` expecting `node_id` in its certificate. `done` runs
     // once, later (never inside dial), unless the dial is cancelled.
     Link* dial(const std::string& address, const std::string& node_id, const std::string& protocol, DialFn done);
+    Link* dial(const std::string& address, const std::string& node_id, const std::string& protocol, DialResultFn done);
     void cancel(Link* dial);
     void close_all();
 

@@ -5,11 +5,14 @@ rampartctl). Every wait polls with a scaled() deadline: the tests run on
 two busy cores."""
 import json
 import os
+import shutil
+import signal
 import subprocess
+import tempfile
 import time
 
-from harness import BUILD, scaled
-from test_tls import TlsCase, free_port
+from harness import BUILD, ROOT, scaled
+from test_tls import TEST_PLUGINS, TlsCase, free_port
 
 TOKEN = "cluster-test-token-0123456789ab"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -33,6 +36,9 @@ class ClusterCase(TlsCase):
     """A TlsCase with certificates for `node_count` nodes and cluster helpers."""
 
     node_count = 3
+    # Plugins every node loads; test plugins among them (built under
+    # tests/plugins) are linked into the plugin directory.
+    load = ("transport_tls", "metrics")
 
     @classmethod
     def setUpClass(cls):
@@ -41,11 +47,42 @@ class ClusterCase(TlsCase):
             cls.certs.cleanup()
             from tls_util import CertDir
             cls.certs = CertDir(nodes=cls.node_count)
+        for name in cls.load:
+            link = os.path.join(cls.plugins, name + ".so")
+            if not os.path.exists(link):
+                os.symlink(os.path.join(TEST_PLUGINS, name + ".so"), link)
 
-    def daemon(self, *args, load=("transport_tls", "metrics"), **kwargs):
-        return super().daemon(*args, load=load, **kwargs)
+    def daemon(self, *args, load=None, **kwargs):
+        return super().daemon(*args, load=load or self.load, **kwargs)
 
-    def start_cluster(self, n=3, extra=None, start=True):
+    def edited_policies(self, edits=()):
+        """A copy of the shipped policies with (file, old, new) edits applied; removed after the test."""
+        d = tempfile.mkdtemp(prefix="rampart-policies-")
+        self.addCleanup(shutil.rmtree, d, ignore_errors=True)
+        for f in os.listdir(os.path.join(ROOT, "policies")):
+            shutil.copy(os.path.join(ROOT, "policies", f), d)
+        for edit in edits:
+            self.edit_policy(d, *edit)
+        return d
+
+    def edit_policy(self, policy_dir, name, old, new):
+        path = os.path.join(policy_dir, name)
+        with open(path) as f:
+            text = f.read()
+        self.assertIn(old, text, f"{name} no longer says {old!r}")
+        with open(path, "w") as f:
+            f.write(text.replace(old, new, 1))
+
+    def reload(self, d, timeout=10):
+        """SIGHUP d and wait until it counts one more successful reload."""
+        def reloads():
+            return metric_values(self.metrics(d), "rampart_reload_total").get('result="success"', 0)
+
+        before = reloads()
+        d.signal(signal.SIGHUP)
+        self.eventually(lambda: reloads() > before, timeout=timeout, what="a successful reload")
+
+    def start_cluster(self, n=3, extra=None, start=True, pins=None):
         """n nodes named node_1..node_n, each listing the others in peers.yml."""
         ports = [free_port() for _ in range(n)]
         nodes = []
@@ -55,7 +92,7 @@ class ClusterCase(TlsCase):
                         "auth": {"enabled": True, "bootstrap_token": TOKEN}}
             for section, values in (extra or {}).items():
                 settings.setdefault(section, {}).update(values)
-            d = self.daemon(peers=self.peers_yaml(i, peers=peers), node_id=f"node_{i}", extra=settings)
+            d = self.daemon(peers=self.peers_yaml(i, peers=peers), node_id=f"node_{i}", extra=settings, pins=pins)
             d.node_id = f"node_{i}"
             nodes.append(d)
         if start:

@@ -83,7 +83,26 @@ class ClusterCase(TlsCase):
         self.eventually(lambda: reloads() > before, timeout=timeout, what="a successful reload")
 
     def start_cluster(self, n=3, extra=None, start=True, pins=None):
-        """n nodes named node_1..node_n, each listing the others in peers.yml."""
+        """n nodes named node_1..node_n, each listing the others in peers.yml.
+
+        The peer ports are picked free but bound only when each node starts;
+        on a busy machine another process can take one meanwhile, so a start
+        that fails on it is tried again with new ports."""
+        for attempt in range(3):
+            nodes = self.cluster_nodes(n, extra, pins)
+            if not start:
+                return nodes
+            try:
+                for d in nodes:
+                    d.start()
+                return nodes
+            except RuntimeError as e:
+                if "address already in use" not in str(e) or attempt == 2:
+                    raise
+                for d in nodes:
+                    d.stop()
+
+    def cluster_nodes(self, n, extra, pins):
         ports = [free_port() for _ in range(n)]
         nodes = []
         for i in range(1, n + 1):
@@ -95,9 +114,6 @@ class ClusterCase(TlsCase):
             d = self.daemon(peers=self.peers_yaml(i, peers=peers), node_id=f"node_{i}", extra=settings, pins=pins)
             d.node_id = f"node_{i}"
             nodes.append(d)
-        if start:
-            for d in nodes:
-                d.start()
         return nodes
 
     def eventually(self, check, timeout=10, what="condition"):

@@ -398,6 +398,13 @@ void Forwarder::finished(Forwarded* f, const resilience::RetryResult& r) {
     std::shared_ptr<Forwarded> keep = std::move(it->second);
     forwarded_.erase(it);
     const std::shared_ptr<http::Exchange>& ex = keep->ex;
+    if (r.retry_class != "success" && r.retry_class != "http_4xx" && r.end != resilience::RetryEnd::Cancelled) {
+        log::warn("forwarding to the leader failed", {{"request_id", ex->request_id()},
+                                                      {"leader", r.peer},
+                                                      {"class", r.retry_class},
+                                                      {"attempts", r.attempts},
+                                                      {"end", resilience::retry_end_name(r.end)}});
+    }
     if (ex->responded() || ex->abandoned()) return;
     if (keep->last && (r.end == resilience::RetryEnd::Answered || r.end == resilience::RetryEnd::BudgetExhausted)) {
         ex->respond(std::move(*keep->last));  // the leader's own answer

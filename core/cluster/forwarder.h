@@ -85,8 +85,6 @@ public:
                  const std::string& leader_address);
     void close_all();
 
-    const resilience::PeerRetrier& retrier() const { return retrier_; }
-
     static constexpr size_t kMaxPerLeader = 16;  // connections to one leader
     static constexpr size_t kMaxWaiting = 1024;  // attempts queued beyond those
 

@@ -134,13 +134,16 @@ class ClusterCase(TlsCase):
                 time.sleep(0.05)
 
     def put_on_leader(self, nodes, key, value, timeout=15):
-        """Write through whichever node accepts it; return that node."""
+        """Write through whichever node accepts it; return the node that leads.
+
+        Followers forward writes, so the node that accepted it is not
+        necessarily the leader: ask the nodes which one is."""
         deadline = time.monotonic() + scaled(timeout)
         while time.monotonic() < deadline:
             for d in nodes:
                 r = d.request("PUT", f"/v1/kv/{key}", body=value, headers=AUTH)
                 if r.status == 200:
-                    return d
+                    return self.leader_of(nodes)
             time.sleep(0.1)
         self.fail("no node accepted the write")
 

@@ -398,7 +398,9 @@ void Forwarder::finished(Forwarded* f, const resilience::RetryResult& r) {
     std::shared_ptr<Forwarded> keep = std::move(it->second);
     forwarded_.erase(it);
     const std::shared_ptr<http::Exchange>& ex = keep->ex;
-    if (r.retry_class != "success" && r.retry_class != "http_4xx" && r.end != resilience::RetryEnd::Cancelled) {
+    // Fast failures of an open breaker are counted, not logged: an outage would flood the log.
+    if (r.retry_class != "success" && r.retry_class != "http_4xx" && r.end != resilience::RetryEnd::Cancelled &&
+        r.end != resilience::RetryEnd::BreakerOpen) {
         log::warn("forwarding to the leader failed", {{"request_id", ex->request_id()},
                                                       {"leader", r.peer},
                                                       {"class", r.retry_class},

@@ -468,16 +468,12 @@ void Daemon::start_forwarding() {
         if (leader == nullptr) return std::nullopt;
         return cluster::Forwarder::Leader{leader->node_id, leader_address};
     };
+    // Unrouted requests are forwarded too (for the leader's 404): answer it here.
     auto serve_here = [](http::Exchange& ex) {
-        if (ex.route() == nullptr) {
+        if (ex.route() != nullptr) {
+            http::run_handler(*ex.route(), ex);
+        } else {
             ex.respond(http::Response::error(404, "not_found", "no such route"));
-            return;
-        }
-        try {
-            ex.route()->handler(ex);
-        } catch (const std::exception& e) {
-            log::error("handler failed", {{"request_id", ex.request_id()}, {"error", e.what()}});
-            ex.respond(http::Response::error(500, "internal_error", "internal error"));
         }
     };
     forwarder_ = std::make_unique<cluster::Forwarder>(&loop_, peer_network_.get(), config_->node.id, policies_,

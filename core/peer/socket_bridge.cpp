@@ -210,8 +210,8 @@ void SocketBridge::cb_open(void* arg, rampart_conn* conn, const rampart_handshak
     }
     if (!link->dialling()) return;  // cancelled meanwhile
     if (result->error != RAMPART_TRANSPORT_OK) {
-        link->finish_dial(
-            -1, net::error_class_name(result->error));  // the connection closes itself; on_close frees the link
+        // The connection closes itself; on_close frees the link.
+        link->finish_dial(-1, net::error_class_name(result->error));
         return;
     }
     int fd = -1;

@@ -9,6 +9,7 @@ connection."""
 import json
 import os
 import signal
+import threading
 import time
 import unittest
 
@@ -46,31 +47,42 @@ class PeerRetry(ClusterCase):
         elif os.path.exists(flag):
             os.remove(flag)
 
-    def test_keyed_write_survives_a_hung_leader(self):
+    def test_keyed_writes_survive_a_hung_leader(self):
         nodes = self.start_cluster(3)
         self.wait_ready(nodes)
         leader, followers = self.leader_and_followers(nodes)
-        follower = followers[0]
         # The leader hangs (a stopped process: connections open, nothing answers).
         leader.signal(signal.SIGSTOP)
         self.addCleanup(lambda: leader.proc.poll() is None and leader.signal(signal.SIGCONT))
-        start = time.monotonic()
-        r = self.put(follower, "through-a-change", b"v1", idempotency_key="hung-leader-1")
-        elapsed = time.monotonic() - start
-        self.assertEqual(r.status, 200, r.body)
-        # The first attempt ran out of its 2.5 s; a retry after backoff found the new leader.
-        self.assertGreaterEqual(elapsed, 2.5)
-        text = self.metrics(follower)
-        self.assertGreaterEqual(metric(text, "rampart_peer_request_total", peer=leader.node_id, status="timeout"), 1)
-        backoffs = metric_values(text, "rampart_peer_backoff_seconds_count").get("", 0)
-        self.assertGreaterEqual(backoffs, 1)
+        # A keyed write on each follower: one of them becomes the leader and serves its own
+        # write when it retries; the other sends its write to the new leader.
+        answers, elapsed = {}, {}
+
+        def put(d):
+            start = time.monotonic()
+            answers[d.node_id] = self.put(d, f"through-{d.node_id}", b"v1", idempotency_key=f"hung-{d.node_id}")
+            elapsed[d.node_id] = time.monotonic() - start
+
+        threads = [threading.Thread(target=put, args=(d,)) for d in followers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for d in followers:
+            self.assertEqual(answers[d.node_id].status, 200, answers[d.node_id].body)
+            # The first attempt ran out of its 2.5 s; a retry after backoff found the new leader.
+            self.assertGreaterEqual(elapsed[d.node_id], 2.5)
+            text = self.metrics(d)
+            self.assertGreaterEqual(metric(text, "rampart_peer_request_total", peer=leader.node_id, status="timeout"), 1)
+            self.assertGreaterEqual(metric_values(text, "rampart_peer_backoff_seconds_count").get("", 0), 1)
         new_leader = self.leader_of(followers)
-        if new_leader is not follower:  # it may have become the leader itself, and served it here
-            self.assertGreaterEqual(
-                metric(text, "rampart_peer_request_total", peer=new_leader.node_id, status="success"), 1)
-        # The old leader comes back as a follower and gets the write.
+        other = next(d for d in followers if d is not new_leader)
+        self.assertGreaterEqual(
+            metric(self.metrics(other), "rampart_peer_request_total", peer=new_leader.node_id, status="success"), 1)
+        # The old leader comes back as a follower and gets both writes.
         leader.signal(signal.SIGCONT)
-        self.wait_value(leader, "through-a-change", b"v1", timeout=20)
+        for d in followers:
+            self.wait_value(leader, f"through-{d.node_id}", b"v1", timeout=20)
 
     def test_5xx_for_ever_spends_the_budget_opens_the_breaker_then_heals(self):
         policies = self.edited_policies([("retry.lua", "cooldown_s = 30", "cooldown_s = 2")])

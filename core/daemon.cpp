@@ -515,7 +515,24 @@ void Daemon::start_raft_bridge(store::StoreSettings& settings) {
 void Daemon::start_forwarding() {
     pipeline_->set_forward([this](http::Exchange& ex) { return before_handler(ex); });
     if (!raft_bridge_) return;
-    forwarder_ = std::make_unique<cluster::Forwarder>(&loop_, peer_network_.get(), config_->node.id);
+    // Retries look the leader up again: it may have changed meanwhile.
+    auto lookup = [this]() -> std::optional<cluster::Forwarder::Leader> {
+        if (store_->is_leader()) return cluster::Forwarder::Leader{config_->node.id, ""};
+        auto [leader_id, leader_address] = store_->leader();
+        const cluster::Member* leader = leader_id != 0 ? raft_bridge_->member_by_id(leader_id) : nullptr;
+        if (leader == nullptr) return std::nullopt;
+        return cluster::Forwarder::Leader{leader->node_id, leader_address};
+    };
+    // Unrouted requests are forwarded too (for the leader's 404): answer it here.
+    auto serve_here = [](http::Exchange& ex) {
+        if (ex.route() != nullptr) {
+            http::run_handler(*ex.route(), ex);
+        } else {
+            ex.respond(http::Response::error(404, "not_found", "no such route"));
+        }
+    };
+    forwarder_ = std::make_unique<cluster::Forwarder>(&loop_, peer_network_.get(), config_->node.id, policies_,
+                                                      &registry_, std::move(lookup), std::move(serve_here));
     forwarder_->install(server_.get());
 }
 

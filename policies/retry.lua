@@ -42,6 +42,17 @@ end
 
 M.max_attempts = MAX_ATTEMPTS
 
+-- Per-peer limits; the state itself lives in C++ (docs/policies.md).
+-- budget: a gRPC-style retry throttle. Each failed attempt spends a token,
+--   each success puts `refill` back, and retries go out only while more
+--   than half of `tokens` are left: a peer that keeps failing is tried once
+--   per request, never in a retry storm.
+-- breaker: `failures` within `window_s` open the peer's circuit breaker;
+--   requests to it then fail fast until `cooldown_s` has passed, when one
+--   trial goes through; its success closes the breaker.
+M.budget = { tokens = 10, refill = 0.1 }
+M.breaker = { failures = 5, window_s = 60, cooldown_s = 30 }
+
 -- Invariants: every outcome gets a known class, success and TLS errors are
 -- never retried, non-idempotent requests are never retried, and attempts
 -- are bounded. Which classes are retryable is the operator's to edit.

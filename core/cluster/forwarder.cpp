@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <deque>
 #include <string_view>
 #include <vector>
@@ -79,79 +80,103 @@ bool needs_leader(const http::Request& r) {
     return !has_param(r.query, "stale") && !has_param(r.query, "index");
 }
 
-struct Forwarder::Pool {
-    struct Waiting {
-        std::shared_ptr<http::Exchange> ex;
-        std::string bytes;
-        bool head = false;
-    };
-    std::string address, node_id;
-    std::vector<std::unique_ptr<Channel>> channels;
-    std::deque<Waiting> waiting;
+// One attempt of a forwarded request: queued in a pool, then on a channel,
+// then answered or failed, once. An aborted attempt (out of time) is dead:
+// skipped in the queue, its channel closed, its answer never reported.
+struct Forwarder::Attempt {
+    std::string bytes;
+    bool head = false;
+    bool dead = false;
+    Channel* channel = nullptr;  // while one carries it
+    std::function<void(http::Response)> answered;
+    std::function<void(const std::string& error)> failed;  // "tls", "timeout" or another transport error
 };
 
-// One HTTP/1.1 connection to the leader, one request at a time.
+// A client's request in the retry loop.
+struct Forwarder::Forwarded {
+    std::shared_ptr<http::Exchange> ex;
+    std::string bytes;
+    bool head = false;
+    std::optional<Leader> next;          // the target of the next attempt
+    bool first = true;                   // the first attempt goes to the leader forward() was given
+    bool leads_here = false;             // this node took over the leadership meanwhile
+    std::optional<http::Response> last;  // the last attempt's answer, if it had one
+    uint64_t call = 0;                   // the retry loop's id (0 until start returned)
+};
+
+struct Forwarder::Pool {
+    std::string address, node_id;
+    std::vector<std::unique_ptr<Channel>> channels;
+    std::deque<std::shared_ptr<Attempt>> waiting;
+};
+
+namespace {
+
+// The retry policy's outcome error for the transport's error class.
+std::string outcome_error(const std::string& error_class) {
+    if (error_class == "tls_error") return "tls";
+    if (error_class == "timeout") return "timeout";
+    return "network";
+}
+
+bool idempotent(const http::Request& r) {
+    return r.method == "GET" || r.method == "HEAD" || r.header("idempotency-key") != nullptr;
+}
+
+}  // namespace
+
+// One HTTP/1.1 connection to the leader, one attempt at a time.
 class Forwarder::Channel {
 public:
     enum class State { Dialling, Idle, Busy, Closing };
 
-    Channel(Forwarder* owner, Pool* pool) : owner_(owner), pool_(pool) {
-        uv_timer_init(owner->loop_, &timer_);
-        timer_.data = this;
-        pipe_.data = this;
-    }
+    Channel(Forwarder* owner, Pool* pool) : owner_(owner), pool_(pool) { pipe_.data = this; }
 
     void dial() {
-        dial_ = owner_->sockets_.dial(pool_->address, pool_->node_id, "http", [this](int fd) {
-            dial_ = nullptr;
-            dialled(fd);
-        });
+        dial_ = owner_->sockets_.dial(pool_->address, pool_->node_id, "http",
+                                      [this](int fd, const std::string& error_class) {
+                                          dial_ = nullptr;
+                                          dialled(fd, error_class);
+                                      });
     }
 
-    void send(Pool::Waiting w) {
+    void send(std::shared_ptr<Attempt> a) {
         state_ = State::Busy;
-        ex_ = std::move(w.ex);
-        head_ = w.head;
+        attempt_ = std::move(a);
+        attempt_->channel = this;
         in_.clear();
-        out_ = std::move(w.bytes);
-        uv_buf_t buf = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
+        uv_buf_t buf = uv_buf_init(attempt_->bytes.data(), static_cast<unsigned>(attempt_->bytes.size()));
         write_.data = this;
         if (uv_write(&write_, reinterpret_cast<uv_stream_t*>(&pipe_), &buf, 1, cb_written) != 0) {
-            fail("the leader's connection failed");
-            return;
+            fail("write");
         }
-        uv_timer_start(&timer_, cb_timeout, kTimeoutMs, 0);
     }
 
     State state() const { return state_; }
 
     void close() {
         if (state_ == State::Closing) return;
-        bool had_pipe = pipe_open_;
         state_ = State::Closing;
+        if (attempt_) attempt_->channel = nullptr;
+        attempt_.reset();
         if (dial_ != nullptr) owner_->sockets_.cancel(dial_);  // its callback must not outlive us
         dial_ = nullptr;
-        handles_ = had_pipe ? 2 : 1;
-        uv_timer_stop(&timer_);
-        uv_close(reinterpret_cast<uv_handle_t*>(&timer_), cb_closed);
-        if (had_pipe) uv_close(reinterpret_cast<uv_handle_t*>(&pipe_), cb_closed);
-    }
-
-    // The exchange waiting on this channel gets `r` (if it still waits).
-    void answer(http::Response r) {
-        std::shared_ptr<http::Exchange> ex = std::move(ex_);
-        ex_.reset();
-        if (ex && !ex->responded()) ex->respond(std::move(r));
+        if (pipe_open_) {
+            uv_close(reinterpret_cast<uv_handle_t*>(&pipe_), cb_closed);
+        } else {
+            owner_->channel_freed(this);
+        }
     }
 
 private:
-    void dialled(int fd) {
+    void dialled(int fd, const std::string& error_class) {
         if (state_ == State::Closing) {
             if (fd >= 0) ::close(fd);
             return;
         }
         if (fd < 0 || uv_pipe_init(owner_->loop_, &pipe_, 0) != 0 || uv_pipe_open(&pipe_, fd) != 0) {
-            owner_->dial_failed(pool_, this);
+            if (fd >= 0) ::close(fd);
+            owner_->dial_failed(pool_, this, fd < 0 ? error_class : "network_error");
             return;
         }
         pipe_open_ = true;
@@ -160,22 +185,18 @@ private:
         owner_->start_next(*pool_);
     }
 
-    void fail(std::string_view why) {
-        if (ex_) {
-            answer(unavailable("leader_unreachable", std::string("forwarding to the leader failed (") +
-                                                         std::string(why) +
-                                                         "); a write may or may not have been applied: retry it "
-                                                         "with the same Idempotency-Key"));
-        }
+    // The attempt on this channel ends: the channel is not reused.
+    void fail(const std::string& error) {
+        std::shared_ptr<Attempt> a = std::move(attempt_);
+        if (a) a->channel = nullptr;
         owner_->channel_done(this, false);
+        if (a && !a->dead) a->failed(error);
     }
 
     static void cb_written(uv_write_t* req, int status) {
         auto* self = static_cast<Channel*>(req->data);
-        if (status < 0 && self->state_ == State::Busy) self->fail(uv_strerror(status));
+        if (status < 0 && self->state_ == State::Busy) self->fail("write");
     }
-
-    static void cb_timeout(uv_timer_t* t) { static_cast<Channel*>(t->data)->fail("no answer in time"); }
 
     static void cb_alloc(uv_handle_t*, size_t, uv_buf_t* buf) {
         *buf = uv_buf_init(g_forward_buffer, sizeof g_forward_buffer);
@@ -186,7 +207,7 @@ private:
         if (self->state_ == State::Closing) return;
         if (nread < 0) {
             if (self->state_ == State::Busy) {
-                self->fail("the connection closed");
+                self->fail("closed");
             } else {
                 self->owner_->channel_done(self, false);
             }
@@ -201,24 +222,25 @@ private:
     void parse() {
         size_t end = in_.find("\r\n\r\n");
         if (end == std::string::npos) {
-            if (in_.size() > kMaxResponseHead) fail("answer head too large");
+            if (in_.size() > kMaxResponseHead) fail("malformed");
             return;
         }
         http::Response r;
         size_t length = 0;
         bool reusable = true;
         if (!parse_head(std::string_view(in_).substr(0, end), &r, &length, &reusable)) {
-            fail("malformed answer");
+            fail("malformed");
             return;
         }
-        if (head_) length = 0;
+        if (attempt_->head) length = 0;
         if (in_.size() < end + 4 + length) return;  // more to come
         r.body = in_.substr(end + 4, length);
-        uv_timer_stop(&timer_);
-        answer(std::move(r));
         in_.clear();
+        std::shared_ptr<Attempt> a = std::move(attempt_);
+        a->channel = nullptr;
         state_ = State::Idle;
         owner_->channel_done(this, reusable);
+        if (!a->dead) a->answered(std::move(r));
     }
 
     static bool parse_head(std::string_view head, http::Response* r, size_t* length, bool* reusable) {
@@ -253,7 +275,7 @@ private:
 
     static void cb_closed(uv_handle_t* h) {
         auto* self = static_cast<Channel*>(h->data);
-        if (--self->handles_ == 0) self->owner_->channel_freed(self);
+        self->owner_->channel_freed(self);
     }
 
     Forwarder* owner_;
@@ -261,17 +283,22 @@ private:
     peer::SocketBridge::Link* dial_ = nullptr;
     State state_ = State::Dialling;
     uv_pipe_t pipe_{};
-    uv_timer_t timer_{};
     uv_write_t write_{};
     bool pipe_open_ = false;
-    int handles_ = 0;
-    std::shared_ptr<http::Exchange> ex_;
-    bool head_ = false;
-    std::string out_, in_;
+    std::shared_ptr<Attempt> attempt_;
+    std::string in_;
 };
 
-Forwarder::Forwarder(uv_loop_t* loop, peer::PeerNetwork* network, std::string self_id)
-    : loop_(loop), self_id_(std::move(self_id)), sockets_(loop, network) {}
+Forwarder::Forwarder(uv_loop_t* loop, peer::PeerNetwork* network, std::string self_id,
+                     const policy::PolicyHost& policies, metrics::Registry* registry, LeaderLookup lookup,
+                     ServeHere serve_here)
+    : loop_(loop),
+      self_id_(std::move(self_id)),
+      lookup_(std::move(lookup)),
+      serve_here_(std::move(serve_here)),
+      sockets_(loop, network),
+      clock_(loop),
+      retrier_(clock_, policies, resilience::PeerRetrier::Settings{0, nullptr, registry}) {}
 
 Forwarder::~Forwarder() = default;
 
@@ -289,24 +316,141 @@ bool Forwarder::install(http::Server* server) {
 
 void Forwarder::forward(const std::shared_ptr<http::Exchange>& ex, const std::string& leader_id,
                         const std::string& leader_address) {
-    auto& slot = pools_[leader_address];
+    const http::Request& r = ex->request();
+    auto f = std::make_shared<Forwarded>();
+    f->ex = ex;
+    f->bytes = serialize_request(r, self_id_);
+    f->head = r.method == "HEAD";
+    f->next = Leader{leader_id, leader_address};
+    forwarded_[f.get()] = f;
+
+    resilience::PeerRetrier::Request rq;
+    rq.idempotent = idempotent(r);
+    Forwarded* raw = f.get();
+    // Before each retry: is the client still there, and who leads now?
+    rq.wanted = [this, raw] {
+        if (raw->ex->abandoned()) return false;
+        if (!raw->first) raw->next = lookup_ ? lookup_() : std::nullopt;
+        raw->first = false;
+        raw->leads_here = raw->next && raw->next->node_id == self_id_;
+        return !raw->leads_here;
+    };
+    rq.target = [raw] { return raw->next ? raw->next->node_id : std::string(); };
+    rq.send = [this, raw](const std::string&, resilience::PeerRetrier::Done done) -> resilience::PeerRetrier::Abort {
+        auto it = forwarded_.find(raw);
+        if (it == forwarded_.end()) {
+            done(resilience::PeerOutcome{0, "shutting_down", 0});
+            return nullptr;
+        }
+        return send(it->second, std::move(done));
+    };
+    rq.finish = [this, raw](const resilience::RetryResult& result) { finished(raw, result); };
+    uint64_t call = retrier_.start(std::move(rq));
+    if (auto it = forwarded_.find(raw); it != forwarded_.end()) it->second->call = call;
+}
+
+resilience::PeerRetrier::Abort Forwarder::send(const std::shared_ptr<Forwarded>& f,
+                                               resilience::PeerRetrier::Done done) {
+    f->last.reset();
+    const Leader& leader = *f->next;
+    auto& slot = pools_[leader.address];
     if (!slot) {
         slot = std::make_unique<Pool>();
-        slot->address = leader_address;
+        slot->address = leader.address;
     }
     Pool& pool = *slot;
-    pool.node_id = leader_id;
+    pool.node_id = leader.node_id;
     if (pool.waiting.size() >= kMaxWaiting) {
-        ex->respond(unavailable("forward_queue_full", "too many requests waiting for the leader; retry later"));
+        done(resilience::PeerOutcome{0, "queue_full", 0});
+        return nullptr;
+    }
+    auto a = std::make_shared<Attempt>();
+    a->bytes = f->bytes;
+    a->head = f->head;
+    Forwarded* raw = f.get();
+    a->answered = [this, raw, done](http::Response r) {
+        auto it = forwarded_.find(raw);
+        if (it == forwarded_.end()) return;
+        uint64_t retry_after = 0;
+        for (const auto& [name, value] : r.headers) {
+            if (iequals(name, "retry-after")) retry_after = resilience::PeerRetrier::parse_retry_after(&value);
+        }
+        int status = r.status;
+        it->second->last = std::move(r);
+        done(resilience::PeerOutcome{status, "", retry_after});
+    };
+    a->failed = [done](const std::string& error) { done(resilience::PeerOutcome{0, error, 0}); };
+    pool.waiting.push_back(a);
+    start_next(pool);
+    std::weak_ptr<Attempt> weak = a;
+    return [this, weak] {
+        std::shared_ptr<Attempt> gone = weak.lock();
+        if (!gone) return;
+        gone->dead = true;
+        // Its answer may still come: that connection carries nothing else.
+        if (gone->channel != nullptr) channel_done(gone->channel, false);
+    };
+}
+
+void Forwarder::finished(Forwarded* f, const resilience::RetryResult& r) {
+    auto it = forwarded_.find(f);
+    if (it == forwarded_.end()) return;
+    std::shared_ptr<Forwarded> keep = std::move(it->second);
+    forwarded_.erase(it);
+    const std::shared_ptr<http::Exchange>& ex = keep->ex;
+    // Fast failures of an open breaker are counted, not logged: an outage would flood the log.
+    if (r.retry_class != "success" && r.retry_class != "http_4xx" && r.end != resilience::RetryEnd::Cancelled &&
+        r.end != resilience::RetryEnd::BreakerOpen) {
+        log::warn("forwarding to the leader failed", {{"request_id", ex->request_id()},
+                                                      {"leader", r.peer},
+                                                      {"class", r.retry_class},
+                                                      {"attempts", r.attempts},
+                                                      {"end", resilience::retry_end_name(r.end)}});
+    }
+    if (ex->responded() || ex->abandoned()) return;
+    if (keep->last && (r.end == resilience::RetryEnd::Answered || r.end == resilience::RetryEnd::BudgetExhausted)) {
+        ex->respond(std::move(*keep->last));  // the leader's own answer
         return;
     }
-    const http::Request& r = ex->request();
-    pool.waiting.push_back({ex, serialize_request(r, self_id_), r.method == "HEAD"});
-    start_next(pool);
+    switch (r.end) {
+        case resilience::RetryEnd::Cancelled:
+            if (keep->leads_here && serve_here_) {
+                serve_here_(*ex);
+            } else {
+                ex->respond(unavailable("not_leader", "this node became the leader while the request waited; retry"));
+            }
+            return;
+        case resilience::RetryEnd::BreakerOpen: {
+            http::Response resp =
+                http::Response::error(503, "leader_circuit_open",
+                                      "the leader " + r.peer +
+                                          " failed repeatedly; requests to it fail fast until its circuit breaker "
+                                          "lets a trial through; retry later");
+            resp.headers.emplace_back("Retry-After",
+                                      std::to_string(std::max<uint64_t>(1, (r.retry_after_ms + 999) / 1000)));
+            ex->respond(std::move(resp));
+            return;
+        }
+        default: break;
+    }
+    if (r.peer.empty()) {
+        ex->respond(unavailable("no_leader", "the cluster has no leader right now; retry"));
+        return;
+    }
+    std::string why =
+        r.retry_class + " after " + std::to_string(r.attempts) + " attempt" + (r.attempts == 1 ? "" : "s");
+    if (r.end == resilience::RetryEnd::BudgetExhausted) why += ", retry budget spent";
+    ex->respond(unavailable("leader_unreachable", "forwarding to the leader failed (" + why +
+                                                      "); a write may or may not have been applied: retry it with "
+                                                      "the same Idempotency-Key"));
 }
 
 void Forwarder::start_next(Pool& pool) {
     while (!pool.waiting.empty()) {
+        if (pool.waiting.front()->dead) {  // out of time while it waited
+            pool.waiting.pop_front();
+            continue;
+        }
         Channel* idle = nullptr;
         size_t dialling = 0;
         for (auto& c : pool.channels) {
@@ -314,10 +458,9 @@ void Forwarder::start_next(Pool& pool) {
             if (c->state() == Channel::State::Dialling) dialling++;
         }
         if (idle != nullptr) {
-            Pool::Waiting w = std::move(pool.waiting.front());
+            std::shared_ptr<Attempt> a = std::move(pool.waiting.front());
             pool.waiting.pop_front();
-            if (w.ex->abandoned()) continue;  // the client left while it waited
-            idle->send(std::move(w));
+            idle->send(std::move(a));
             continue;
         }
         if (dialling < pool.waiting.size() && pool.channels.size() < kMaxPerLeader) {
@@ -329,27 +472,26 @@ void Forwarder::start_next(Pool& pool) {
     }
 }
 
-// The leader cannot be reached: everyone waiting for it hears so now.
-void Forwarder::dial_failed(Pool* pool, Channel* channel) {
-    std::deque<Pool::Waiting> waiting;
+// The leader cannot be reached: every attempt waiting for it fails now.
+void Forwarder::dial_failed(Pool* pool, Channel* channel, const std::string& error_class) {
+    std::deque<std::shared_ptr<Attempt>> waiting;
     waiting.swap(pool->waiting);
-    for (auto& w : waiting) {
-        if (!w.ex->responded())
-            w.ex->respond(unavailable("leader_unreachable", "the leader cannot be reached; retry later"));
-    }
     channel_done(channel, false);
+    std::string error = outcome_error(error_class);
+    for (auto& a : waiting) {
+        if (!a->dead) a->failed(error);
+    }
 }
 
 void Forwarder::channel_done(Channel* channel, bool reusable) {
-    if (!reusable) channel->close();
+    Pool* owner = nullptr;
     for (auto& [address, pool] : pools_) {
         for (auto& c : pool->channels) {
-            if (c.get() == channel) {
-                start_next(*pool);
-                return;
-            }
+            if (c.get() == channel) owner = pool.get();
         }
     }
+    if (!reusable) channel->close();  // may free it
+    if (owner != nullptr) start_next(*owner);
 }
 
 void Forwarder::channel_freed(Channel* channel) {
@@ -359,15 +501,17 @@ void Forwarder::channel_freed(Channel* channel) {
 }
 
 void Forwarder::close_all() {
+    std::map<Forwarded*, std::shared_ptr<Forwarded>> open;
+    open.swap(forwarded_);  // their finish, if it ever came, finds nothing
+    for (auto& [raw, f] : open) {
+        if (f->call != 0) retrier_.cancel(f->call);
+        if (!f->ex->responded()) f->ex->respond(unavailable("shutting_down", "the node is shutting down"));
+    }
     for (auto& [address, pool] : pools_) {
-        for (auto& w : pool->waiting) {
-            if (!w.ex->responded()) w.ex->respond(unavailable("shutting_down", "the node is shutting down"));
-        }
         pool->waiting.clear();
-        for (auto& c : pool->channels) {
-            c->answer(unavailable("shutting_down", "the node is shutting down"));
-            c->close();
-        }
+        std::vector<Channel*> channels;
+        for (auto& c : pool->channels) channels.push_back(c.get());
+        for (Channel* c : channels) c->close();
     }
     sockets_.close_all();
 }

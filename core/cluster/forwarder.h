@@ -6,20 +6,44 @@
 // server; the client's own token travels inside the encrypted peer
 // connection and decides the request's rights there, as it would here.
 //
-// Each forwarded request has a connection of its own from a small pool per
-// leader (no pipelining, so a slow request never holds up the next one).
-// A connection that fails before the answer arrives yields 503 with
+// Each attempt has a connection of its own from a small pool per leader
+// (no pipelining, so a slow request never holds up the next one). Every
+// forwarded request goes through the peer retry loop
+// (resilience/peer_retry.h): each attempt is bounded by backoff.budget_ms(),
+// its outcome is classified by retry.lua, and a retryable failure (the
+// leader unreachable, a 5xx, a timeout) is tried again after backoff.lua's
+// delay, or the leader's Retry-After, against the leader known *then* (it
+// may have changed). Reads (GET/HEAD) and writes with an Idempotency-Key
+// are retried; a write without one is sent once (it may have been applied),
+// and a TLS failure is never retried. A per-leader retry budget and
+// circuit breaker keep an outage from becoming a retry storm: an open
+// breaker answers 503 at once, with Retry-After set to its next trial.
+//
+// When the retries end without an answer, the client gets 503 with
 // Retry-After: a write may or may not have been applied, and a client
 // retrying it with the same Idempotency-Key gets exactly-once either way.
+// When they end with an answer (a 5xx the budget stopped retrying, a 4xx),
+// that answer is relayed.
 #pragma once
 
 #include <uv.h>
 
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "peer/socket_bridge.h"
+#include "resilience/clock.h"
+#include "resilience/peer_retry.h"
+
+namespace rampart::metrics {
+class Registry;
+}
+namespace rampart::policy {
+class PolicyHost;
+}
 
 namespace rampart::http {
 class Exchange;
@@ -36,36 +60,57 @@ inline constexpr const char* kForwardedBy = "X-Rampart-Forwarded-By";
 
 class Forwarder {
 public:
-    Forwarder(uv_loop_t* loop, peer::PeerNetwork* network, std::string self_id);
+    struct Leader {
+        std::string node_id, address;
+    };
+    // The leader as this node knows it now; nullopt while there is none
+    // (or when this node leads: nothing to forward to).
+    // (A lookup naming this node means it leads now.)
+    using LeaderLookup = std::function<std::optional<Leader>()>;
+    // Runs the request's own handler here: a request that waited for a
+    // retry while this node took over the leadership is served locally.
+    using ServeHere = std::function<void(http::Exchange&)>;
+
+    Forwarder(uv_loop_t* loop, peer::PeerNetwork* network, std::string self_id, const policy::PolicyHost& policies,
+              metrics::Registry* registry, LeaderLookup lookup, ServeHere serve_here);
     ~Forwarder();
     Forwarder(const Forwarder&) = delete;
     Forwarder& operator=(const Forwarder&) = delete;
 
     // Serve other nodes' forwarded requests with `server` (peer port, "http").
     bool install(http::Server* server);
-    // Send the request to the leader; the exchange is answered later.
+    // Send the request to the leader (its first attempt goes to this one;
+    // retries ask the lookup); the exchange is answered later.
     void forward(const std::shared_ptr<http::Exchange>& ex, const std::string& leader_id,
                  const std::string& leader_address);
     void close_all();
 
-    static constexpr size_t kMaxPerLeader = 16;    // connections to one leader
-    static constexpr size_t kMaxWaiting = 1024;    // requests queued beyond those
-    static constexpr uint64_t kTimeoutMs = 15000;  // for one forwarded answer
+    static constexpr size_t kMaxPerLeader = 16;  // connections to one leader
+    static constexpr size_t kMaxWaiting = 1024;  // attempts queued beyond those
 
 private:
     class Channel;
     struct Pool;
+    struct Attempt;
+    struct Forwarded;
     friend class Channel;
 
+    resilience::PeerRetrier::Abort send(const std::shared_ptr<Forwarded>& f, resilience::PeerRetrier::Done done);
+    void finished(Forwarded* f, const resilience::RetryResult& r);
     void start_next(Pool& pool);
-    void dial_failed(Pool* pool, Channel* channel);
+    void dial_failed(Pool* pool, Channel* channel, const std::string& error_class);
     void channel_done(Channel* channel, bool reusable);
     void channel_freed(Channel* channel);
 
     uv_loop_t* loop_;
     std::string self_id_;
+    LeaderLookup lookup_;
+    ServeHere serve_here_;
     peer::SocketBridge sockets_;
-    std::map<std::string, std::unique_ptr<Pool>> pools_;  // by leader address
+    resilience::LoopClock clock_;
+    resilience::PeerRetrier retrier_;
+    std::map<std::string, std::unique_ptr<Pool>> pools_;          // by leader address
+    std::map<Forwarded*, std::shared_ptr<Forwarded>> forwarded_;  // requests in the retry loop
 };
 
 // Whether a request must be served by the leader: writes under /v1/ (but

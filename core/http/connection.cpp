@@ -283,12 +283,7 @@ void Connection::dispatch(Request request) {
         ex->respond(std::move(r));
         return;
     }
-    try {
-        match.route->handler(*ex);
-    } catch (const std::exception& e) {
-        log::error("handler failed", {{"request_id", ex->request_id_}, {"error", e.what()}});
-        ex->respond(Response::error(500, "internal_error", "internal error"));
-    }
+    run_handler(*match.route, *ex);
 }
 
 void Connection::enqueue_error(Response response) {

@@ -1,6 +1,20 @@
 #include "http/router.h"
 
+#include <exception>
+
+#include "http/exchange.h"
+#include "log.h"
+
 namespace rampart::http {
+
+void run_handler(const Route& route, Exchange& ex) {
+    try {
+        route.handler(ex);
+    } catch (const std::exception& e) {
+        log::error("handler failed", {{"request_id", ex.request_id()}, {"error", e.what()}});
+        ex.respond(Response::error(500, "internal_error", "internal error"));
+    }
+}
 
 void Router::add(std::string method, std::string pattern, Handler handler, bool high_volume, const void* owner) {
     Route route;

@@ -20,6 +20,11 @@ struct Route {
     const void* owner = nullptr;  // the plugin that added it; nullptr for the core
 };
 
+// Runs the route's handler; one that throws is logged and answered 500.
+// For every caller that runs a handler (the connection, and a forwarded
+// request served here after this node took over the leadership).
+void run_handler(const Route& route, Exchange& ex);
+
 class Router {
 public:
     void add(std::string method, std::string pattern, Handler handler, bool high_volume = false,

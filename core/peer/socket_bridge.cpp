@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "net/transport.h"
 #include "net/wire_queue.h"
 #include "peer/peer_conn.h"
 #include "peer/peer_network.h"
@@ -20,7 +21,7 @@ class SocketBridge::Link {
 public:
     std::string node_id;  // the node a dial expects (empty when accepted)
 
-    Link(SocketBridge* bridge, rampart_conn* conn, DialFn dial_done)
+    Link(SocketBridge* bridge, rampart_conn* conn, DialResultFn dial_done)
         : bridge_(bridge),
           conn_(conn),
           dial_done_(std::move(dial_done)),
@@ -85,10 +86,10 @@ public:
     }
 
     // The dial's outcome, once (not after a cancel).
-    void finish_dial(int fd) {
-        DialFn done = std::move(dial_done_);
+    void finish_dial(int fd, const std::string& error_class = "") {
+        DialResultFn done = std::move(dial_done_);
         dial_done_ = nullptr;
-        if (done) done(fd);
+        if (done) done(fd, fd >= 0 ? std::string() : error_class.empty() ? "network_error" : error_class);
     }
     bool dialling() const { return static_cast<bool>(dial_done_); }
     void cancel_dial() { dial_done_ = nullptr; }
@@ -142,7 +143,7 @@ private:
 
     SocketBridge* bridge_;
     rampart_conn* conn_;
-    DialFn dial_done_;
+    DialResultFn dial_done_;
     uv_pipe_t pipe_{};
     net::WireQueue to_user_;
     bool pipe_open_ = false;
@@ -171,6 +172,11 @@ bool SocketBridge::listen(const std::string& protocol, AcceptFn on_accept) {
 
 SocketBridge::Link* SocketBridge::dial(const std::string& address, const std::string& node_id,
                                        const std::string& protocol, DialFn done) {
+    return dial(address, node_id, protocol, [done = std::move(done)](int fd, const std::string&) { done(fd); });
+}
+
+SocketBridge::Link* SocketBridge::dial(const std::string& address, const std::string& node_id,
+                                       const std::string& protocol, DialResultFn done) {
     Handler h;
     h.callbacks = *callbacks();
     h.arg = this;
@@ -208,7 +214,8 @@ void SocketBridge::cb_open(void* arg, rampart_conn* conn, const rampart_handshak
     if (!link->dialling()) return;  // cancelled meanwhile
     if (result->error != RAMPART_TRANSPORT_OK) {
         if (self->dial_failed_) self->dial_failed_(link->node_id, result->reason != nullptr ? result->reason : "");
-        link->finish_dial(-1);  // the connection closes itself; on_close frees the link
+        // The connection closes itself; on_close frees the link.
+        link->finish_dial(-1, net::error_class_name(result->error));
         return;
     }
     int fd = -1;
@@ -244,13 +251,13 @@ void SocketBridge::cb_writable(void* arg, rampart_conn* conn) {
     if (Link* link = static_cast<SocketBridge*>(arg)->link_of(conn)) link->peer_writable();
 }
 
-void SocketBridge::cb_close(void* arg, rampart_conn* conn, const char*) {
+void SocketBridge::cb_close(void* arg, rampart_conn* conn, const char* error_class) {
     auto* self = static_cast<SocketBridge*>(arg);
     auto it = self->links_.find(conn);
     if (it == self->links_.end()) return;
     std::unique_ptr<Link> link = std::move(it->second);
     self->links_.erase(it);
-    link->finish_dial(-1);  // closed before it opened
+    link->finish_dial(-1, error_class != nullptr ? error_class : "");  // closed before it opened
     link->peer_closed();
     // Freed now unless its pipe is still closing (cb_pipe_closed frees it).
     if (link->pipe_closing()) self->closing_.push_back(std::move(link));

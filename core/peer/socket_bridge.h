@@ -32,6 +32,9 @@ public:
     // A dial's handshake failed: the node id dialled and the transport's
     // stable reason ("pin_mismatch", "unknown_ca", ...).
     using DialFailedFn = std::function<void(const std::string& node_id, const char* reason)>;
+    // The same with why it failed: "" with a connected fd, else the
+    // transport's error class ("tls_error", "network_error", "timeout").
+    using DialResultFn = std::function<void(int fd, const std::string& error_class)>;
     class Link;  // one bridged connection; a dial's handle
 
     SocketBridge(uv_loop_t* loop, PeerNetwork* network);
@@ -44,6 +47,7 @@ public:
     // Dial `address` expecting `node_id` in its certificate. `done` runs
     // once, later (never inside dial), unless the dial is cancelled.
     Link* dial(const std::string& address, const std::string& node_id, const std::string& protocol, DialFn done);
+    Link* dial(const std::string& address, const std::string& node_id, const std::string& protocol, DialResultFn done);
     void cancel(Link* dial);
     void close_all();
     void set_dial_failed(DialFailedFn fn) { dial_failed_ = std::move(fn); }

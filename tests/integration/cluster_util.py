@@ -5,11 +5,14 @@ rampartctl). Every wait polls with a scaled() deadline: the tests run on
 two busy cores."""
 import json
 import os
+import shutil
+import signal
 import subprocess
+import tempfile
 import time
 
 from harness import BUILD, ROOT, scaled
-from test_tls import TlsCase, free_port
+from test_tls import TEST_PLUGINS, TlsCase, free_port
 
 TOKEN = "cluster-test-token-0123456789ab"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -33,6 +36,9 @@ class ClusterCase(TlsCase):
     """A TlsCase with certificates for `node_count` nodes and cluster helpers."""
 
     node_count = 3
+    # Plugins every node loads; test plugins among them (built under
+    # tests/plugins) are linked into the plugin directory.
+    load = ("transport_tls", "metrics")
 
     @classmethod
     def setUpClass(cls):
@@ -41,14 +47,64 @@ class ClusterCase(TlsCase):
             cls.certs.cleanup()
             from tls_util import CertDir
             cls.certs = CertDir(nodes=cls.node_count)
+        for name in cls.load:
+            link = os.path.join(cls.plugins, name + ".so")
+            if not os.path.exists(link):
+                os.symlink(os.path.join(TEST_PLUGINS, name + ".so"), link)
 
-    def daemon(self, *args, load=("transport_tls", "metrics"), **kwargs):
-        return super().daemon(*args, load=load, **kwargs)
+    def daemon(self, *args, load=None, **kwargs):
+        return super().daemon(*args, load=load or self.load, **kwargs)
 
-    def start_cluster(self, n=3, extra=None, start=True, api_tls=False, env=None):
+    def edited_policies(self, edits=()):
+        """A copy of the shipped policies with (file, old, new) edits applied; removed after the test."""
+        d = tempfile.mkdtemp(prefix="rampart-policies-")
+        self.addCleanup(shutil.rmtree, d, ignore_errors=True)
+        for f in os.listdir(os.path.join(ROOT, "policies")):
+            shutil.copy(os.path.join(ROOT, "policies", f), d)
+        for edit in edits:
+            self.edit_policy(d, *edit)
+        return d
+
+    def edit_policy(self, policy_dir, name, old, new):
+        path = os.path.join(policy_dir, name)
+        with open(path) as f:
+            text = f.read()
+        self.assertIn(old, text, f"{name} no longer says {old!r}")
+        with open(path, "w") as f:
+            f.write(text.replace(old, new, 1))
+
+    def reload(self, d, timeout=10):
+        """SIGHUP d and wait until it counts one more successful reload."""
+        def reloads():
+            return metric_values(self.metrics(d), "rampart_reload_total").get('result="success"', 0)
+
+        before = reloads()
+        d.signal(signal.SIGHUP)
+        self.eventually(lambda: reloads() > before, timeout=timeout, what="a successful reload")
+
+    def start_cluster(self, n=3, extra=None, start=True, pins=None, api_tls=False, env=None):
         """n nodes named node_1..node_n, each listing the others in peers.yml;
         with api_tls each serves HTTPS with its own certificate; env is added
-        to every node's environment."""
+        to every node's environment.
+
+        The peer ports are picked free but bound only when each node starts;
+        on a busy machine another process can take one meanwhile, so a start
+        that fails on it is tried again with new ports."""
+        for attempt in range(3):
+            nodes = self.cluster_nodes(n, extra, pins, api_tls, env)
+            if not start:
+                return nodes
+            try:
+                for d in nodes:
+                    d.start()
+                return nodes
+            except RuntimeError as e:
+                if "address already in use" not in str(e) or attempt == 2:
+                    raise
+                for d in nodes:
+                    d.stop()
+
+    def cluster_nodes(self, n, extra, pins, api_tls, env):
         ports = [free_port() for _ in range(n)]
         nodes = []
         for i in range(1, n + 1):
@@ -57,14 +113,11 @@ class ClusterCase(TlsCase):
                         "auth": {"enabled": True, "bootstrap_token": TOKEN}}
             for section, values in (extra or {}).items():
                 settings.setdefault(section, {}).update(values)
-            d = self.daemon(peers=self.peers_yaml(i, peers=peers), node_id=f"node_{i}", extra=settings,
+            d = self.daemon(peers=self.peers_yaml(i, peers=peers), node_id=f"node_{i}", extra=settings, pins=pins,
                             api_tls=self.api_tls(i) if api_tls else None)
             d.env.update(env or {})
             d.node_id = f"node_{i}"
             nodes.append(d)
-        if start:
-            for d in nodes:
-                d.start()
         return nodes
 
     def restart(self, d, wait=True):
@@ -120,13 +173,16 @@ class ClusterCase(TlsCase):
                 time.sleep(0.05)
 
     def put_on_leader(self, nodes, key, value, timeout=15):
-        """Write through whichever node accepts it; return that node."""
+        """Write through whichever node accepts it; return the node that leads.
+
+        Followers forward writes, so the node that accepted it is not
+        necessarily the leader: ask the nodes which one is."""
         deadline = time.monotonic() + scaled(timeout)
         while time.monotonic() < deadline:
             for d in nodes:
                 r = d.request("PUT", f"/v1/kv/{key}", body=value, headers=AUTH)
                 if r.status == 200:
-                    return d
+                    return self.leader_of(nodes)
             time.sleep(0.1)
         self.fail("no node accepted the write")
 

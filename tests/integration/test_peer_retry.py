@@ -1,0 +1,160 @@
+"""Follower -> leader forwarding under the retry policies (docs/cluster.md,
+"Retries"; docs/policies.md, retry.lua and backoff.lua): a keyed write
+survives a leader that hangs, a leader answering 5xx for ever spends the
+retry budget and opens the circuit breaker (which closes once the leader
+heals), a TLS failure is not retried, and a backoff.lua edit + SIGHUP
+changes the measured delay. The 5xx come from the fail_forwarded test
+plugin (tests/plugins/fail_forwarded.c) on the leader, over the real peer
+connection."""
+import json
+import os
+import signal
+import threading
+import time
+import unittest
+
+from cluster_util import AUTH, ClusterCase, metric_values
+from harness import scaled
+from test_tls import metric
+from tls_util import spki_sha256
+
+
+class PeerRetry(ClusterCase):
+    load = ("transport_tls", "metrics", "fail_forwarded")
+
+    def leader_and_followers(self, nodes):
+        leader = self.leader_of(nodes)
+        followers = [d for d in nodes if d is not leader]
+        # Each follower knows who leads (else it would answer no_leader at once).
+        for d in followers:
+            self.eventually(lambda d=d: (self.status(d)["leader"] or {}).get("node_id") == leader.node_id,
+                            what=f"{d.node_id} following {leader.node_id}")
+        return leader, followers
+
+    def put(self, d, key, value, idempotency_key=None, timeout=30):
+        headers = dict(AUTH)
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
+        return d.request("PUT", f"/v1/kv/{key}", body=value, headers=headers, timeout=scaled(timeout))
+
+    def peer_metric(self, d, name, **labels):
+        return metric(self.metrics(d), name, **labels)
+
+    def fail_forwarded(self, d, on=True):
+        flag = os.path.join(d.dir, "fail-forwarded")
+        if on:
+            open(flag, "w").close()
+        elif os.path.exists(flag):
+            os.remove(flag)
+
+    def test_keyed_writes_survive_a_hung_leader(self):
+        nodes = self.start_cluster(3)
+        self.wait_ready(nodes)
+        leader, followers = self.leader_and_followers(nodes)
+        # The leader hangs (a stopped process: connections open, nothing answers).
+        leader.signal(signal.SIGSTOP)
+        self.addCleanup(lambda: leader.proc.poll() is None and leader.signal(signal.SIGCONT))
+        # A keyed write on each follower: one of them becomes the leader and serves its own
+        # write when it retries; the other sends its write to the new leader.
+        answers, elapsed = {}, {}
+
+        def put(d):
+            start = time.monotonic()
+            answers[d.node_id] = self.put(d, f"through-{d.node_id}", b"v1", idempotency_key=f"hung-{d.node_id}")
+            elapsed[d.node_id] = time.monotonic() - start
+
+        threads = [threading.Thread(target=put, args=(d,)) for d in followers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for d in followers:
+            self.assertEqual(answers[d.node_id].status, 200, answers[d.node_id].body)
+            # The first attempt ran out of its 2.5 s; a retry after backoff found the new leader.
+            self.assertGreaterEqual(elapsed[d.node_id], 2.5)
+            text = self.metrics(d)
+            self.assertGreaterEqual(metric(text, "rampart_peer_request_total", peer=leader.node_id, status="timeout"), 1)
+            self.assertGreaterEqual(metric_values(text, "rampart_peer_backoff_seconds_count").get("", 0), 1)
+        new_leader = self.leader_of(followers)
+        other = next(d for d in followers if d is not new_leader)
+        self.assertGreaterEqual(
+            metric(self.metrics(other), "rampart_peer_request_total", peer=new_leader.node_id, status="success"), 1)
+        # The old leader comes back as a follower and gets both writes.
+        leader.signal(signal.SIGCONT)
+        for d in followers:
+            self.wait_value(leader, f"through-{d.node_id}", b"v1", timeout=20)
+
+    def test_5xx_for_ever_spends_the_budget_opens_the_breaker_then_heals(self):
+        policies = self.edited_policies([("retry.lua", "cooldown_s = 30", "cooldown_s = 2")])
+        nodes = self.start_cluster(3, extra={"policies": {"dir": policies}})
+        self.wait_ready(nodes)
+        leader, followers = self.leader_and_followers(nodes)
+        follower = followers[0]
+        self.fail_forwarded(leader)
+        r = self.put(follower, "k", b"v", idempotency_key="five-hundred-1")
+        # Five failures leave 5 of 10 tokens: no more retries; the leader's own answer is relayed.
+        self.assertEqual((r.status, r.json()["code"]), (503, "test_failure"), r.body)
+        text = self.metrics(follower)
+        self.assertEqual(metric(text, "rampart_peer_request_total", peer=leader.node_id, status="http_5xx"), 5)
+        self.assertEqual(metric(text, "rampart_retry_budget_exhausted_total", peer=leader.node_id), 1)
+        self.assertEqual(metric(text, "rampart_peer_breaker_state", peer=leader.node_id), 2)  # open
+        self.assertEqual(metric(self.metrics(leader), "rampart_test_failed_forwarded_total"), 5)
+        # Open: the next request fails fast, nothing reaches the leader.
+        r = self.put(follower, "k", b"v", idempotency_key="five-hundred-2")
+        self.assertEqual((r.status, r.json()["code"]), (503, "leader_circuit_open"), r.body)
+        self.assertIn(r.headers.get("retry-after"), ("1", "2"))
+        self.assertEqual(metric(self.metrics(leader), "rampart_test_failed_forwarded_total"), 5)
+        # Healed: after the 2 s cool-down a trial goes through and closes the breaker.
+        self.fail_forwarded(leader, on=False)
+        self.eventually(lambda: self.put(follower, "k", b"v", idempotency_key="five-hundred-3").status == 200,
+                        timeout=10, what="a write through the healed leader")
+        text = self.metrics(follower)
+        self.assertEqual(metric(text, "rampart_peer_breaker_state", peer=leader.node_id), 0)
+        self.assertGreaterEqual(metric(text, "rampart_peer_breaker_rejected_total", peer=leader.node_id), 1)
+
+    def test_tls_failure_is_not_retried(self):
+        nodes = self.start_cluster(3, pins={"peers": {}, "report_only": False})
+        self.wait_ready(nodes)
+        leader, followers = self.leader_and_followers(nodes)
+        follower = followers[0]
+        # The follower now pins another key for the leader: its next handshake with it fails.
+        wrong = {"peers": {leader.node_id: "spki-sha256:" + spki_sha256(self.certs.node(3 if leader.node_id != "node_3" else 2)[0])},
+                 "report_only": False}
+        with open(os.path.join(follower.dir, "pinned_certs.json"), "w") as f:
+            json.dump(wrong, f)
+        self.reload(follower)
+        r = self.put(follower, "pinned", b"v", idempotency_key="tls-1")
+        self.assertEqual((r.status, r.json()["code"]), (503, "leader_unreachable"), r.body)
+        self.assertIn("tls_error after 1 attempt", r.json()["error"])
+        text = self.metrics(follower)
+        self.assertEqual(metric(text, "rampart_peer_request_total", peer=leader.node_id, status="tls_error"), 1)
+        self.assertEqual(metric_values(text, "rampart_peer_backoff_seconds_count").get("", 0), 0)
+
+    def test_backoff_edit_and_sighup_changes_the_delay(self):
+        # Two attempts per request, so each request waits exactly once.
+        policies = self.edited_policies([("retry.lua", "local MAX_ATTEMPTS = 10", "local MAX_ATTEMPTS = 2")])
+        nodes = self.start_cluster(3, extra={"policies": {"dir": policies}})
+        self.wait_ready(nodes)
+        leader, followers = self.leader_and_followers(nodes)
+        follower = followers[0]
+        self.fail_forwarded(leader)
+
+        def one_wait(key):
+            """The backoff of one failing keyed write (seconds), from the histogram's sum."""
+            before = metric_values(self.metrics(follower), "rampart_peer_backoff_seconds_sum").get("", 0)
+            r = self.put(follower, key, b"v", idempotency_key=key)
+            self.assertEqual(r.status, 503, r.body)
+            return metric_values(self.metrics(follower), "rampart_peer_backoff_seconds_sum").get("", 0) - before
+
+        first = one_wait("delay-1")
+        self.assertTrue(0.08 <= first <= 0.12, first)  # base 100 ms, ±20 %
+        self.edit_policy(policies, "backoff.lua", "local BASE_MS = 100", "local BASE_MS = 700")
+        self.reload(follower)
+        start = time.monotonic()
+        second = one_wait("delay-2")
+        self.assertTrue(0.56 <= second <= 0.84, second)  # base 700 ms, ±20 %
+        self.assertGreaterEqual(time.monotonic() - start, 0.56)  # the client waited it, too
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -45,12 +45,19 @@ class ClusterCase(TlsCase):
     def daemon(self, *args, load=("transport_tls", "metrics"), **kwargs):
         return super().daemon(*args, load=load, **kwargs)
 
-    def start_cluster(self, n=3, extra=None, start=True):
-        """n nodes named node_1..node_n, each listing the others in peers.yml."""
+    def start_cluster(self, n=3, extra=None, start=True, net=None):
+        """n nodes named node_1..node_n, each listing the others in peers.yml.
+        With `net` (a faults.FaultNet), node i lists node j at the proxy
+        that net puts between them, so faults can be injected per pair."""
         ports = [free_port() for _ in range(n)]
+
+        def where(i, j):
+            real = f"127.0.0.1:{ports[j - 1]}"
+            return net.add(f"node_{i}", f"node_{j}", real) if net else real
+
         nodes = []
         for i in range(1, n + 1):
-            peers = [(f"node_{j}", f"127.0.0.1:{ports[j - 1]}") for j in range(1, n + 1) if j != i]
+            peers = [(f"node_{j}", where(i, j)) for j in range(1, n + 1) if j != i]
             settings = {"peer": {"listen": f"127.0.0.1:{ports[i - 1]}"},
                         "auth": {"enabled": True, "bootstrap_token": TOKEN}}
             for section, values in (extra or {}).items():
@@ -62,6 +69,13 @@ class ClusterCase(TlsCase):
             for d in nodes:
                 d.start()
         return nodes
+
+    def restart(self, d):
+        """Start a stopped or killed node again from its config and data
+        (the old log is set aside so the harness finds the new address)."""
+        os.rename(d.log_path, f"{d.log_path}.{time.monotonic_ns()}")
+        d.start()
+        return d
 
     def eventually(self, check, timeout=10, what="condition"):
         """Poll check() until it returns a true value; return it."""

@@ -207,10 +207,14 @@ class FaultNet:
         async def stop():
             for l in self.links.values():
                 l.server.close()
+                for d in DIRECTIONS:
+                    l.open[d].set()
                 l.reset_connections()
-            for task in asyncio.all_tasks():
-                if task is not asyncio.current_task():
-                    task.cancel()
+            await asyncio.sleep(0.05)  # the pumps see their connections end
+            rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in rest:
+                task.cancel()
+            await asyncio.gather(*rest, return_exceptions=True)
 
         self._call(stop)
         self.loop.call_soon_threadsafe(self.loop.stop)

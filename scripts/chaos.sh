@@ -9,6 +9,7 @@ build=$(cd "${1:-$root/build}" && pwd)
 export RAMPART_BUILD="$build"
 export RAMPART_CHAOS_ROUNDS="${RAMPART_CHAOS_ROUNDS:-5}"
 export RAMPART_CHAOS_SECONDS="${RAMPART_CHAOS_SECONDS:-8}"
+export RAMPART_CHAOS_REPORT=1
 cd "$root/tests/integration"
 echo "chaos: $RAMPART_CHAOS_ROUNDS rounds, ${RAMPART_CHAOS_SECONDS}s client phases, build $build"
 exec python3 -m unittest -v test_linearizability test_cluster_faults test_cluster_recover

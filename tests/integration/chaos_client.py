@@ -15,6 +15,7 @@ Outcomes are classified by what the answer proves (docs/cluster.md):
 import base64
 import json
 import random
+import socket
 import threading
 import time
 
@@ -25,16 +26,16 @@ from linearizability import FAIL, OK, UNKNOWN, Op
 DEFINITE_REFUSALS = {"no_leader", "not_leader", "forward_queue_full"}
 
 
-def send(d, method, path, body=b"", timeout=5):
+def send(d, method, path, body=b"", timeout=5, headers=None):
     """One request to daemon d: (Response or None, sent). `sent` is False
     when the connection was refused, so nothing can have happened."""
     try:
-        s = d.connect(timeout)
-    except (ConnectionRefusedError, OSError):
+        s = socket.create_connection((d.host, d.port), timeout=timeout)
+    except OSError:
         return None, False
     try:
         with s:
-            s.sendall(build_request(method, path, body, AUTH, close=True))
+            s.sendall(build_request(method, path, body, {**AUTH, **(headers or {})}, close=True))
             data = recv_all(s)
         return (parse_response(data) if data else None), True
     except (OSError, ValueError):
@@ -222,12 +223,15 @@ class AckWriter:
 def all_values(d, prefix, timeout=5):
     """{key: value} under prefix, from d's own state (?stale)."""
     try:
-        s = d.connect(timeout)
+        s = socket.create_connection((d.host, d.port), timeout=timeout)
     except OSError:
         return None
-    with s:
-        s.sendall(build_request("GET", f"/v1/kv/{prefix}?recurse&stale", b"", AUTH, close=True))
-        r = parse_response(recv_all(s))
+    try:
+        with s:
+            s.sendall(build_request("GET", f"/v1/kv/{prefix}?recurse&stale", b"", AUTH, close=True))
+            r = parse_response(recv_all(s))
+    except (OSError, ValueError):
+        return None
     if r.status == 404:
         return {}
     if r.status != 200:

@@ -13,10 +13,12 @@ fault the tests check what must hold:
 
 `make test` runs one round of each; `make chaos` (scripts/chaos.sh) sets
 RAMPART_CHAOS_ROUNDS and RAMPART_CHAOS_SECONDS for longer runs."""
+import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -48,15 +50,31 @@ class FaultCase(ClusterCase):
 
     def assertLinearizable(self, history):
         started = time.monotonic()
-        result = check(history)
+        try:
+            result = check(history)
+        except RuntimeError as e:  # the search gave up
+            self.fail(f"{e}; history in {self.keep_history(history)}")
         took = time.monotonic() - started
-        self.assertTrue(result.ok, result.explain)
+        if not result.ok:
+            self.fail(f"{result.explain}\nhistory in {self.keep_history(history)}")
         counts = {s: sum(1 for op in history if op.status == s) for s in (OK, UNKNOWN, FAIL)}
         self.assertGreater(counts[OK], 20, "too few operations to judge")
         if REPORT:
             print(f"\n  {self.id()}: {len(history)} operations on {result.keys} keys (ok {counts[OK]}, unknown "
                   f"{counts[UNKNOWN]}, refused {counts[FAIL]}): linearizable, checked in {took:.2f}s", file=sys.stderr)
         return result
+
+    def keep_history(self, history):
+        """Write the history (one JSON object per operation) for a look after
+        a failure; return the file's path."""
+        fd, path = tempfile.mkstemp(prefix="rampart-history-", suffix=".jsonl")
+        with os.fdopen(fd, "w") as f:
+            for op in history:
+                fields = {k: getattr(op, k) for k in ("client", "kind", "key", "invoke", "complete", "status",
+                                                      "value", "expected", "output")}
+                fields["node"] = getattr(getattr(op, "node", None), "node_id", None)
+                f.write(json.dumps(fields) + "\n")
+        return path
 
     def assertEveryAckedWriteEverywhere(self, writer, nodes, timeout=30):
         self.assertGreater(len(writer.acked), 0)

@@ -91,7 +91,10 @@ class ClusterCase(TlsCase):
         deadline = time.monotonic() + scaled(timeout)
         for d in nodes:
             while d.request("GET", "/ready").status != 200:
-                self.assertLess(time.monotonic(), deadline, f"{d.dir} never ready:\n{d.log_text()[-3000:]}")
+                self.assertLess(time.monotonic(), deadline,
+                                f"{d.dir} never ready (directory {'present' if os.path.isdir(d.dir) else 'gone'}, "
+                                f"process {'running' if d.proc.poll() is None else d.proc.returncode}):\n"
+                                f"{d.log_text()[-3000:]}")
                 time.sleep(0.05)
 
     def put_on_leader(self, nodes, key, value, timeout=15):
@@ -129,7 +132,19 @@ class ClusterCase(TlsCase):
             leaders = [d for d in nodes if d.proc.poll() is None and self.status(d)["state"] == "leader"]
             return leaders[0] if len(leaders) == 1 else None
 
-        return self.eventually(one_leader, timeout=timeout, what="exactly one node calling itself leader")
+        def views():
+            out = []
+            for d in nodes:
+                if d.proc.poll() is None:
+                    s = self.status(d)
+                    out.append(f"{d.node_id}: {s['state']} term {s['term']} leader "
+                               f"{(s['leader'] or {}).get('node_id')} commit {s['commit_index']}")
+            return "; ".join(out)
+
+        try:
+            return self.eventually(one_leader, timeout=timeout, what="exactly one node calling itself leader")
+        except AssertionError as e:
+            raise AssertionError(f"{e} ({views()})") from None
 
     def metrics(self, d):
         r = d.request("GET", "/metrics")

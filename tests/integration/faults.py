@@ -177,6 +177,28 @@ class FaultNet:
         """One direction of one link only (an asymmetric fault)."""
         self._set_blackhole([self.links[(src, dst)]], True, (direction,))
 
+    def mute(self, node):
+        """Everything `node` sends is held, everything sent to it arrives
+        (on connections already open): an asymmetric partition."""
+        def change():
+            for (s, d), l in self.links.items():
+                direction = "out" if s == node else "back" if d == node else None
+                if direction:
+                    l.blackholed[direction] = True
+                    l.open[direction].clear()
+
+        self._call(change)
+
+    def slow(self, node, seconds):
+        """Delay every byte to and from `node` by `seconds`."""
+        def change():
+            for (s, d), l in self.links.items():
+                if node in (s, d):
+                    for direction in DIRECTIONS:
+                        l.delay[direction] = seconds
+
+        self._call(change)
+
     def set_delay(self, src, dst, seconds, direction="out"):
         link = self.links[(src, dst)]
         self._call(lambda: link.delay.__setitem__(direction, seconds))

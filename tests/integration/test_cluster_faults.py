@@ -106,11 +106,30 @@ class FaultCase(ClusterCase):
         time.sleep(PHASE)  # the clients keep going; every check after it polls
 
 
-class Partitions(FaultCase):
+class PartitionCase(FaultCase):
     def setUp(self):
         self.net = FaultNet()
         self.addCleanup(self.net.close)
 
+    def first_ack_elsewhere(self, recorder, since, leader):
+        """When the first write after `since` acknowledged by another node
+        than `leader` completed (polled)."""
+        def acks():
+            return [op.complete for op in recorder.ops_since(since, kind="put", status=OK) if op.node is not leader]
+
+        self.eventually(acks, timeout=20, what="a write acknowledged by the majority")
+        return min(acks())
+
+    def heal_and_check_served_nothing(self, recorder, leader, since):
+        """Heal the network; nothing the cut-off old leader answered between
+        `since` (the majority had taken a write) and now was a success."""
+        healed = recorder.now()
+        self.net.heal()
+        served = [op for op in recorder.ops_since(since, node=leader, status=OK) if op.invoke < healed]
+        self.assertEqual(served, [], "the cut-off old leader served requests")
+
+
+class Partitions(PartitionCase):
     def test_isolated_leader_steps_down_and_the_majority_takes_over(self):
         nodes = self.start_cluster(5, net=self.net)
         self.wait_ready(nodes)
@@ -131,11 +150,7 @@ class Partitions(FaultCase):
 
             new_leader = self.leader_of(majority, timeout=20)
             self.assertIsNot(new_leader, leader)
-            self.eventually(lambda: recorder.ops_since(cut, kind="put", status=OK)
-                            and any(op.node is not leader for op in recorder.ops_since(cut, kind="put", status=OK)),
-                            timeout=20, what="a write acknowledged by the majority")
-            first_majority_ack = min(op.complete for op in recorder.ops_since(cut, kind="put", status=OK)
-                                     if op.node is not leader)
+            first_majority_ack = self.first_ack_elsewhere(recorder, cut, leader)
             # The old leader hears no majority: it steps down, and refuses at once.
             self.eventually(lambda: self.status(leader)["state"] != "leader", timeout=10,
                             what="the isolated leader stepping down")
@@ -145,11 +160,41 @@ class Partitions(FaultCase):
             self.client_phase()
             self.grows(writer, 20)
 
-            healed = recorder.now()
+            self.heal_and_check_served_nothing(recorder, leader, first_majority_ack)
+            self.wait_ready(nodes, timeout=30)
+            self.grows(writer, 10)
+        recorder.stop()
+        writer.stop()
+        self.assertEveryAckedWriteEverywhere(writer, nodes)
+        self.assertLinearizable(recorder.history)
+
+
+class AsymmetricAndSlowLinks(PartitionCase):
+    def test_slow_leader_keeps_working_and_a_muted_one_is_replaced(self):
+        nodes = self.start_cluster(5, net=self.net)
+        self.wait_ready(nodes)
+        recorder = Recorder(nodes, clients=6).start()
+        writer = AckWriter(nodes, clients=3).start()
+        self.addCleanup(recorder.stop)
+        self.addCleanup(writer.stop)
+        for round_ in range(ROUNDS):
+            recorder.keys = self.round_keys(round_)
+            # 150 ms each way on every link of the leader: slower, still working.
+            self.net.slow(self.leader_of(nodes).node_id, 0.15)
+            self.grows(writer, 20)
+            self.client_phase()
             self.net.heal()
-            # Nothing the isolated node answered after the majority moved on was a success.
-            served = [op for op in recorder.ops_since(first_majority_ack, node=leader, status=OK) if op.invoke < healed]
-            self.assertEqual(served, [], "the isolated old leader served requests")
+
+            # The leader hears everyone and nobody hears it.
+            leader = self.leader_of(nodes)
+            self.net.mute(leader.node_id)
+            cut = recorder.now()
+            self.assertIsNot(self.leader_of([d for d in nodes if d is not leader], timeout=20), leader)
+            first_majority_ack = self.first_ack_elsewhere(recorder, cut, leader)
+            self.eventually(lambda: self.status(leader)["state"] != "leader", timeout=10,
+                            what="the muted leader stepping down")
+            self.client_phase()
+            self.heal_and_check_served_nothing(recorder, leader, first_majority_ack)
             self.wait_ready(nodes, timeout=30)
             self.grows(writer, 10)
         recorder.stop()

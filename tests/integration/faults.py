@@ -9,6 +9,11 @@ forwarding to j's real peer port, sees every byte i sends j (Raft entries,
 forwarded requests) and every answer. No root, no veth, nothing left behind
 if a test dies; the bytes are real TCP on both sides of the proxy.
 
+This holds while each node's Raft configuration is the one it bootstrapped
+from its own file. A snapshot installed from the leader carries the
+leader's configuration (the leader's proxies), so the tests that use this
+net turn snapshots off and check the members' addresses every round.
+
 Faults, per link and per direction ("out": from the dialling node i to j,
 "back": j's answers to i):
 

@@ -3,6 +3,7 @@
 survivor recovered offline with `rampartctl cluster recover` as a one-voter
 cluster. Its data is intact and it takes writes. The commands of the doc's
 recover block run here as written, and their output must match."""
+import json
 import os
 import re
 import shutil
@@ -36,9 +37,9 @@ class Recover(ClusterCase):
         return subprocess.run(["sh", "-c", command], cwd=d.dir, env=env, capture_output=True, text=True,
                               timeout=scaled(30))
 
-    def recover(self, d, *args):
-        return subprocess.run([RAMPARTCTL, "cluster", "recover", *args], capture_output=True, text=True,
-                              timeout=scaled(30), cwd=d.dir)
+    def recover(self, d, *args, json_out=False):
+        return subprocess.run([RAMPARTCTL, *(["--json"] if json_out else []), "cluster", "recover", *args],
+                              capture_output=True, text=True, timeout=scaled(30), cwd=d.dir)
 
     def test_survivor_of_three_recovers_alone_with_its_data(self):
         nodes = self.start_cluster(3)
@@ -125,15 +126,20 @@ class Recover(ClusterCase):
         a, b, lost = nodes
         for d in (a, b):
             self.wait_value(d, "pair/9", b"9")
+        ids = {d.node_id: self.status(d)["raft_id"] for d in (a, b)}
         lost.proc.kill()
         lost.proc.wait()
         shutil.rmtree(os.path.join(lost.dir, "data"))
         for d in (a, b):
             d.stop()
-        for d, other in ((a, b), (b, a)):
-            r = self.recover(d, "-c", d.config_path, "--voter", other.node_id)
-            self.assertEqual(r.returncode, 0, r.stderr)
-            self.assertIn("the cluster is now 2 voter(s)", r.stdout)
+        r = self.recover(a, "-c", a.config_path, "--voter", b.node_id)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("the cluster is now 2 voter(s)", r.stdout)
+        r = self.recover(b, "-c", b.config_path, "--voter", a.node_id, json_out=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout), {"node_id": b.node_id, "voters": [
+            {"node_id": b.node_id, "raft_id": ids[b.node_id], "address": b.peer_listen},
+            {"node_id": a.node_id, "raft_id": ids[a.node_id], "address": a.peer_listen}]})
         for d in (a, b):
             self.restart(d)
         self.wait_ready([a, b], timeout=30)

@@ -40,15 +40,13 @@ DIRECTIONS = ("out", "back")
 class Link:
     """The proxy for node `src` dialling node `dst` (an ordered pair)."""
 
-    def __init__(self, net, src, dst, target):
-        self.net = net
+    def __init__(self, src, dst, target):
         self.src, self.dst = src, dst
         self.target = target  # "host:port" of dst's real peer port
         self.blackholed = {d: False for d in DIRECTIONS}
         self.delay = {d: 0.0 for d in DIRECTIONS}
         self.refuse = False
         self.conns = set()
-        self.bytes = {d: 0 for d in DIRECTIONS}
         self.server = None
         self.address = None
 
@@ -60,23 +58,23 @@ class Link:
         self.address = "127.0.0.1:%d" % self.server.sockets[0].getsockname()[1]
 
     async def serve(self, client_r, client_w):
-        if self.refuse:
-            client_w.transport.abort()
-            return
-        host, port = self.target.rsplit(":", 1)
+        conn = _Conn(client_w)
+        self.conns.add(conn)  # from the start, so a reset during the dial cuts it too
         try:
-            server_r, server_w = await asyncio.open_connection(host, int(port))
-        except OSError:
-            client_w.transport.abort()  # the node is down: its port refuses
-            return
-        conn = (client_w, server_w)
-        self.conns.add(conn)
-        try:
+            if self.refuse:
+                return
+            host, port = self.target.rsplit(":", 1)
+            try:
+                server_r, server_w = await asyncio.open_connection(host, int(port))
+            except OSError:
+                return  # the node is down: its port refuses
+            conn.writers.append(server_w)
+            if conn.cut:
+                return
             await asyncio.gather(self.pump(client_r, server_w, "out"), self.pump(server_r, client_w, "back"))
         finally:
             self.conns.discard(conn)
-            for w in conn:
-                w.transport.abort()
+            conn.abort()
 
     async def pump(self, reader, writer, direction):
         """Copy one direction, honouring the link's faults. Ends (and with it
@@ -94,7 +92,6 @@ class Link:
                 await self.open[direction].wait()
                 writer.write(data)
                 await writer.drain()
-                self.bytes[direction] += len(data)
 
         sender = asyncio.ensure_future(deliver())
         try:
@@ -116,8 +113,20 @@ class Link:
 
     def reset_connections(self):
         for conn in list(self.conns):
-            for w in conn:
-                w.transport.abort()
+            conn.abort()
+
+
+class _Conn:
+    """One proxied connection: the dialling node's side and the target's."""
+
+    def __init__(self, client_w):
+        self.writers = [client_w]
+        self.cut = False
+
+    def abort(self):
+        self.cut = True
+        for w in self.writers:
+            w.transport.abort()
 
 
 class FaultNet:
@@ -142,7 +151,7 @@ class FaultNet:
         return asyncio.run_coroutine_threadsafe(wrapper(), self.loop).result(timeout=30)
 
     def add(self, src, dst, target):
-        link = Link(self, src, dst, target)
+        link = Link(src, dst, target)
         self._call(link.start)
         self.links[(src, dst)] = link
         return link.address

@@ -6,7 +6,7 @@ FUZZ_BUILD ?= build-fuzz
 MESON_OPTS ?=
 FUZZ_SECONDS ?= 300
 
-.PHONY: all deps build run test test-asan bench lint format fuzz fuzz-build clean testnet testnet-stop
+.PHONY: all deps build run test test-asan bench lint format fuzz fuzz-build clean testnet testnet-stop chaos
 
 all: build
 
@@ -29,6 +29,11 @@ testnet: build
 
 testnet-stop:
 	@scripts/testnet.sh stop
+
+# The cluster fault tests at length: more rounds, longer client phases
+# (`make test` runs one short round of each); see scripts/chaos.sh.
+chaos: build
+	@scripts/chaos.sh $(BUILD)
 
 test: build fuzz-build
 	@python3 scripts/run-tests.py --build $(BUILD) --fuzz-build $(FUZZ_BUILD)

@@ -17,6 +17,7 @@
 #include "pins_command.h"
 #include "policy/policy_host.h"
 #include "rampart_version.h"
+#include "recover_command.h"
 #include "snapshot_command.h"
 #include "txn_command.h"
 
@@ -45,6 +46,8 @@ void usage() {
             "  txn [FILE | -]  a Consul /v1/txn body: all or nothing, per-operation results and errors\n"
             "  cluster status|leader|peers   the cluster as this node sees it\n"
             "  breaker list|reset TASK   supervised tasks and their circuit breakers (reset: admin)\n"
+            "  cluster recover -c CONFIG [--voter ID]...   offline: this node (and the voters named)\n"
+            "                          become the whole cluster after a permanent loss of quorum\n"
             "  acl token create --role R [--description D] [--prefix P] [--ttl 24h]   a new API token\n"
             "  acl token list|read ACCESSOR|delete ACCESSOR   the replicated API tokens (admin)\n"
             "  policy check [DIR]  validate the Lua policies in DIR (default policies/), as SIGHUP would\n"
@@ -174,6 +177,8 @@ int main(int argc, char** argv) {
     if (args[0] == "util") return util_command(g, args);
     if (args[0] == "policy") return policy_command(g, args);
     if (args[0] == "pins") return rampartctl::pins_command(args, g.json);
+    if (args[0] == "cluster" && args.size() > 1 && args[1] == "recover")
+        return rampartctl::recover_command(args, g.json);
     if (args[0] == "cluster") return rampartctl::cluster_command(args, {g.addr, g.token, g.json, g.timeout_ms});
     if (args[0] == "kv") return rampartctl::kv_command(args, {g.addr, g.token, g.json, g.timeout_ms});
     if (args[0] == "txn") return rampartctl::txn_command(args, {g.addr, g.token, g.json, g.timeout_ms});

@@ -1178,3 +1178,25 @@ void rampart_raft_close(rampart_raft* n, rampart_raft_close_cb cb, void* ctx) {
     n->close_ctx = ctx;
     raft_close(&n->raft, raft_closed_cb);
 }
+
+/* ---- Recovery after permanent quorum loss (issue 6). Kept apart from the
+ * rest: offline, on a node that was created and never started. */
+
+int rampart_raft_recover(rampart_raft* n, unsigned count, const uint64_t* ids, const char* const* addresses) {
+    if (n == NULL || n->started || count == 0 || ids == NULL || addresses == NULL) return RAMPART_RAFT_INVALID;
+    struct raft_configuration conf;
+    raft_configuration_init(&conf);
+    int rv = 0;
+    for (unsigned i = 0; i < count && rv == 0; i++) {
+        if (ids[i] == 0 || addresses[i] == NULL) rv = RAFT_INVALID;
+        if (rv == 0) rv = raft_configuration_add(&conf, ids[i], addresses[i], RAFT_VOTER);
+    }
+    if (rv == 0) rv = raft_recover(&n->raft, &conf);
+    raft_configuration_close(&conf);
+    if (rv != 0) {
+        logf_(n, 1, "recover: %s (%s)", raft_strerror(rv), raft_errmsg(&n->raft));
+        return map_status(rv);
+    }
+    logf_(n, 3, "recover: the configuration is now %u voter(s)", count);
+    return 0;
+}

@@ -279,6 +279,19 @@ int rampart_raft_frame_decode(const void* frame, size_t frame_len, const void** 
 int rampart_raft_snapshot_check(const void* data, size_t len, const void** payload, size_t* payload_len);
 uint32_t rampart_raft_crc32c(uint32_t crc, const void* data, size_t len);
 
+/* ---- Recovery after permanent quorum loss (issue 6; docs/cluster.md,
+ * "Failures and recovery"). Offline only: call on a node made with
+ * rampart_raft_create() and never started, with the daemon stopped.
+ *
+ * Replace the configuration with `count` voters (ids[i] at addresses[i]):
+ * the engine keeps the log and the snapshots and appends the new
+ * configuration after the last entry (libraft's raft_recover). The
+ * survivors listed then form a cluster of their own when started: only
+ * for members that are gone for good, since a returning old member would
+ * not know of this configuration. Returns OK, INVALID (empty, duplicate or
+ * zero ids, or the node was started) or the engine's I/O error. */
+int rampart_raft_recover(rampart_raft* node, unsigned count, const uint64_t* ids, const char* const* addresses);
+
 #ifdef __cplusplus
 }
 #endif

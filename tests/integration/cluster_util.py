@@ -82,16 +82,18 @@ class ClusterCase(TlsCase):
         d.signal(signal.SIGHUP)
         self.eventually(lambda: reloads() > before, timeout=timeout, what="a successful reload")
 
-    def start_cluster(self, n=3, extra=None, start=True, pins=None, api_tls=False, env=None):
+    def start_cluster(self, n=3, extra=None, start=True, pins=None, api_tls=False, env=None, net=None):
         """n nodes named node_1..node_n, each listing the others in peers.yml;
         with api_tls each serves HTTPS with its own certificate; env is added
-        to every node's environment.
+        to every node's environment. With `net` (a faults.FaultNet), node i
+        lists node j at the proxy that net puts between them, so faults can
+        be injected per pair.
 
         The peer ports are picked free but bound only when each node starts;
         on a busy machine another process can take one meanwhile, so a start
         that fails on it is tried again with new ports."""
         for attempt in range(3):
-            nodes = self.cluster_nodes(n, extra, pins, api_tls, env)
+            nodes = self.cluster_nodes(n, extra, pins, api_tls, env, net)
             if not start:
                 return nodes
             try:
@@ -104,11 +106,16 @@ class ClusterCase(TlsCase):
                 for d in nodes:
                     d.stop()
 
-    def cluster_nodes(self, n, extra, pins, api_tls, env):
+    def cluster_nodes(self, n, extra, pins, api_tls, env, net):
         ports = [free_port() for _ in range(n)]
+
+        def where(i, j):
+            real = f"127.0.0.1:{ports[j - 1]}"
+            return net.add(f"node_{i}", f"node_{j}", real) if net else real
+
         nodes = []
         for i in range(1, n + 1):
-            peers = [(f"node_{j}", f"127.0.0.1:{ports[j - 1]}") for j in range(1, n + 1) if j != i]
+            peers = [(f"node_{j}", where(i, j)) for j in range(1, n + 1) if j != i]
             settings = {"peer": {"listen": f"127.0.0.1:{ports[i - 1]}"},
                         "auth": {"enabled": True, "bootstrap_token": TOKEN}}
             for section, values in (extra or {}).items():
@@ -169,7 +176,10 @@ class ClusterCase(TlsCase):
         deadline = time.monotonic() + scaled(timeout)
         for d in nodes:
             while d.request("GET", "/ready").status != 200:
-                self.assertLess(time.monotonic(), deadline, f"{d.dir} never ready:\n{d.log_text()[-3000:]}")
+                self.assertLess(time.monotonic(), deadline,
+                                f"{d.dir} never ready (directory {'present' if os.path.isdir(d.dir) else 'gone'}, "
+                                f"process {'running' if d.proc.poll() is None else d.proc.returncode}):\n"
+                                f"{d.log_text()[-3000:]}")
                 time.sleep(0.05)
 
     def put_on_leader(self, nodes, key, value, timeout=15):
@@ -210,7 +220,19 @@ class ClusterCase(TlsCase):
             leaders = [d for d in nodes if d.proc.poll() is None and self.status(d)["state"] == "leader"]
             return leaders[0] if len(leaders) == 1 else None
 
-        return self.eventually(one_leader, timeout=timeout, what="exactly one node calling itself leader")
+        def views():
+            out = []
+            for d in nodes:
+                if d.proc.poll() is None:
+                    s = self.status(d)
+                    out.append(f"{d.node_id}: {s['state']} term {s['term']} leader "
+                               f"{(s['leader'] or {}).get('node_id')} commit {s['commit_index']}")
+            return "; ".join(out)
+
+        try:
+            return self.eventually(one_leader, timeout=timeout, what="exactly one node calling itself leader")
+        except AssertionError as e:
+            raise AssertionError(f"{e} ({views()})") from None
 
     def metrics(self, d):
         r = d.request("GET", "/metrics")

@@ -35,6 +35,7 @@ void usage() {
             "usage: rampartctl [--addr HOST:PORT] [--token TOKEN] [--json] COMMAND\n"
             "commands:\n"
             "  cluster status|leader|peers   the cluster as this node sees it\n"
+            "  cluster join-token|join|leave|transfer-leadership   change it (rampartctl cluster for usage)\n"
             "  acl token create --role R [--description D] [--prefix P] [--ttl 24h]   a new API token\n"
             "  acl token list|read ACCESSOR|delete ACCESSOR   the replicated API tokens (admin)\n"
             "  policy check [DIR]  validate the Lua policies in DIR (default policies/), as SIGHUP would\n"

@@ -62,6 +62,8 @@ struct Config {
         int64_t snapshot_threshold = 0;  // log entries between snapshots
         int64_t snapshot_trailing = 0;   // entries kept after a snapshot
         int64_t snapshot_retention = 0;  // engine snapshots kept (start prunes older ones)
+        bool auto_promote = true;        // promote caught-up joined voters (membership_manager.h)
+        int64_t remove_dead_after_ms = 0;  // remove silent members after this long (0 = never)
     } cluster;
     struct Log {
         std::string level;     // debug | info | warn | error

@@ -19,6 +19,7 @@
 
 #include "store/command.h"
 #include "store/dedup.h"
+#include "store/membership_state.h"
 #include "store/result.h"
 #include "store/services.h"
 #include "store/tokens.h"
@@ -43,6 +44,7 @@ struct State {
     uint64_t used_bytes = 0;  // sum of key + value sizes
     Catalog catalog;          // services and TTL checks (store/services.h)
     TokenTable tokens;        // API tokens (store/tokens.h)
+    MembershipState membership;  // join tokens and joined/left members (store/membership_state.h)
 };
 using Version = std::shared_ptr<const State>;
 
@@ -69,6 +71,7 @@ public:
     const StateLimits& limits() const { return limits_; }
     // Valid until the next apply or restore.
     const TokenTable& tokens() const { return state_->tokens; }
+    const MembershipState& membership() const { return state_->membership; }
     // A txn of only get, get-tree, check-index and check-not-exists, run
     // against the local state without the log (Consul does the same).
     Result read_txn(const Txn& txn) const;
@@ -82,6 +85,7 @@ private:
     // A restore record (store/snapshot_file.h): replace the whole state with
     // the snapshot's, re-based at `index` (snapshot_file.cpp).
     Result apply_restore(uint64_t index, std::string_view record);
+    Result apply_membership(uint64_t index, std::string_view bytes);
     State& mutable_state();
     Result apply_body(State& s, uint64_t index, const Command& cmd);
     Result apply_dedup(State& s, uint64_t index, const Command& cmd);

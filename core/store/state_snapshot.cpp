@@ -7,6 +7,7 @@
 //   result = outcome:u8 error count{ key with_value:u8 [value] flags create modify } count{ op_index what }
 //   catalog (format 2) = bytes: serialize_catalog() (store/services.h)
 //   tokens (format 3) = bytes: TokenTable::serialize() (store/tokens.h)
+//   membership (format 4) = bytes: MembershipState::serialize() (store/membership_state.h)
 //
 // with LEB128 varints for numbers and lengths.
 
@@ -22,7 +23,8 @@ using In = ByteIn;
 
 constexpr char kMagic[] = "RMPSTATE";
 constexpr size_t kMagicLen = 8;
-constexpr uint8_t kFormat = 3;  // 2 adds the services catalog, 3 the tokens; 1 and 2 are still restored
+// 2 adds the services catalog, 3 the tokens, 4 the membership; older ones are still restored
+constexpr uint8_t kFormat = 4;
 constexpr size_t kMaxTokenBytes = size_t{8} * 1024 * 1024;
 
 void write_entry(Out& o, const Entry& e, bool with_value) {
@@ -107,6 +109,7 @@ std::string StateMachine::serialize(const State& s) {
     }
     o.bytes(serialize_catalog(s.catalog));
     o.bytes(s.tokens.serialize());
+    o.bytes(s.membership.serialize());
     return o.take();
 }
 
@@ -142,6 +145,7 @@ bool StateMachine::restore(uint64_t index, std::string_view payload, std::string
     }
     if (format >= 2 && in.ok() && !parse_catalog(in.bytes(payload.size()), &s->catalog)) in.invalidate();
     if (format >= 3 && in.ok() && !s->tokens.restore(in.bytes(kMaxTokenBytes))) in.invalidate();
+    if (format >= 4 && in.ok() && !s->membership.restore(in.bytes(kMaxTokenBytes))) in.invalidate();
     if (!in.ok() || !in.at_end() || s->kv.size() != count) {
         *error = "state snapshot is truncated or malformed";
         return false;

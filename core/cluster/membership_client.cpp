@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <strings.h>
+
 #include <cstdlib>
 #include <string_view>
 
@@ -60,24 +62,37 @@ private:
         if (self->finished_) return;
         if (nread > 0) {
             self->in_.append(buf->base, static_cast<size_t>(nread));
-            if (self->in_.size() > kMaxAnswer) self->fail("answer too large");
-            return;
+            if (self->in_.size() > kMaxAnswer) return self->fail("answer too large");
+            return self->parse(false);
         }
-        if (nread == UV_EOF) return self->parse();
-        if (nread < 0) self->fail(uv_strerror(static_cast<int>(nread)));
+        if (nread < 0) self->parse(true);
     }
 
     static void cb_timeout(uv_timer_t* t) { static_cast<Call*>(t->data)->fail("no answer in time"); }
 
-    // Our own server's answer, read to the end of the connection.
-    void parse() {
-        PeerAnswer a;
+    // Our own server's answer: a status line, headers, Content-Length.
+    // Complete once the body is in (the server may keep the connection).
+    void parse(bool closed) {
         size_t end = in_.find("\r\n\r\n");
-        std::string_view head(in_.data(), end == std::string::npos ? 0 : end);
-        if (end == std::string::npos || head.size() < 12 || head.substr(0, 7) != "HTTP/1.")
-            return fail("malformed answer");
+        if (end == std::string::npos) {
+            if (closed) fail(in_.empty() ? "the connection closed without an answer" : "malformed answer");
+            return;
+        }
+        std::string_view head(in_.data(), end);
+        if (head.size() < 12 || head.substr(0, 7) != "HTTP/1.") return fail("malformed answer");
+        size_t length = 0;
+        for (size_t at = head.find("\r\n"); at != std::string_view::npos; at = head.find("\r\n", at + 2)) {
+            std::string_view line = head.substr(at + 2, head.find("\r\n", at + 2) - at - 2);
+            if (line.size() > 15 && strncasecmp(line.data(), "content-length:", 15) == 0)
+                length = strtoull(std::string(line.substr(15)).c_str(), nullptr, 10);
+        }
+        if (in_.size() < end + 4 + length) {
+            if (closed) fail("the answer was cut short");
+            return;
+        }
+        PeerAnswer a;
         a.status = atoi(std::string(head.substr(9, 3)).c_str());
-        a.body = in_.substr(end + 4);
+        a.body = in_.substr(end + 4, length);
         finish(std::move(a));
     }
 
@@ -125,7 +140,7 @@ MembershipClient::~MembershipClient() = default;
 
 void MembershipClient::post(const std::string& address, const std::string& node_id, const std::string& path,
                             const std::string& body, const Headers& headers, Done done) {
-    std::string request = "POST " + path + " HTTP/1.1\r\nHost: rampart-peer\r\nConnection: close\r\n";
+    std::string request = "POST " + path + " HTTP/1.1\r\nHost: rampart-peer\r\n";
     for (const auto& [name, value] : headers) request += name + ": " + value + "\r\n";
     request += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
     if (closing_) return;

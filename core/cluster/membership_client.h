@@ -1,11 +1,12 @@
 // One HTTP request to another node over the peer port ("http" protocol:
-// mutual TLS, then plain HTTP/1.1 with Connection: close), for the
+// mutual TLS, then plain HTTP/1.1, one request per connection), for the
 // membership calls: a joiner asking a seed, a follower relaying a join,
 // leave or transfer to the leader. Forwarded client requests use the
 // pooled cluster/forwarder.h instead; these calls are rare and one-shot.
 //
-// The answer is read to the end of the connection, bounded in size and
-// time; a failure before a complete answer is status 0 with the reason.
+// The answer is read up to its Content-Length, bounded in size and time,
+// and the connection closed; a failure before a complete answer is status
+// 0 with the reason.
 #pragma once
 
 #include <uv.h>

@@ -79,17 +79,17 @@ std::optional<Member> RaftBridge::member_by_id(uint64_t id) const {
     return std::nullopt;
 }
 
-// The certificate's name: the DNS name that is a known member's node id,
-// else its first DNS name (a joiner, not yet bound to any id).
+// The certificate's name: the DNS name that is a known member's node id
+// ("" if none is: a joiner is known once the leader has added it).
 std::string RaftBridge::name_for_certificate(const rampart_peer_identity* peer) const {
-    if (peer == nullptr || !peer->verified || peer->dns_san_count == 0) return {};
+    if (peer == nullptr || !peer->verified) return {};
     std::vector<Member> all = members();
     for (size_t i = 0; i < peer->dns_san_count; ++i) {
         for (const Member& m : all) {
             if (m.node_id == peer->dns_sans[i]) return m.node_id;
         }
     }
-    return peer->dns_sans[0];
+    return {};
 }
 
 // Insecure peers (no certificate) are trusted for whatever id they claim.
@@ -98,7 +98,7 @@ bool RaftBridge::accepted(const rampart_peer_identity* peer, int fd) {
     if (peer != nullptr) {
         name = name_for_certificate(peer);
         if (name.empty()) {
-            log::warn("raft: refused a connection from an unverified certificate",
+            log::warn("raft: refused a connection from a certificate that names no member",
                       {{"subject", peer->subject_cn ? peer->subject_cn : ""}});
             return false;
         }

@@ -156,16 +156,23 @@ class RejoinAfterDataLoss(MembershipCase):
         old_id = self.status(victim)["raft_id"]
         victim.stop()
         shutil.rmtree(os.path.join(victim.dir, "data"))
+        alive = [d for d in nodes if d is not victim]
         for i in range(40, 60):  # written while it is down
-            self.put_on_leader(nodes, f"acked/{i}", f"v{i}".encode())
+            self.put_on_leader(alive, f"acked/{i}", f"v{i}".encode())
 
         # The documented procedure: a join token, seeds = etc/peers.yml.
-        token = self.join_token(self.leader_of(nodes))["token"]
+        token = self.join_token(self.leader_of(alive))["token"]
         victim.env["RAMPART_CLUSTER_JOIN_TOKEN"] = token
+        os.rename(victim.log_path, victim.log_path + ".1")  # the harness finds the new address
         RAN.add(f"RAMPART_CLUSTER_JOIN_TOKEN={SECRET} rampartd -c etc/rampart.yml")
         victim.start()
-        leader = self.wait_roles(nodes, {victim.node_id: "voter"}, timeout=40)
-        members = self.status(leader)["members"]
+        def rejoined():
+            leader = self.leader_of(nodes)
+            members = self.status(leader)["members"]
+            mine = [m for m in members if m["node_id"] == victim.node_id]
+            return members if [(m["raft_id"] != old_id, m["role"]) for m in mine] == [(True, "voter")] else None
+
+        members = self.eventually(rejoined, timeout=40, what="the wiped node back as a voter under a new id")
         ids = [m["raft_id"] for m in members if m["node_id"] == victim.node_id]
         self.assertEqual(len(members), 3)
         self.assertEqual(len(ids), 1)

@@ -220,7 +220,8 @@ bool options(const std::vector<std::string>& args, size_t from, std::vector<std:
 
 int join_token(const std::vector<std::string>& args, const ClusterTarget& t) {
     if (args.size() == 3 && args[2] == "list") return call(t, "GET", "/v1/cluster/join-tokens", "", show_tokens);
-    if (args.size() == 4 && args[2] == "revoke") return call(t, "DELETE", "/v1/cluster/join-token/" + args[3], "", show_done);
+    if (args.size() == 4 && args[2] == "revoke")
+        return call(t, "DELETE", "/v1/cluster/join-token/" + args[3], "", show_done);
     std::vector<std::pair<std::string, std::string>> opts;
     std::vector<std::string> rest;
     if (!options(args, 2, &opts, &rest) || !rest.empty()) return cluster_usage();

@@ -111,7 +111,7 @@ void Joiner::start() {
     timer_->data = this;
     state_ = State::Joining;
     log::info("joining the cluster", {{"seeds", static_cast<long long>(settings_.seeds.size())},
-                                       {"raft_id", std::to_string(settings_.raft_id)}});
+                                      {"raft_id", std::to_string(settings_.raft_id)}});
     uv_timer_start(timer_, cb_timer, 0, 0);
 }
 
@@ -120,7 +120,8 @@ void Joiner::close() {
     closed_ = true;
     if (timer_ != nullptr) {
         uv_timer_stop(timer_);
-        uv_close(reinterpret_cast<uv_handle_t*>(timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+        uv_close(reinterpret_cast<uv_handle_t*>(timer_),
+                 [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
         timer_ = nullptr;
     }
 }
@@ -171,7 +172,8 @@ void Joiner::answered(int status, const std::string& body, const std::string& er
     }
     bridge_.add_known(members);
     state_ = State::Joined;
-    log::info("admitted to the cluster; catching up from the leader", {{"members", static_cast<long long>(members.size())}});
+    log::info("admitted to the cluster; catching up from the leader",
+              {{"members", static_cast<long long>(members.size())}});
 }
 
 }  // namespace rampart::cluster

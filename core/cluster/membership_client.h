@@ -40,8 +40,8 @@ public:
     // POST `body` (JSON) to `path` on the node `node_id` at `address`
     // (its certificate must name node_id). `done` runs once, later, unless
     // close_all() ran first.
-    void post(const std::string& address, const std::string& node_id, const std::string& path,
-              const std::string& body, const Headers& headers, Done done);
+    void post(const std::string& address, const std::string& node_id, const std::string& path, const std::string& body,
+              const Headers& headers, Done done);
     void close_all();
 
     static constexpr uint64_t kTimeoutMs = 10000;

@@ -18,7 +18,6 @@ struct View {
     std::string node_id;
 };
 
-
 }  // namespace
 
 struct MembershipManager::Pending {
@@ -27,8 +26,8 @@ struct MembershipManager::Pending {
     uint64_t raft_id;
 };
 
-MembershipManager::MembershipManager(uv_loop_t* loop, store::Store& store, RaftBridge& bridge,
-                                     audit::AuditLog* audit, Settings settings)
+MembershipManager::MembershipManager(uv_loop_t* loop, store::Store& store, RaftBridge& bridge, audit::AuditLog* audit,
+                                     Settings settings)
     : loop_(loop), store_(store), bridge_(bridge), audit_(audit), settings_(std::move(settings)) {}
 
 MembershipManager::~MembershipManager() { close(); }
@@ -46,7 +45,8 @@ void MembershipManager::close() {
     pending_ = nullptr;
     if (timer_ != nullptr) {
         uv_timer_stop(timer_);
-        uv_close(reinterpret_cast<uv_handle_t*>(timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+        uv_close(reinterpret_cast<uv_handle_t*>(timer_),
+                 [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
         timer_ = nullptr;
     }
 }
@@ -66,7 +66,8 @@ bool MembershipManager::begin_change(const char* what, uint64_t raft_id, const s
                   {{"change", what}, {"node_id", node_id}, {"status", rampart_raft_status_name(rv)}});
         return false;
     }
-    log::info("membership change started", {{"change", what}, {"node_id", node_id}, {"raft_id", std::to_string(raft_id)}});
+    log::info("membership change started",
+              {{"change", what}, {"node_id", node_id}, {"raft_id", std::to_string(raft_id)}});
     return true;
 }
 
@@ -125,8 +126,7 @@ void MembershipManager::tick() {
             return;
         }
         const char* what = rec->left ? "remove (left)" : "remove (replaced by a rejoin)";
-        change(what, v.m.id, v.node_id,
-               [&](Pending* p) { return rampart_raft_remove(engine, v.m.id, cb_changed, p); });
+        change(what, v.m.id, v.node_id, [&](Pending* p) { return rampart_raft_remove(engine, v.m.id, cb_changed, p); });
         return;
     }
 
@@ -191,13 +191,14 @@ void MembershipManager::tick() {
         std::string node_id = v.node_id;
         uint64_t raft_id = v.m.id;
         log::warn("removing a dead member", {{"node_id", node_id},
-                                              {"last_contact_ms", static_cast<long long>(v.m.last_contact_ms)},
-                                              {"threshold_ms", static_cast<long long>(dead_ms)}});
+                                             {"last_contact_ms", static_cast<long long>(v.m.last_contact_ms)},
+                                             {"threshold_ms", static_cast<long long>(dead_ms)}});
         store_.write_record(store::encode_membership(r), [this, alive = alive_, node_id, raft_id](
                                                              int status, uint64_t, std::unique_ptr<store::Result>) {
             if (!*alive) return;
             proposing_ = false;
-            if (status == 0) audit("cluster_member_dead", node_id, raft_id, "removed after cluster.remove_dead_after_ms");
+            if (status == 0)
+                audit("cluster_member_dead", node_id, raft_id, "removed after cluster.remove_dead_after_ms");
         });
         return;
     }

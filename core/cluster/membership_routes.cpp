@@ -30,8 +30,8 @@ using ExPtr = std::shared_ptr<Exchange>;
 using Json = std::unique_ptr<cJSON, void (*)(cJSON*)>;
 
 constexpr std::string_view kTokenPath = "/v1/cluster/join-token/";
-constexpr uint64_t kDefaultTtlMs = uint64_t{3600} * 1000;            // 1 h
-constexpr uint64_t kMaxTtlMs = uint64_t{30} * 24 * 3600 * 1000;      // 30 days
+constexpr uint64_t kDefaultTtlMs = uint64_t{3600} * 1000;        // 1 h
+constexpr uint64_t kMaxTtlMs = uint64_t{30} * 24 * 3600 * 1000;  // 30 days
 constexpr uint64_t kMaxUses = 100000;
 
 Response bad_request(std::string_view why) { return Response::error(400, "bad_request", why); }
@@ -110,8 +110,8 @@ public:
         if (const std::string* a = ex->request().header("authorization")) headers.emplace_back("Authorization", *a);
         r_.client->post(leader_address, leader->node_id, path, body, headers, [ex](PeerAnswer a) {
             if (a.status == 0)
-                return ex->respond(unavailable("leader_unreachable", "the leader could not be reached (" + a.error +
-                                                                         "); retry"));
+                return ex->respond(
+                    unavailable("leader_unreachable", "the leader could not be reached (" + a.error + "); retry"));
             ex->respond(Response::json(a.status, std::move(a.body)));
         });
     }
@@ -125,7 +125,8 @@ public:
         std::string error, role_text = "voter", ttl_text;
         Json root = parse_object(ex->request().body, &error);
         if (!root || !only_fields(root.get(), {"role", "ttl", "uses"}, &error) ||
-            !string_field(root.get(), "role", &role_text, &error) || !string_field(root.get(), "ttl", &ttl_text, &error))
+            !string_field(root.get(), "role", &role_text, &error) ||
+            !string_field(root.get(), "ttl", &ttl_text, &error))
             return ex->respond(bad_request(error));
         store::JoinTokenCreate c;
         if (!store::parse_member_role(role_text, &c.role))
@@ -149,29 +150,30 @@ public:
         c.expires_ms = rec.leader_ms + ttl;
         rec.body = c;
         auto h = *this;
-        r_.store->write_record(store::encode_membership(rec), [h, ex, c, secret](int status, uint64_t index,
-                                                                                    std::unique_ptr<store::Result> r) {
-            if (status != 0) return ex->respond(store::read_failure(status));
-            if (r->outcome != store::Outcome::Ok) return ex->respond(Response::error(409, "conflict", r->error));
-            h.audit("cluster_join_token_created", {{"token_id", c.id},
-                                                    {"role", store::member_role_name(c.role)},
-                                                    {"uses", static_cast<int64_t>(c.max_uses)},
-                                                    {"expires_at", rfc3339(c.expires_ms)},
-                                                    {"by", ex->identity().name}});
-            std::string body = "{\"token\":";
-            util::json_string_append(body, secret);
-            body += ",\"id\":";
-            util::json_string_append(body, c.id);
-            body += ",\"expires_at\":";
-            util::json_string_append(body, rfc3339(c.expires_ms));
-            body += ",\"role\":";
-            util::json_string_append(body, store::member_role_name(c.role));
-            body += ",\"uses\":" + std::to_string(c.max_uses) + "}\n";
-            Response resp = Response::json(200, std::move(body));
-            resp.headers.emplace_back("Cache-Control", "no-store");
-            resp.headers.emplace_back("X-Rampart-Index", std::to_string(index));
-            ex->respond(std::move(resp));
-        });
+        r_.store->write_record(store::encode_membership(rec),
+                               [h, ex, c, secret](int status, uint64_t index, std::unique_ptr<store::Result> r) {
+                                   if (status != 0) return ex->respond(store::read_failure(status));
+                                   if (r->outcome != store::Outcome::Ok)
+                                       return ex->respond(Response::error(409, "conflict", r->error));
+                                   h.audit("cluster_join_token_created", {{"token_id", c.id},
+                                                                          {"role", store::member_role_name(c.role)},
+                                                                          {"uses", static_cast<int64_t>(c.max_uses)},
+                                                                          {"expires_at", rfc3339(c.expires_ms)},
+                                                                          {"by", ex->identity().name}});
+                                   std::string body = "{\"token\":";
+                                   util::json_string_append(body, secret);
+                                   body += ",\"id\":";
+                                   util::json_string_append(body, c.id);
+                                   body += ",\"expires_at\":";
+                                   util::json_string_append(body, rfc3339(c.expires_ms));
+                                   body += ",\"role\":";
+                                   util::json_string_append(body, store::member_role_name(c.role));
+                                   body += ",\"uses\":" + std::to_string(c.max_uses) + "}\n";
+                                   Response resp = Response::json(200, std::move(body));
+                                   resp.headers.emplace_back("Cache-Control", "no-store");
+                                   resp.headers.emplace_back("X-Rampart-Index", std::to_string(index));
+                                   ex->respond(std::move(resp));
+                               });
     }
 
     // From this node's own state (it may trail the leader by a moment).
@@ -200,13 +202,13 @@ public:
         rec.leader_ms = now_ms();
         rec.body = store::JoinTokenRevoke{id};
         auto h = *this;
-        r_.store->write_record(store::encode_membership(rec), [h, ex, id](int status, uint64_t,
-                                                                          std::unique_ptr<store::Result> r) {
-            if (status != 0) return ex->respond(store::read_failure(status));
-            if (r->outcome != store::Outcome::Ok) return ex->respond(Response::error(404, "not_found", r->error));
-            h.audit("cluster_join_token_revoked", {{"token_id", id}, {"by", ex->identity().name}});
-            ex->respond(Response::json(200, "true\n"));
-        });
+        r_.store->write_record(
+            store::encode_membership(rec), [h, ex, id](int status, uint64_t, std::unique_ptr<store::Result> r) {
+                if (status != 0) return ex->respond(store::read_failure(status));
+                if (r->outcome != store::Outcome::Ok) return ex->respond(Response::error(404, "not_found", r->error));
+                h.audit("cluster_join_token_revoked", {{"token_id", id}, {"by", ex->identity().name}});
+                ex->respond(Response::json(200, "true\n"));
+            });
     }
 
     // ---- join ----------------------------------------------------------
@@ -261,7 +263,8 @@ public:
                 why = "a relayed join must come from a member's peer connection";
             *who = "relayed by " + *relayed;
         } else if (cert != nullptr) {
-            if (!cert->has(j.node_id)) why = "the joiner's certificate (" + cert->name() + ") does not name " + j.node_id;
+            if (!cert->has(j.node_id))
+                why = "the joiner's certificate (" + cert->name() + ") does not name " + j.node_id;
             *who = cert->name();
         } else if (!ex.from_peer()) {
             why = "a join must come over the peer port, with the joining node's certificate";
@@ -303,23 +306,25 @@ public:
         record.leader_ms = now;
         record.body = store::MemberJoin{hash, j.node_id, j.raft_id, j.address, j.role};
         auto h = *this;
-        r_.store->write_record(store::encode_membership(record), [h, ex, j, who, hash](
-                                                                     int status, uint64_t, std::unique_ptr<store::Result> r) {
-            if (status != 0) return ex->respond(store::read_failure(status));
-            if (r->outcome != store::Outcome::Ok) return h.refuse(ex, j, who, r->error, 403, "join_refused");
-            const store::JoinToken* t = h.r_.store->state().membership().token_by_hash(hash);
-            const store::MemberRecord* m = h.r_.store->state().membership().member(j.node_id);
-            store::MemberRole role = m != nullptr ? m->role : j.role;
-            h.audit("cluster_join", {{"result", "accepted"},
-                                     {"node_id", j.node_id},
-                                     {"address", j.address},
-                                     {"raft_id", std::to_string(j.raft_id)},
-                                     {"role", store::member_role_name(role)},
-                                     {"token_id", t != nullptr ? t->id : std::string()},
-                                     {"source", who}});
-            log::info("node admitted to the cluster", {{"node_id", j.node_id}, {"role", store::member_role_name(role)}});
-            h.admitted(ex, j.node_id, role);
-        });
+        r_.store->write_record(store::encode_membership(record),
+                               [h, ex, j, who, hash](int status, uint64_t, std::unique_ptr<store::Result> r) {
+                                   if (status != 0) return ex->respond(store::read_failure(status));
+                                   if (r->outcome != store::Outcome::Ok)
+                                       return h.refuse(ex, j, who, r->error, 403, "join_refused");
+                                   const store::JoinToken* t = h.r_.store->state().membership().token_by_hash(hash);
+                                   const store::MemberRecord* m = h.r_.store->state().membership().member(j.node_id);
+                                   store::MemberRole role = m != nullptr ? m->role : j.role;
+                                   h.audit("cluster_join", {{"result", "accepted"},
+                                                            {"node_id", j.node_id},
+                                                            {"address", j.address},
+                                                            {"raft_id", std::to_string(j.raft_id)},
+                                                            {"role", store::member_role_name(role)},
+                                                            {"token_id", t != nullptr ? t->id : std::string()},
+                                                            {"source", who}});
+                                   log::info("node admitted to the cluster",
+                                             {{"node_id", j.node_id}, {"role", store::member_role_name(role)}});
+                                   h.admitted(ex, j.node_id, role);
+                               });
     }
 
     // The answer names every member, so that the joiner can check who
@@ -354,13 +359,15 @@ public:
         const cJSON* s = nullptr;
         cJSON_ArrayForEach(s, list) {
             MemberAddress a = cJSON_IsString(s) ? split_member_address(s->valuestring) : MemberAddress{};
-            if (a.node_id.empty() || a.address.empty()) return ex->respond(bad_request("seeds are \"node_id@host:port\""));
+            if (a.node_id.empty() || a.address.empty())
+                return ex->respond(bad_request("seeds are \"node_id@host:port\""));
             seeds.push_back(std::move(a));
         }
         if (!only_fields(root, {"seeds", "join_token"}, &error) || !string_field(root, "join_token", &token, &error))
             return ex->respond(bad_request(error));
         if (!cJSON_IsArray(list) || token.empty())
-            return ex->respond(bad_request("give \"join_token\" and \"seeds\" (node_id@host:port; [] for the configured ones)"));
+            return ex->respond(
+                bad_request("give \"join_token\" and \"seeds\" (node_id@host:port; [] for the configured ones)"));
         if (!r_.join_self || !r_.join_self(token, std::move(seeds), &error))
             return ex->respond(Response::error(409, "conflict", error.empty() ? "this node cannot join" : error));
         ex->respond(Response::json(202, "{\"joining\":true}\n"));
@@ -371,7 +378,8 @@ public:
     void leave(const ExPtr& ex) const {
         std::string error, node_id;
         Json root = parse_object(ex->request().body, &error);
-        if (!root || !only_fields(root.get(), {"node_id"}, &error) || !string_field(root.get(), "node_id", &node_id, &error))
+        if (!root || !only_fields(root.get(), {"node_id"}, &error) ||
+            !string_field(root.get(), "node_id", &node_id, &error))
             return ex->respond(bad_request(error));
         if (node_id.empty()) node_id = r_.node_id;  // the node asked leaves
         if (!leading()) {
@@ -395,17 +403,18 @@ public:
         rec.leader_ms = now_ms();
         rec.body = store::MemberLeave{node_id};
         auto h = *this;
-        r_.store->write_record(store::encode_membership(rec), [h, ex, node_id](int status, uint64_t index,
-                                                                               std::unique_ptr<store::Result> r) {
-            if (status != 0) return ex->respond(store::read_failure(status));
-            if (r->outcome != store::Outcome::Ok) return ex->respond(Response::error(409, "conflict", r->error));
-            h.audit("cluster_leave", {{"node_id", node_id}, {"by", ex->identity().name}});
-            std::string body = "{\"node_id\":";
-            util::json_string_append(body, node_id);
-            Response resp = Response::json(200, body + ",\"leaving\":true}\n");
-            resp.headers.emplace_back("X-Rampart-Index", std::to_string(index));
-            ex->respond(std::move(resp));
-        });
+        r_.store->write_record(store::encode_membership(rec),
+                               [h, ex, node_id](int status, uint64_t index, std::unique_ptr<store::Result> r) {
+                                   if (status != 0) return ex->respond(store::read_failure(status));
+                                   if (r->outcome != store::Outcome::Ok)
+                                       return ex->respond(Response::error(409, "conflict", r->error));
+                                   h.audit("cluster_leave", {{"node_id", node_id}, {"by", ex->identity().name}});
+                                   std::string body = "{\"node_id\":";
+                                   util::json_string_append(body, node_id);
+                                   Response resp = Response::json(200, body + ",\"leaving\":true}\n");
+                                   resp.headers.emplace_back("X-Rampart-Index", std::to_string(index));
+                                   ex->respond(std::move(resp));
+                               });
     }
 
     struct TransferCtx {
@@ -422,7 +431,8 @@ public:
         uint64_t to_id = 0;
         if (!to.empty()) {
             for (const Member& m : r_.bridge ? r_.bridge->members() : std::vector<Member>{}) {
-                if (m.node_id == to && rampart_raft_leader(r_.store->engine(), nullptr, 0) != m.raft_id) to_id = m.raft_id;
+                if (m.node_id == to && rampart_raft_leader(r_.store->engine(), nullptr, 0) != m.raft_id)
+                    to_id = m.raft_id;
             }
             if (to_id == 0) return ex->respond(Response::error(404, "not_found", to + " is not another member"));
         }
@@ -431,8 +441,8 @@ public:
         if (rv != 0) {
             delete ctx;
             if (rv == RAMPART_RAFT_INVALID)
-                return ex->respond(Response::error(409, "conflict", to.empty() ? "there is no other voter to hand over to"
-                                                                               : to + " is not a voter"));
+                return ex->respond(Response::error(
+                    409, "conflict", to.empty() ? "there is no other voter to hand over to" : to + " is not a voter"));
             return ex->respond(store::read_failure(rv));
         }
     }

@@ -119,8 +119,8 @@ struct handshake {
     struct rampart_raft* node;
     uv_pipe_t* pipe;
     uint64_t expected_id;
-    bool named;                          /* accepted with accept_named(): verify decides */
-    char* peer_name;                     /* the certificate's name (NULL: insecure) */
+    bool named;      /* accepted with accept_named(): verify decides */
+    char* peer_name; /* the certificate's name (NULL: insecure) */
     size_t need, got;
     uint8_t buf[HANDSHAKE_FIXED + HANDSHAKE_MAX_ADDR + 1];
     struct handshake* next;
@@ -663,8 +663,10 @@ static int accept_stream(rampart_raft* n, int fd, uint64_t expected_id, bool nam
     h->need = HANDSHAKE_FIXED;
     h->pipe = pipe_from_fd(n, fd);
     if (h->pipe == NULL || (peer_name != NULL && h->peer_name == NULL)) {
-        if (h->pipe != NULL) uv_close((uv_handle_t*)h->pipe, free_pipe_cb);
-        else close(fd);
+        if (h->pipe != NULL)
+            uv_close((uv_handle_t*)h->pipe, free_pipe_cb);
+        else
+            close(fd);
         handshake_free(h);
         return RAMPART_RAFT_IO;
     }
@@ -1051,8 +1053,10 @@ static void change_done_cb(struct raft_change* req, int status) {
 
 static struct change_req* change_new(struct rampart_raft* n, rampart_raft_change_cb cb, void* ctx, int* rv) {
     *rv = 0;
-    if (n->closing) *rv = RAMPART_RAFT_SHUTDOWN;
-    else if (!n->started || raft_state(&n->raft) != RAFT_LEADER) *rv = RAMPART_RAFT_NOT_LEADER;
+    if (n->closing)
+        *rv = RAMPART_RAFT_SHUTDOWN;
+    else if (!n->started || raft_state(&n->raft) != RAFT_LEADER)
+        *rv = RAMPART_RAFT_NOT_LEADER;
     if (*rv != 0) return NULL;
     struct change_req* c = calloc(1, sizeof *c);
     if (c == NULL) {

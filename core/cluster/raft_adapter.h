@@ -242,11 +242,11 @@ enum rampart_raft_member_role {
 #define RAMPART_RAFT_MAX_NAME 64
 struct rampart_raft_member {
     uint64_t id;
-    const char* address; /* the configuration's peer address without the
-                            name: the engine's memory, valid until the loop
-                            runs again */
+    const char* address;              /* the configuration's peer address without the
+                                         name: the engine's memory, valid until the loop
+                                         runs again */
     char name[RAMPART_RAFT_MAX_NAME]; /* the "<name>@" part, "" if none */
-    int role;            /* enum rampart_raft_member_role */
+    int role;                         /* enum rampart_raft_member_role */
     int is_self;
     int is_leader; /* the leader this node knows of */
     /* Replication progress, known only on the leader (progress_known = 1;

@@ -133,11 +133,10 @@ int RaftBridge::cb_connect(void* user, rampart_raft_connect* req, uint64_t id, c
                   {{"raft_id", std::to_string(id)}, {"address", address}});
         return 1;
     }
-    peer::SocketBridge::Link* link =
-        self->sockets_.dial(where.address, where.node_id, kProtocol, [self, req](int fd) {
-            std::erase_if(self->dials_, [req](const auto& d) { return d.first == req; });
-            rampart_raft_connect_done(req, fd, fd < 0 ? 1 : 0);
-        });
+    peer::SocketBridge::Link* link = self->sockets_.dial(where.address, where.node_id, kProtocol, [self, req](int fd) {
+        std::erase_if(self->dials_, [req](const auto& d) { return d.first == req; });
+        rampart_raft_connect_done(req, fd, fd < 0 ? 1 : 0);
+    });
     self->dials_.emplace_back(req, link);
     return 0;
 }

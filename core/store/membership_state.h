@@ -64,7 +64,7 @@ public:
 private:
     void expire(uint64_t now_ms);
 
-    std::map<std::string, JoinToken, std::less<>> tokens_;  // by id
+    std::map<std::string, JoinToken, std::less<>> tokens_;      // by id
     std::map<std::string, MemberRecord, std::less<>> members_;  // by node id
 };
 

@@ -39,11 +39,11 @@ struct StateLimits {
 struct State {
     KvMap kv;
     DedupTable dedup;
-    uint64_t kv_index = 0;    // last index that changed the KV data
-    uint64_t applied = 0;     // last index applied
-    uint64_t used_bytes = 0;  // sum of key + value sizes
-    Catalog catalog;          // services and TTL checks (store/services.h)
-    TokenTable tokens;        // API tokens (store/tokens.h)
+    uint64_t kv_index = 0;       // last index that changed the KV data
+    uint64_t applied = 0;        // last index applied
+    uint64_t used_bytes = 0;     // sum of key + value sizes
+    Catalog catalog;             // services and TTL checks (store/services.h)
+    TokenTable tokens;           // API tokens (store/tokens.h)
     MembershipState membership;  // join tokens and joined/left members (store/membership_state.h)
 };
 using Version = std::shared_ptr<const State>;

@@ -115,8 +115,9 @@ bool Store::start(std::string* error) {
         return false;
     }
     log::info(settings_.join ? "store started empty, to join a cluster"
-              : first_start  ? (ids.size() == 1 ? "store bootstrapped a one-node cluster" : "store bootstrapped a cluster")
-                             : "store recovered from disk",
+              : first_start
+                  ? (ids.size() == 1 ? "store bootstrapped a one-node cluster" : "store bootstrapped a cluster")
+                  : "store recovered from disk",
               {{"dir", raft_dir_},
                {"applied_index", static_cast<long long>(sm_.applied())},
                {"keys", static_cast<long long>(sm_.version()->kv.size())}});

@@ -181,7 +181,10 @@ void MembershipManager::tick() {
         if (is_live(v.m)) live_voters++;
     }
     for (const View& v : config) {
-        if (v.m.is_self || v.node_id.empty() || !v.m.progress_known || is_live(v.m)) continue;
+        // Spares get no heartbeats: their silence says nothing.
+        if (v.m.is_self || v.node_id.empty() || !v.m.progress_known || v.m.role == RAMPART_RAFT_MEMBER_SPARE ||
+            is_live(v.m))
+            continue;
         unsigned voters_after = voters - (v.m.role == RAMPART_RAFT_MEMBER_VOTER ? 1 : 0);
         if (voters_after == 0 || live_voters < voters_after / 2 + 1) continue;
         store::MembershipRecord r;

@@ -12,7 +12,7 @@
 //  4. with cluster.remove_dead_after_ms > 0, a member the leader has not
 //     heard from for that long is removed (a member_leave entry), but only
 //     when the voters left reachable still make a quorum of the smaller
-//     configuration.
+//     configuration. Spares are never judged dead: nothing is sent to them.
 #pragma once
 
 #include <uv.h>

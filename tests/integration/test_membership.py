@@ -44,13 +44,19 @@ class MembershipCase(ClusterCase):
 
         return self.eventually(check, timeout=timeout, what=f"roles {want}")
 
-    def wait_refused(self, leader, joiner, reason, count, timeout=20):
-        """The joiner logs the refusal and the leader audits it."""
+    def wait_refused(self, nodes, joiner, reason, count, timeout=20):
+        """The joiner logs the refusal, and the node that decided (the
+        leader, or the seed that checked the certificate) audits it: the
+        `count`-th refusal in the cluster's audit logs."""
         joiner.wait_log(lambda e: e.get("msg") == "the cluster refused to admit this node" and reason in e.get(
             "error", ""), timeout=scaled(timeout))
-        refused = self.eventually(lambda: [e for e in self.audit_events(leader, "cluster_join")
-                                           if e["fields"]["result"] == "refused"][count - 1:],
-                                  timeout=timeout, what="the refusal in the leader's audit log")
+
+        def refusals():
+            events = [e for d in nodes for e in self.audit_events(d, "cluster_join")
+                      if e["fields"]["result"] == "refused"]
+            return sorted(events, key=lambda e: e["ts"])[count - 1:]
+
+        refused = self.eventually(refusals, timeout=timeout, what="the refusal in an audit log")
         self.assertIn(reason, refused[0]["fields"]["reason"])
         self.assertEqual(refused[0]["fields"]["node_id"], joiner.node_id)
 
@@ -85,12 +91,12 @@ class JoinLeaveTransfer(MembershipCase):
         forged = "f" * 64
         out = self.ctl(joiner, "cluster", "join", "--token", forged)
         self.assertEqual(out.returncode, 0, out.stderr)
-        self.wait_refused(leader, joiner, "unknown join token", 1)
+        self.wait_refused(nodes, joiner, "unknown join token", 1)
 
         expired = self.join_token(leader, "--ttl", "1s")
         time.sleep(1.2)  # past an absolute expiry time: not a race
         self.ctl(joiner, "cluster", "join", "--token", expired["token"])
-        self.wait_refused(leader, joiner, "join token expired", 2)
+        self.wait_refused(nodes, joiner, "join token expired", 2)
 
         self.ctl(joiner, "cluster", "join", "--token", made["token"])
         leader = self.wait_roles(nodes, {"node_4": "voter"})
@@ -105,13 +111,13 @@ class JoinLeaveTransfer(MembershipCase):
 
         # The same single-use token again, from node_5: refused as reused.
         again = self.start_joiner(5, seeds=[leader], token=made["token"])
-        self.wait_refused(leader, again, "join token already used", 3)
+        self.wait_refused(nodes, again, "join token already used", 3)
         again.stop()
 
         # A certificate that names another node than the one joining.
         impostor = self.start_joiner(5, seeds=[leader], node_id="node_9",
                                      token=self.join_token(leader)["token"])
-        self.wait_refused(leader, impostor, "does not name node_9", 4)
+        self.wait_refused(nodes, impostor, "does not name node_9", 4)
         impostor.stop()
 
         # Transfer leadership to a named voter, then node_4 leaves.

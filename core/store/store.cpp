@@ -56,14 +56,6 @@ std::pair<uint64_t, std::string> Store::leader() const {
     return {id, id != 0 ? address : ""};
 }
 
-int Store::accept_fd(int fd, uint64_t expected_id) {
-    if (node_ == nullptr || closing_) {
-        ::close(fd);
-        return -1;
-    }
-    return rampart_raft_accept_fd(node_, fd, expected_id);
-}
-
 int Store::accept_named(int fd, const char* peer_name) {
     if (node_ == nullptr || closing_) {
         ::close(fd);

@@ -79,9 +79,9 @@ public:
     bool has_leader() const;
     // The leader as the engine knows it: (Raft id, peer address), id 0 if none.
     std::pair<uint64_t, std::string> leader() const;
-    // An accepted peer stream for the engine (the fd is always taken).
-    int accept_fd(int fd, uint64_t expected_id);
-    // The same, checked against the transport's verify (cluster/raft_bridge.h).
+    // An accepted peer stream for the engine (the fd is always taken),
+    // whose claimed Raft id the transport's verify checks against the
+    // certificate's node id (cluster/raft_bridge.h).
     int accept_named(int fd, const char* peer_name);
     bool is_leader() const;
     // The engine (nullptr before start and once closing), for the

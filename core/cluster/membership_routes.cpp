@@ -254,20 +254,22 @@ public:
         const net::PeerIdentity* cert = ex.client_certificate();
         const std::string* relayed = ex.request().header(kRelayedBy);
         std::string why;
-        if (relayed != nullptr) {
+        if (!ex.from_peer()) {
+            // The API port's client certificates may come from another CA.
+            why = "a join must come over the peer port, with the joining node's certificate";
+            *who = "api " + ex.source_ip();
+        } else if (relayed != nullptr) {
             bool member = false;
             if (r_.bridge != nullptr) {
                 for (const Member& m : r_.bridge->members()) member = member || m.node_id == *relayed;
             }
-            if (!ex.from_peer() || !member || (cert != nullptr && !cert->has(*relayed)))
+            if (!member || (cert != nullptr && !cert->has(*relayed)))
                 why = "a relayed join must come from a member's peer connection";
             *who = "relayed by " + *relayed;
         } else if (cert != nullptr) {
             if (!cert->has(j.node_id))
                 why = "the joiner's certificate (" + cert->name() + ") does not name " + j.node_id;
             *who = cert->name();
-        } else if (!ex.from_peer()) {
-            why = "a join must come over the peer port, with the joining node's certificate";
         } else {
             *who = "insecure peer";  // allow_insecure_peers: nobody is authenticated
         }

@@ -57,7 +57,6 @@ class ClusterCase(TlsCase):
                 settings.setdefault(section, {}).update(values)
             d = self.daemon(peers=self.peers_yaml(i, peers=peers), node_id=f"node_{i}", extra=settings)
             d.node_id = f"node_{i}"
-            d.peer_address = f"127.0.0.1:{ports[i - 1]}"
             nodes.append(d)
         if start:
             for d in nodes:
@@ -129,14 +128,13 @@ class ClusterCase(TlsCase):
         through `seeds` (nodes of this fixture) with `token` (or waits for
         rampartctl cluster join without one)."""
         node_id = node_id or f"node_{i}"
-        cluster = {"seeds": [f"{s.node_id}@{s.peer_address}" for s in seeds]}
+        cluster = {"seeds": [f"{s.node_id}@{s.peer_listen}" for s in seeds]}
         settings = {"peer": {"listen": f"127.0.0.1:{free_port()}"},
                     "auth": {"enabled": True, "bootstrap_token": TOKEN}, "cluster": cluster}
         for section, values in (extra or {}).items():
             settings.setdefault(section, {}).update(values)
         d = self.daemon(peers=self.peers_yaml(i), node_id=node_id, extra=settings)
         d.node_id = node_id
-        d.peer_address = settings["peer"]["listen"]
         if token:
             d.env["RAMPART_CLUSTER_JOIN_TOKEN"] = token
         if start:

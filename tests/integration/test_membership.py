@@ -4,9 +4,12 @@ refusals (forged, expired, reused token; a certificate naming another
 node) in the audit log, automatic promotion, leadership transfer, leave,
 dead-member removal, rejoin after data loss, and 3 voters beside 10
 non-voters. Real rampartd processes; every wait polls."""
+import json
 import os
 import shutil
 import signal
+import struct
+import subprocess
 import time
 import unittest
 
@@ -120,6 +123,21 @@ class JoinLeaveTransfer(MembershipCase):
         self.wait_refused(nodes, impostor, "does not name node_9", 4)
         impostor.stop()
 
+        # Over the API port (no peer certificate) a join is refused, and a
+        # malformed one is a 400.
+        body = json.dumps({"node_id": "node_7", "address": "127.0.0.1:1", "join_token": made["token"],
+                           "raft_id": "77", "role": "voter"})
+        r = leader.request("POST", "/v1/cluster/join", body=body)
+        self.assertEqual(r.status, 403, r.body)
+        self.assertEqual(r.json()["code"], "join_refused")
+        self.assertIn("over the peer port", r.json()["error"])
+        r = leader.request("POST", "/v1/cluster/join", body=b'{"node_id": 5}')
+        self.assertEqual(r.status, 400, r.body)
+        r = leader.request("POST", "/v1/cluster/join-token", body=b"{}")
+        self.assertEqual(r.status, 401)  # admin only
+        r = leader.request("POST", "/v1/cluster/join-token", body=b'{"role": "king"}', headers=AUTH)
+        self.assertEqual(r.status, 400, r.body)
+
         # Transfer leadership to a named voter, then node_4 leaves.
         members = nodes + [joiner]
         if leader is nodes[1]:  # node_2 leads: move away first, so the docs' example is what runs
@@ -151,7 +169,28 @@ class JoinLeaveTransfer(MembershipCase):
         self.put_on_leader(alive, "after", b"two-voters")
 
 
+def fnv_raft_id(node_id):
+    """cluster::raft_id_for(): the Raft id of a member bootstrapped from etc/peers.yml."""
+    h = 14695981039346656037
+    for c in node_id.encode():
+        h = ((h ^ c) * 1099511628211) % 2**64
+    return (h & 0x7fffffffffffffff) or 1
+
+
 class RejoinAfterDataLoss(MembershipCase):
+    def claim_another_nodes_id(self, nodes):
+        """node_2's valid certificate presenting node_3's Raft id to node_1
+        in the engine's handshake: refused and logged."""
+        cert, key = self.certs.node(2)
+        address = b"node_2@127.0.0.1:1\0"
+        padded = address + b"\0" * (-len(address) % 8)
+        hello = b"RMPRAFT1" + struct.pack("<QQ", fnv_raft_id("node_3"), len(padded)) + padded
+        subprocess.run(["openssl", "s_client", "-connect", nodes[0].peer_listen, "-CAfile", self.certs.ca,
+                        "-cert", cert, "-key", key, "-quiet"], input=b"RAMPART/1 raft\n" + hello,
+                       capture_output=True, timeout=scaled(10))
+        nodes[0].wait_log(lambda e: e.get("msg") == "raft: refused a peer claiming a Raft id its certificate "
+                                                     "does not own" and e.get("owner") == "node_3")
+
     def test_wiped_follower_rejoins_under_a_new_raft_id(self):
         nodes = self.start_cluster(3)
         self.wait_ready(nodes)
@@ -160,6 +199,7 @@ class RejoinAfterDataLoss(MembershipCase):
             self.put_on_leader(nodes, f"acked/{i}", f"v{i}".encode())
         victim = self.follower_of(nodes, leader)
         old_id = self.status(victim)["raft_id"]
+        self.claim_another_nodes_id(nodes)
         victim.stop()
         shutil.rmtree(os.path.join(victim.dir, "data"))
         alive = [d for d in nodes if d is not victim]

@@ -106,24 +106,17 @@ void Joiner::start() {
         state_ = State::GaveUp;
         return;
     }
-    timer_ = new uv_timer_t;
-    uv_timer_init(loop_, timer_);
-    timer_->data = this;
+    timer_ = std::make_unique<MembershipTimer>(loop_, this);
     state_ = State::Joining;
     log::info("joining the cluster", {{"seeds", static_cast<long long>(settings_.seeds.size())},
                                       {"raft_id", std::to_string(settings_.raft_id)}});
-    uv_timer_start(timer_, cb_timer, 0, 0);
+    timer_->start(cb_timer, 0, 0);
 }
 
 void Joiner::close() {
     if (closed_) return;
     closed_ = true;
-    if (timer_ != nullptr) {
-        uv_timer_stop(timer_);
-        uv_close(reinterpret_cast<uv_handle_t*>(timer_),
-                 [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
-        timer_ = nullptr;
-    }
+    if (timer_) timer_->close();
 }
 
 void Joiner::cb_timer(uv_timer_t* t) { static_cast<Joiner*>(t->data)->attempt(); }
@@ -133,7 +126,7 @@ void Joiner::attempt() {
     const MemberAddress& seed = settings_.seeds[attempts_ % settings_.seeds.size()];
     attempts_++;
     client_.post(seed.address, seed.node_id, "/v1/cluster/join", join_request_json(settings_), {},
-                 [this](PeerAnswer a) { answered(a.status, a.body, a.error); });
+                 [this](const PeerAnswer& a) { answered(a.status, a.body, a.error); });
 }
 
 void Joiner::retry_later(const std::string& why) {
@@ -143,7 +136,7 @@ void Joiner::retry_later(const std::string& why) {
         return;
     }
     log::warn("join attempt failed; retrying", {{"attempt", static_cast<long long>(attempts_)}, {"why", why}});
-    uv_timer_start(timer_, cb_timer, settings_.retry_ms, 0);
+    timer_->start(cb_timer, settings_.retry_ms, 0);
 }
 
 // 200: admitted, with the members to talk to until the engine has the

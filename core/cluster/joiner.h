@@ -14,10 +14,12 @@
 #include <uv.h>
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "cluster/membership_address.h"
+#include "cluster/membership_timer.h"
 
 namespace rampart::cluster {
 
@@ -69,7 +71,7 @@ private:
     MembershipClient& client_;
     RaftBridge& bridge_;
     Settings settings_;
-    uv_timer_t* timer_ = nullptr;  // heap: closing outlives us
+    std::unique_ptr<MembershipTimer> timer_;
     State state_ = State::Idle;
     unsigned attempts_ = 0;
     bool closed_ = false;

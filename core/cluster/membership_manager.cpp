@@ -33,22 +33,15 @@ MembershipManager::MembershipManager(uv_loop_t* loop, store::Store& store, RaftB
 MembershipManager::~MembershipManager() { close(); }
 
 void MembershipManager::start() {
-    timer_ = new uv_timer_t;
-    uv_timer_init(loop_, timer_);
-    timer_->data = this;
-    uv_timer_start(timer_, cb_timer, settings_.interval_ms, settings_.interval_ms);
+    timer_ = std::make_unique<MembershipTimer>(loop_, this);
+    timer_->start(cb_timer, settings_.interval_ms, settings_.interval_ms);
 }
 
 void MembershipManager::close() {
     *alive_ = false;
     if (pending_ != nullptr) pending_->owner = nullptr;  // its callback may still come
     pending_ = nullptr;
-    if (timer_ != nullptr) {
-        uv_timer_stop(timer_);
-        uv_close(reinterpret_cast<uv_handle_t*>(timer_),
-                 [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
-        timer_ = nullptr;
-    }
+    if (timer_) timer_->close();
 }
 
 void MembershipManager::cb_timer(uv_timer_t* t) { static_cast<MembershipManager*>(t->data)->tick(); }
@@ -103,14 +96,10 @@ void MembershipManager::tick() {
         config.push_back({m, node_id});
     }
     const store::MembershipState& table = store_.state().membership();
+    // The request belongs to cb_changed once the engine took it.
     auto change = [this](const char* what, uint64_t id, const std::string& node_id, auto&& submit) {
-        auto* p = new Pending{this, what, node_id, id};
-        int rv = submit(p);
-        if (!begin_change(what, id, node_id, rv)) {
-            delete p;
-            return;
-        }
-        pending_ = p;
+        auto p = std::make_unique<Pending>(Pending{this, what, node_id, id});
+        if (begin_change(what, id, node_id, submit(p.get()))) pending_ = p.release();
     };
 
     // 1. Members that left, and ids replaced by a rejoin.
@@ -132,7 +121,8 @@ void MembershipManager::tick() {
 
     // 2 and 3. Joined members: add, let replicate, promote.
     uint64_t last = rampart_raft_last_index(engine);
-    for (const auto& [node_id, rec] : table.members()) {
+    for (const auto& entry : table.members()) {
+        const store::MemberRecord& rec = entry.second;
         if (rec.left) continue;
         const View* found = nullptr;
         for (const View& v : config) {

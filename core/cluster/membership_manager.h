@@ -22,6 +22,8 @@
 #include <memory>
 #include <string>
 
+#include "cluster/membership_timer.h"
+
 namespace rampart::audit {
 class AuditLog;
 }
@@ -70,10 +72,10 @@ private:
     RaftBridge& bridge_;
     audit::AuditLog* audit_;
     Settings settings_;
-    uv_timer_t* timer_ = nullptr;  // heap: its close outlives us
-    Pending* pending_ = nullptr;   // the one change in flight
-    bool proposing_ = false;       // a member_leave entry in flight
-    bool transferring_ = false;    // handing leadership over before leaving
+    std::unique_ptr<MembershipTimer> timer_;
+    Pending* pending_ = nullptr;  // the one change in flight
+    bool proposing_ = false;      // a member_leave entry in flight
+    bool transferring_ = false;   // handing leadership over before leaving
     // Members the leader has never heard from, since when (uv_now): a new
     // leader knows no last contact for a member that died before it led.
     std::map<uint64_t, uint64_t> silent_since_;

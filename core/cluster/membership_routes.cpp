@@ -438,10 +438,10 @@ public:
             }
             if (to_id == 0) return ex->respond(Response::error(404, "not_found", to + " is not another member"));
         }
-        auto* ctx = new TransferCtx{ex, r_.bridge};
-        int rv = rampart_raft_transfer(r_.store->engine(), to_id, cb_transferred, ctx);
+        auto ctx = std::make_unique<TransferCtx>(TransferCtx{ex, r_.bridge});
+        int rv = rampart_raft_transfer(r_.store->engine(), to_id, cb_transferred, ctx.get());
+        if (rv == 0) (void)ctx.release();  // cb_transferred owns it now
         if (rv != 0) {
-            delete ctx;
             if (rv == RAMPART_RAFT_INVALID)
                 return ex->respond(Response::error(
                     409, "conflict", to.empty() ? "there is no other voter to hand over to" : to + " is not a voter"));

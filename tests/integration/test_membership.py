@@ -30,7 +30,7 @@ def doc_examples():
 
 class MembershipCase(ClusterCase):
     def ctl(self, d, *args, **kwargs):
-        shown = [SECRET if len(a) == 64 else a for a in args]
+        shown = [SECRET if len(a) == 64 else "ID" if len(a) == 16 and a.isalnum() else a for a in args]
         RAN.add(" ".join(["rampartctl", *shown]))
         return super().ctl(d, *args, **kwargs)
 
@@ -85,6 +85,12 @@ class JoinLeaveTransfer(MembershipCase):
         table = self.ctl(leader, "cluster", "join-token", "list")
         self.assertEqual(table.returncode, 0, table.stderr)
         self.assertIn("0 of 1", table.stdout)
+        # A revoked token is gone at once, on the node that revoked it.
+        spare = self.join_token(leader, "--role", "spare")
+        out = self.ctl(leader, "cluster", "join-token", "revoke", spare["id"])
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertNotIn(spare["id"], self.ctl(leader, "--json", "cluster", "join-token", "list").stdout)
+        self.assertEqual(self.ctl(leader, "cluster", "join-token", "revoke", spare["id"]).returncode, 1)
 
         # node_4 waits for a token; its seed is a follower, which relays.
         joiner = self.start_joiner(4, seeds=[follower])

@@ -20,6 +20,11 @@
 #include "cluster/discovery.h"
 #include "cluster/forwarder.h"
 #include "cluster/join_loop.h"
+#include "cluster/joiner.h"
+#include "cluster/membership_address.h"
+#include "cluster/membership_client.h"
+#include "cluster/membership_manager.h"
+#include "cluster/membership_routes.h"
 #include "cluster/raft_bridge.h"
 #include "cluster/seed_probe.h"
 #include "cluster/member_info_announcer.h"
@@ -238,6 +243,9 @@ private:
     void start_raft_bridge(store::StoreSettings& settings);
     void start_forwarding();
     bool before_handler(http::Exchange& ex);
+    bool start_membership(std::string* error);
+    bool join_cluster(const std::string& token, std::vector<cluster::MemberAddress> seeds, std::string* error);
+    void stop_membership();
     bool forward_to_leader(http::Exchange& ex);
     void start_member_info();
     void start_supervisor();
@@ -277,6 +285,12 @@ private:
     std::unique_ptr<cluster::RaftBridge> raft_bridge_;
     std::unique_ptr<cluster::Forwarder> forwarder_;
     std::unique_ptr<cluster::MemberInfoAnnouncer> announcer_;
+    // Joining, leaving, promotion (issue 6): see start_membership().
+    cluster::RaftIdentity raft_identity_;
+    cluster::MembershipRoutes membership_routes_;
+    std::unique_ptr<cluster::MembershipClient> membership_client_;
+    std::unique_ptr<cluster::MembershipManager> membership_;
+    std::unique_ptr<cluster::Joiner> joiner_;
     policy::PolicyHost policies_;
     std::unique_ptr<store::Store> store_;
     std::unique_ptr<cluster::ClusterStatus> cluster_status_;  // after store_: holds a reference to it
@@ -398,6 +412,9 @@ bool Daemon::reload_config() {
     // still leaves a record of the reload that did it.
     log::info("configuration reloaded", {{"changed", join(plan.applied)}});
     config_ = std::make_unique<config::Config>(std::move(plan.next));
+    if (membership_)
+        membership_->set_policy(config_->cluster.auto_promote,
+                                static_cast<uint64_t>(config_->cluster.remove_dead_after_ms));
     clamp_connections(*config_, open_files_);
     log::configure(log_settings_for(*config_));
     server_->apply_settings(server_settings_for(*config_));
@@ -432,6 +449,7 @@ void Daemon::begin_shutdown(int signum) {
     if (discovery_) discovery_->close();
     if (seed_probe_) seed_probe_->close_all();
     if (announcer_) announcer_->close();
+    stop_membership();
     if (peer_network_) peer_network_->shutdown();
     if (store_) store_->release_watchers();
     plugins_->close_listeners();
@@ -486,9 +504,10 @@ bool Daemon::start_transports() {
 }
 
 // The cluster's members: this node and every peer in etc/peers.yml.
-std::vector<cluster::Member> cluster_members(const config::Config& cfg, const peer::PeersFile& peers) {
+std::vector<cluster::Member> cluster_members(const config::Config& cfg, const peer::PeersFile& peers,
+                                             uint64_t self_id) {
     std::vector<cluster::Member> members;
-    members.push_back({cfg.node.id, cluster::raft_id_for(cfg.node.id), cfg.peer.listen});
+    members.push_back({cfg.node.id, self_id, cfg.peer.listen});
     for (const peer::PeerEntry& p : peers.peers) {
         if (p.node_id == cfg.node.id) continue;
         members.push_back({p.node_id, cluster::raft_id_for(p.node_id), p.endpoint()});
@@ -501,8 +520,13 @@ std::vector<cluster::Member> cluster_members(const config::Config& cfg, const pe
 void Daemon::start_raft_bridge(store::StoreSettings& settings) {
     settings.raft_id = cluster::raft_id_for(config_->node.id);
     if (!transports_->peer_port_enabled()) return;
-    std::vector<cluster::Member> members = cluster_members(*config_, transports_->peers());
-    for (const cluster::Member& m : members) settings.bootstrap.emplace_back(m.raft_id, m.peer_address);
+    settings.raft_id = raft_identity_.raft_id;
+    settings.join = raft_identity_.join;
+    // The engine's configuration carries each member's node id (cluster/membership_address.h).
+    settings.address = cluster::member_address(config_->node.id, config_->peer.listen);
+    std::vector<cluster::Member> members = cluster_members(*config_, transports_->peers(), settings.raft_id);
+    for (const cluster::Member& m : members)
+        settings.bootstrap.emplace_back(m.raft_id, cluster::member_address(m.node_id, m.peer_address));
     raft_bridge_ = std::make_unique<cluster::RaftBridge>(&loop_, peer_network_.get(), std::move(members));
     raft_bridge_->set_pin_hold(
         [this](const std::string& node_id, bool just_failed) { return pin_mismatch_hold_s(node_id, just_failed); });
@@ -519,8 +543,9 @@ void Daemon::start_forwarding() {
     auto lookup = [this]() -> std::optional<cluster::Forwarder::Leader> {
         if (store_->is_leader()) return cluster::Forwarder::Leader{config_->node.id, ""};
         auto [leader_id, leader_address] = store_->leader();
-        const cluster::Member* leader = leader_id != 0 ? raft_bridge_->member_by_id(leader_id) : nullptr;
-        if (leader == nullptr) return std::nullopt;
+        std::optional<cluster::Member> leader =
+            leader_id != 0 ? raft_bridge_->member_by_id(leader_id) : std::optional<cluster::Member>();
+        if (!leader) return std::nullopt;
         return cluster::Forwarder::Leader{leader->node_id, leader_address};
     };
     // Unrouted requests are forwarded too (for the leader's 404): answer it here.
@@ -606,8 +631,9 @@ bool Daemon::forward_to_leader(http::Exchange& ex) {
         return no_leader("not_leader", "this node is not the leader any more; retry");
     }
     auto [leader_id, leader_address] = store_->leader();
-    const cluster::Member* leader = leader_id != 0 ? raft_bridge_->member_by_id(leader_id) : nullptr;
-    if (leader == nullptr) {
+    std::optional<cluster::Member> leader =
+        leader_id != 0 ? raft_bridge_->member_by_id(leader_id) : std::optional<cluster::Member>();
+    if (!leader) {
         if (serve_stale_without_leader(ex)) return false;
         return no_leader("no_leader", "the cluster has no leader right now; retry");
     }
@@ -637,14 +663,97 @@ void Daemon::start_member_info() {
     };
     auto leader = [this]() -> std::pair<std::string, std::string> {
         auto [leader_id, address] = store_->leader();
-        const cluster::Member* m = raft_bridge_ && leader_id != 0 ? raft_bridge_->member_by_id(leader_id) : nullptr;
-        if (m == nullptr) return {};
+        std::optional<cluster::Member> m =
+            raft_bridge_ && leader_id != 0 ? raft_bridge_->member_by_id(leader_id) : std::optional<cluster::Member>();
+        if (!m) return {};
         return {m->node_id, address};
     };
     cluster_status_->set_self_advertisement(desired);
     announcer_ = std::make_unique<cluster::MemberInfoAnnouncer>(&loop_, peer_network_.get(), *store_,
                                                                 std::move(desired), std::move(leader));
     announcer_->install_route(router_);
+}
+
+// Membership (issue 6): engine streams checked against the Raft id
+// bindings, the membership routes, the leader's reconciler, and, on a
+// pristine node that joins, the joiner (never blocking start-up).
+bool Daemon::start_membership(std::string* error) {
+    membership_routes_.store = store_.get();
+    membership_routes_.audit = audit_.get();
+    membership_routes_.node_id = config_->node.id;
+    membership_routes_.auth_enabled = auth_.enabled();
+    if (raft_bridge_) {
+        raft_bridge_->set_acceptor([this](int fd, const char* name) { return store_->accept_named(fd, name); });
+        raft_bridge_->set_config_members([this] { return cluster::configuration_members(store_->engine()); });
+        membership_client_ = std::make_unique<cluster::MembershipClient>(&loop_, peer_network_.get());
+        membership_routes_.bridge = raft_bridge_.get();
+        membership_routes_.client = membership_client_.get();
+        membership_routes_.join_self = [this](const std::string& token, std::vector<cluster::MemberAddress> seeds,
+                                              std::string* why) { return join_cluster(token, std::move(seeds), why); };
+        cluster::MembershipManager::Settings ms;
+        ms.node_id = config_->node.id;
+        ms.auto_promote = config_->cluster.auto_promote;
+        ms.remove_dead_after_ms = static_cast<uint64_t>(config_->cluster.remove_dead_after_ms);
+        membership_ = std::make_unique<cluster::MembershipManager>(&loop_, *store_, *raft_bridge_, audit_.get(), ms);
+        membership_->start();
+    }
+    cluster::install_membership_routes(router_, membership_routes_);
+    if (!raft_identity_.join) return true;
+    if (config_->cluster.join_token.empty()) {
+        log::warn("waiting to join a cluster: give this node a join token (rampartctl cluster join)");
+        return true;
+    }
+    return join_cluster(config_->cluster.join_token, {}, error);
+}
+
+// Seeds without a node id take it from etc/peers.yml; no seeds at all means
+// the peers of etc/peers.yml (a member back from data loss).
+bool Daemon::join_cluster(const std::string& token, std::vector<cluster::MemberAddress> seeds, std::string* error) {
+    rampart_raft* engine = store_->engine();
+    if (!raft_bridge_ || engine == nullptr) {
+        *error = "this node has no peer port (etc/peers.yml) to join with";
+        return false;
+    }
+    if (rampart_raft_members(engine, nullptr, 0) != 0) {
+        *error = "this node is already a member of a cluster (its Raft configuration is not empty)";
+        return false;
+    }
+    if (joiner_ && joiner_->state() == cluster::Joiner::State::Joining) {
+        *error = "this node is already joining";
+        return false;
+    }
+    if (seeds.empty()) {
+        for (const std::string& s : config_->cluster.seeds) seeds.push_back(cluster::split_member_address(s));
+    }
+    if (seeds.empty()) {
+        for (const peer::PeerEntry& p : transports_->peers().peers) seeds.push_back({p.node_id, p.endpoint()});
+    }
+    for (cluster::MemberAddress& seed : seeds) {
+        for (const peer::PeerEntry& p : transports_->peers().peers) {
+            if (seed.node_id.empty() && p.endpoint() == seed.address) seed.node_id = p.node_id;
+        }
+        if (seed.node_id.empty()) {
+            *error = "seed " + seed.address + " names no node: write it as node_id@" + seed.address;
+            return false;
+        }
+    }
+    cluster::Joiner::Settings js;
+    js.node_id = config_->node.id;
+    js.raft_id = raft_identity_.raft_id;
+    js.peer_address = config_->peer.listen;
+    js.token = token;
+    js.role = config_->cluster.role;
+    js.seeds = std::move(seeds);
+    if (joiner_) joiner_->close();
+    joiner_ = std::make_unique<cluster::Joiner>(&loop_, *membership_client_, *raft_bridge_, std::move(js));
+    joiner_->start();
+    return true;
+}
+
+void Daemon::stop_membership() {
+    if (joiner_) joiner_->close();
+    if (membership_) membership_->close();
+    if (membership_client_) membership_client_->close_all();
 }
 
 // New connections on either port use the material now in force.
@@ -835,6 +944,13 @@ int Daemon::run() {
         uv_loop_close(&loop_);
         return kExitConfigError;
     }
+    // A pristine node with a join token or seeds joins instead of bootstrapping.
+    bool wants_join = !config_->cluster.join_token.empty() || !config_->cluster.seeds.empty();
+    if (!cluster::choose_raft_identity(config_->node.data_dir, config_->node.id, wants_join, &raft_identity_, &error)) {
+        log::error("cannot choose this node's Raft id", {{"error", error}});
+        uv_loop_close(&loop_);
+        return kExitRuntime;
+    }
     if (!start_policies() || !start_plugins() || !deliver_policy_data() || !start_transports()) {
         if (transports_) transports_->stop();
         if (plugins_) plugins_->unload_all();
@@ -855,7 +971,10 @@ int Daemon::run() {
         uv_loop_close(&loop_);
         return kExitRuntime;
     }
-    if (raft_bridge_) raft_bridge_->set_acceptor([this](int fd, uint64_t id) { return store_->accept_fd(fd, id); });
+    if (!start_membership(&error)) {
+        log::error("cannot start cluster membership", {{"error", error}});
+        exit_status_ = kExitRuntime;
+    }
     store::install_kv_routes(router_, *store_);
     store::install_service_routes(router_, *store_, config_->node.id, config_->api.listen);
     // Members by node id: etc/peers.yml and this node, or this node alone.
@@ -915,6 +1034,9 @@ int Daemon::run() {
     join_loop_.reset();
     seed_probe_.reset();
     discovery_.reset();
+    membership_.reset();
+    joiner_.reset();
+    membership_client_.reset();
     forwarder_.reset();
     announcer_.reset();
     raft_bridge_.reset();

@@ -1,5 +1,6 @@
 // rampartctl cluster status|leader|peers: the node's view of the cluster
-// (docs/cluster.md, "Cluster status"). Tables for people, the node's JSON
+// (docs/cluster.md, "Cluster status"); join-token|join|leave|
+// transfer-leadership: changing it ("Changing the cluster"). Tables for people, the node's JSON
 // with --json. Exit 0 on an answer (`leader`: only when there is a leader),
 // 1 on failure, 2 on usage.
 #pragma once

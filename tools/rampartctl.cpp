@@ -48,6 +48,7 @@ void usage() {
             "  breaker list|reset TASK   supervised tasks and their circuit breakers (reset: admin)\n"
             "  cluster recover -c CONFIG [--voter ID]...   offline: this node (and the voters named)\n"
             "                          become the whole cluster after a permanent loss of quorum\n"
+            "  cluster join-token|join|leave|transfer-leadership   change it (rampartctl cluster for usage)\n"
             "  acl token create --role R [--description D] [--prefix P] [--ttl 24h]   a new API token\n"
             "  acl token list|read ACCESSOR|delete ACCESSOR   the replicated API tokens (admin)\n"
             "  policy check [DIR]  validate the Lua policies in DIR (default policies/), as SIGHUP would\n"

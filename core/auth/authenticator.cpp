@@ -53,12 +53,21 @@ const char* role_name(Role role) {
     }
 }
 
-bool route_needs_token(std::string_view path) { return starts_with(path, "/v1/") && !starts_with(path, "/v1/status/"); }
+// POST /v1/cluster/join authenticates by join token and certificate (a
+// joining node has no API token); its handler asks for an admin token when
+// the body asks this node to join elsewhere.
+bool route_needs_token(std::string_view path) {
+    return starts_with(path, "/v1/") && !starts_with(path, "/v1/status/") && path != "/v1/cluster/join";
+}
 
 Role required_role(std::string_view method, std::string_view path) {
     if (starts_with(path, "/v1/admin/") || starts_with(path, "/v1/acl/") || path == "/v1/snapshot") return Role::Admin;
     // Resetting a circuit breaker overrides the recovery policy.
     if (starts_with(path, "/v1/agent/breakers/") && changes_state(method)) return Role::Admin;
+    // Cluster membership (cluster/membership_routes.h).
+    if (starts_with(path, "/v1/cluster/join-token") || path == "/v1/cluster/leave" ||
+        path == "/v1/cluster/transfer-leadership")
+        return Role::Admin;
     return changes_state(method) ? Role::Write : Role::Read;
 }
 

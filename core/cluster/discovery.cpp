@@ -12,6 +12,7 @@
 #include <cstring>
 #include <random>
 
+#include "cluster/membership_address.h"
 #include "net/address.h"
 
 namespace rampart::cluster {
@@ -387,7 +388,11 @@ SeedList Discovery::combine(const SrvResult* srv) const {
         }
         list.seeds.push_back(seed);
     };
-    for (const std::string& address : settings_.static_seeds) add({address, "", "static"});
+    // A static seed may name its node ("node_2@10.0.0.2:7701", membership_address.h).
+    for (const std::string& text : settings_.static_seeds) {
+        MemberAddress where = split_member_address(text);
+        add({where.address, where.node_id, "static"});
+    }
     if (srv != nullptr) {
         for (const Seed& seed : srv->seeds) add(seed);
         if (!srv->ok) list.error = "SRV discovery: " + srv->error;

@@ -119,6 +119,8 @@ struct handshake {
     struct rampart_raft* node;
     uv_pipe_t* pipe;
     uint64_t expected_id;
+    bool named;      /* accepted with accept_named(): verify decides */
+    char* peer_name; /* the certificate's name (NULL: insecure) */
     size_t need, got;
     uint8_t buf[HANDSHAKE_FIXED + HANDSHAKE_MAX_ADDR + 1];
     struct handshake* next;
@@ -550,12 +552,17 @@ static void handshake_unlink(struct handshake* h) {
     if (*pp) *pp = h->next;
 }
 
+static void handshake_free(struct handshake* h) {
+    free(h->peer_name);
+    free(h);
+}
+
 static void handshake_fail(struct handshake* h, const char* why) {
     struct rampart_raft* n = h->node;
     logf_(n, 2, "peer handshake refused: %s", why);
     handshake_unlink(h);
     uv_close((uv_handle_t*)h->pipe, free_pipe_cb);
-    free(h);
+    handshake_free(h);
     transport_maybe_closed(n);
 }
 
@@ -568,10 +575,21 @@ static void handshake_alloc_cb(uv_handle_t* handle, size_t suggested, uv_buf_t* 
 }
 
 /* Validate a complete handshake; NULL if acceptable, else why not. */
-static const char* handshake_check(struct handshake* h, uint64_t id) {
+static const char* handshake_check(struct handshake* h, uint64_t id, const char* address) {
+    struct rampart_raft* n = h->node;
     if (id == 0) return "id 0";
     if (h->expected_id != 0 && id != h->expected_id) return "peer claims another node's id";
-    if (h->node->accept_cb == NULL || h->node->transport_closing) return "not listening";
+    if (h->named && h->peer_name != NULL) {
+        /* An address naming a node must name the certificate's node. */
+        const char* at = strchr(address, '@');
+        size_t len = strlen(h->peer_name);
+        if (at != NULL && ((size_t)(at - address) != len || strncmp(address, h->peer_name, len) != 0))
+            return "peer's address names another node";
+        if (n->cfg.transport.verify == NULL ||
+            n->cfg.transport.verify(n->cfg.transport.user, h->peer_name, id, address) != 0)
+            return "peer claims a Raft id its certificate does not own";
+    }
+    if (n->accept_cb == NULL || n->transport_closing) return "not listening";
     return NULL;
 }
 
@@ -602,19 +620,32 @@ static void handshake_read_cb(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf
     uv_read_stop(s);
     uint64_t id = get64(h->buf + 8);
     h->buf[h->need] = 0;
-    why = handshake_check(h, id);
+    why = handshake_check(h, id, (const char*)h->buf + HANDSHAKE_FIXED);
     if (why != NULL) {
-        handshake_fail(h, why);
+        char detail[160];
+        snprintf(detail, sizeof detail, "%s (%s claims id %llu)", why, h->peer_name ? h->peer_name : "insecure peer",
+                 (unsigned long long)id);
+        handshake_fail(h, detail);
         return;
     }
     handshake_unlink(h);
     s->data = NULL;
     /* The engine copies the address before returning; free after. */
     n->accept_cb(&n->transport, id, (const char*)h->buf + HANDSHAKE_FIXED, s);
-    free(h);
+    handshake_free(h);
 }
 
+static int accept_stream(rampart_raft* n, int fd, uint64_t expected_id, bool named, const char* peer_name);
+
 int rampart_raft_accept_fd(rampart_raft* n, int fd, uint64_t expected_id) {
+    return accept_stream(n, fd, expected_id, false, NULL);
+}
+
+int rampart_raft_accept_named(rampart_raft* n, int fd, const char* peer_name) {
+    return accept_stream(n, fd, 0, true, peer_name);
+}
+
+static int accept_stream(rampart_raft* n, int fd, uint64_t expected_id, bool named, const char* peer_name) {
     if (fd < 0) return RAMPART_RAFT_INVALID;
     if (n->accept_cb == NULL || n->transport_closing) {
         close(fd);
@@ -627,11 +658,16 @@ int rampart_raft_accept_fd(rampart_raft* n, int fd, uint64_t expected_id) {
     }
     h->node = n;
     h->expected_id = expected_id;
+    h->named = named;
+    h->peer_name = peer_name != NULL ? strdup(peer_name) : NULL;
     h->need = HANDSHAKE_FIXED;
     h->pipe = pipe_from_fd(n, fd);
-    if (h->pipe == NULL) {
-        close(fd);
-        free(h);
+    if (h->pipe == NULL || (peer_name != NULL && h->peer_name == NULL)) {
+        if (h->pipe != NULL)
+            uv_close((uv_handle_t*)h->pipe, free_pipe_cb);
+        else
+            close(fd);
+        handshake_free(h);
         return RAMPART_RAFT_IO;
     }
     h->pipe->data = h;
@@ -1000,6 +1036,73 @@ int rampart_raft_transfer(rampart_raft* n, uint64_t to, rampart_raft_transfer_cb
     return 0;
 }
 
+/* ------------------------------------------------------------------ */
+/* Membership changes                                                  */
+
+struct change_req {
+    struct raft_change req;
+    rampart_raft_change_cb cb;
+    void* ctx;
+};
+
+static void change_done_cb(struct raft_change* req, int status) {
+    struct change_req* c = req->data;
+    if (c->cb) c->cb(c->ctx, map_status(status));
+    free(c);
+}
+
+static struct change_req* change_new(struct rampart_raft* n, rampart_raft_change_cb cb, void* ctx, int* rv) {
+    *rv = 0;
+    if (n->closing)
+        *rv = RAMPART_RAFT_SHUTDOWN;
+    else if (!n->started || raft_state(&n->raft) != RAFT_LEADER)
+        *rv = RAMPART_RAFT_NOT_LEADER;
+    if (*rv != 0) return NULL;
+    struct change_req* c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        *rv = RAMPART_RAFT_NOMEM;
+        return NULL;
+    }
+    c->cb = cb;
+    c->ctx = ctx;
+    c->req.data = c;
+    return c;
+}
+
+static int change_submitted(struct rampart_raft* n, struct change_req* c, int rv, const char* what) {
+    if (rv == 0) return 0;
+    free(c);
+    logf_(n, 2, "%s refused: %s", what, raft_errmsg(&n->raft));
+    return map_status(rv);
+}
+
+int rampart_raft_add(rampart_raft* n, uint64_t id, const char* address, rampart_raft_change_cb cb, void* ctx) {
+    int rv;
+    if (id == 0 || address == NULL || strlen(address) + 1 > HANDSHAKE_MAX_ADDR) return RAMPART_RAFT_INVALID;
+    struct change_req* c = change_new(n, cb, ctx, &rv);
+    if (c == NULL) return rv;
+    return change_submitted(n, c, raft_add(&n->raft, &c->req, id, address, change_done_cb), "add member");
+}
+
+int rampart_raft_assign(rampart_raft* n, uint64_t id, int role, rampart_raft_change_cb cb, void* ctx) {
+    int rv;
+    int engine_role = role == RAMPART_RAFT_MEMBER_VOTER     ? RAFT_VOTER
+                      : role == RAMPART_RAFT_MEMBER_STANDBY ? RAFT_STANDBY
+                      : role == RAMPART_RAFT_MEMBER_SPARE   ? RAFT_SPARE
+                                                            : -1;
+    if (engine_role < 0) return RAMPART_RAFT_INVALID;
+    struct change_req* c = change_new(n, cb, ctx, &rv);
+    if (c == NULL) return rv;
+    return change_submitted(n, c, raft_assign(&n->raft, &c->req, id, engine_role, change_done_cb), "assign role");
+}
+
+int rampart_raft_remove(rampart_raft* n, uint64_t id, rampart_raft_change_cb cb, void* ctx) {
+    int rv;
+    struct change_req* c = change_new(n, cb, ctx, &rv);
+    if (c == NULL) return rv;
+    return change_submitted(n, c, raft_remove(&n->raft, &c->req, id, change_done_cb), "remove member");
+}
+
 int rampart_raft_state(const rampart_raft* n) {
     switch (raft_state((struct raft*)&n->raft)) {
         case RAFT_FOLLOWER: return RAMPART_RAFT_FOLLOWER;
@@ -1011,13 +1114,29 @@ int rampart_raft_state(const rampart_raft* n) {
 
 int rampart_raft_is_leader(const rampart_raft* n) { return rampart_raft_state(n) == RAMPART_RAFT_LEADER; }
 
+/* "<name>@<address>": the address part (the whole string without '@'). */
+static const char* address_part(const char* address) {
+    const char* at = address != NULL ? strchr(address, '@') : NULL;
+    return at != NULL ? at + 1 : (address != NULL ? address : "");
+}
+
+static void name_part(const char* address, char* out, size_t out_len) {
+    const char* at = address != NULL ? strchr(address, '@') : NULL;
+    size_t len = at != NULL ? (size_t)(at - address) : 0;
+    if (len >= out_len) len = 0; /* not one of ours: no name rather than a cut one */
+    memcpy(out, address, len);
+    out[len] = 0;
+}
+
 uint64_t rampart_raft_leader(const rampart_raft* n, char* buf, size_t buf_len) {
     raft_id id = 0;
     const char* address = NULL;
     raft_leader((struct raft*)&n->raft, &id, &address);
-    if (buf != NULL && buf_len > 0) snprintf(buf, buf_len, "%s", address ? address : "");
+    if (buf != NULL && buf_len > 0) snprintf(buf, buf_len, "%s", address_part(address));
     return id;
 }
+
+uint64_t rampart_raft_id(const rampart_raft* n) { return n->raft.id; }
 
 uint64_t rampart_raft_term(const rampart_raft* n) { return raft_current_term(&n->raft); }
 uint64_t rampart_raft_commit_index(const rampart_raft* n) { return raft_commit_index(&n->raft); }
@@ -1110,7 +1229,8 @@ unsigned rampart_raft_members(const rampart_raft* cn, struct rampart_raft_member
         struct rampart_raft_member* m = &out[i];
         memset(m, 0, sizeof *m);
         m->id = s->id;
-        m->address = s->address;
+        m->address = address_part(s->address);
+        name_part(s->address, m->name, sizeof m->name);
         m->role = s->role == RAFT_VOTER     ? RAMPART_RAFT_MEMBER_VOTER
                   : s->role == RAFT_STANDBY ? RAMPART_RAFT_MEMBER_STANDBY
                                             : RAMPART_RAFT_MEMBER_SPARE;

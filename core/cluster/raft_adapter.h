@@ -111,6 +111,12 @@ struct rampart_raft_transport {
      * it any more (close any fd being prepared for it). May be NULL if the
      * core always completes connect before returning. */
     void (*cancel)(void* user, rampart_raft_connect* req);
+    /* A stream accepted with rampart_raft_accept_named() finished its
+     * handshake: the peer proved `peer_name` (its certificate) and claims
+     * Raft id `id` at `address`. Return 0 to hand it to the engine, non-zero
+     * to refuse it (the adapter closes it and logs why). May be NULL when
+     * accept_named() is never used. Called on the loop, once per stream. */
+    int (*verify)(void* user, const char* peer_name, uint64_t id, const char* address);
 };
 
 /* Finish a connect: `fd` is a connected stream socket (e.g. socketpair end)
@@ -163,6 +169,13 @@ int rampart_raft_start(rampart_raft* node);
  * is refused (the core knows the peer's identity from its certificate). */
 int rampart_raft_accept_fd(rampart_raft* node, int fd, uint64_t expected_id);
 
+/* As accept_fd(), but the peer's identity is a name (the node id its
+ * certificate proved; NULL on an insecure peer port, where anyone is
+ * trusted): once the handshake is read, transport.verify decides whether
+ * that name may claim the Raft id it presents. The binding lives in the
+ * core, which knows the replicated membership. */
+int rampart_raft_accept_named(rampart_raft* node, int fd, const char* peer_name);
+
 /* Submit a command. On 0, cb fires exactly once on the loop with status 0,
  * the entry's index and the state machine's result, or a failure status
  * (NOT_LEADER, LEADERSHIP_LOST, NO_SPACE, SHUTDOWN, ...). A non-zero return
@@ -185,10 +198,28 @@ int rampart_raft_barrier(rampart_raft* node, rampart_raft_barrier_cb cb, void* c
 typedef void (*rampart_raft_transfer_cb)(void* ctx, uint64_t leader_id);
 int rampart_raft_transfer(rampart_raft* node, uint64_t to, rampart_raft_transfer_cb cb, void* ctx);
 
+/* Membership changes (leader only; one at a time: the engine answers
+ * INVALID-class errors for a second one while one is in flight). On 0, cb
+ * fires exactly once on the loop with a status once the new configuration
+ * is committed (or failed: LEADERSHIP_LOST, SHUTDOWN, ...). A non-zero
+ * return means cb will not fire.
+ *  - add: a new member as a spare (neither replicates nor votes). `address`
+ *    is stored in the replicated configuration as given.
+ *  - assign: a new role (enum rampart_raft_member_role). To voter, the
+ *    engine first runs catch-up rounds, so a lagging member is promoted only
+ *    once it has (nearly) the whole log.
+ *  - remove: drop a member from the configuration. */
+typedef void (*rampart_raft_change_cb)(void* ctx, int status);
+int rampart_raft_add(rampart_raft* node, uint64_t id, const char* address, rampart_raft_change_cb cb, void* ctx);
+int rampart_raft_assign(rampart_raft* node, uint64_t id, int role, rampart_raft_change_cb cb, void* ctx);
+int rampart_raft_remove(rampart_raft* node, uint64_t id, rampart_raft_change_cb cb, void* ctx);
+
 /* Getters. */
-int rampart_raft_state(const rampart_raft* node); /* enum rampart_raft_role_state */
+uint64_t rampart_raft_id(const rampart_raft* node); /* this node's Raft id */
+int rampart_raft_state(const rampart_raft* node);   /* enum rampart_raft_role_state */
 int rampart_raft_is_leader(const rampart_raft* node);
-/* Leader id (0 if unknown); copies its address into buf if given. */
+/* Leader id (0 if unknown); copies its address into buf if given (without
+ * a "<name>@" prefix, see rampart_raft_member). */
 uint64_t rampart_raft_leader(const rampart_raft* node, char* buf, size_t buf_len);
 uint64_t rampart_raft_term(const rampart_raft* node);
 uint64_t rampart_raft_commit_index(const rampart_raft* node);
@@ -204,11 +235,18 @@ enum rampart_raft_member_role {
     RAMPART_RAFT_MEMBER_SPARE = 2    /* neither */
 };
 
+/* A configuration address may be "<name>@<address>": the core keeps the
+ * node id that owns a Raft id in the engine's own replicated configuration
+ * (docs/cluster.md, "Identity"). The getters report the two parts apart;
+ * an address without '@' has an empty name. */
+#define RAMPART_RAFT_MAX_NAME 64
 struct rampart_raft_member {
     uint64_t id;
-    const char* address; /* the configuration's peer address: the engine's
-                            memory, valid until the loop runs again */
-    int role;            /* enum rampart_raft_member_role */
+    const char* address;              /* the configuration's peer address without the
+                                         name: the engine's memory, valid until the loop
+                                         runs again */
+    char name[RAMPART_RAFT_MAX_NAME]; /* the "<name>@" part, "" if none */
+    int role;                         /* enum rampart_raft_member_role */
     int is_self;
     int is_leader; /* the leader this node knows of */
     /* Replication progress, known only on the leader (progress_known = 1;

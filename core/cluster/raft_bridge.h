@@ -1,15 +1,23 @@
 // Raft over the peer port. The engine (through core/cluster/raft_adapter)
 // never opens a socket: each of its connections is a peer connection with
 // the preamble "raft" (mutual TLS through the transport plugin), handed to
-// the adapter as a socket by peer::SocketBridge. An accepted connection's
-// certificate must name a member, and the adapter then checks that the
-// engine on the other side claims that member's Raft id.
+// the adapter as a socket by peer::SocketBridge.
+//
+// Identity: a Raft id belongs to one node id. The bridge knows the
+// bindings from the engine's configuration ("<node_id>@<address>",
+// cluster/membership_address.h), from etc/peers.yml (bootstrap members,
+// whose ids are derived from their node ids) and from a join's answer (the
+// members a joiner must talk to before its engine has a configuration). An
+// accepted stream whose certificate names node N may only claim a Raft id
+// bound to N; a dialled one must present the certificate of the node that
+// owns the id dialled.
 #pragma once
 
 #include <uv.h>
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,19 +27,25 @@
 
 namespace rampart::cluster {
 
-// A node's Raft id, derived from its node id so that every member computes
-// the same bootstrap configuration from etc/peers.yml (FNV-1a, 63 bits,
-// never 0).
+// A node's Raft id when it bootstraps from etc/peers.yml, derived from its
+// node id so that every member computes the same initial configuration
+// (FNV-1a, 63 bits, never 0). Joined members have random ids.
 uint64_t raft_id_for(std::string_view node_id);
 
 struct Member {
     std::string node_id;
     uint64_t raft_id = 0;
-    std::string peer_address;  // "ip:port" (the Raft configuration's address)
+    std::string peer_address;  // "ip:port"
 };
+
+// The members of the engine's current configuration, with the node ids
+// their addresses carry ("" for addresses without one). Empty for null.
+std::vector<Member> configuration_members(const rampart_raft* engine);
 
 class RaftBridge {
 public:
+    using ConfigMembersFn = std::function<std::vector<Member>()>;
+
     RaftBridge(uv_loop_t* loop, peer::PeerNetwork* network, std::vector<Member> members)
         : loop_(loop), sockets_(loop, network), members_(std::move(members)) {}
 
@@ -39,13 +53,20 @@ public:
     bool install();
     // The transport to put in rampart_raft_config.
     rampart_raft_transport transport();
-    // Where accepted streams go: the adapter's accept_fd (set once the
+    // Where accepted streams go: the adapter's accept_named (set once the
     // engine exists; streams accepted before that are refused).
-    void set_acceptor(std::function<int(int fd, uint64_t expected_id)> accept) { accept_ = std::move(accept); }
+    void set_acceptor(std::function<int(int fd, const char* peer_name)> accept) { accept_ = std::move(accept); }
+    // The engine's configuration, asked at each lookup.
+    void set_config_members(ConfigMembersFn fn) { config_members_ = std::move(fn); }
     // SIGHUP changed etc/peers.yml: who may connect, and where to dial.
     void set_members(std::vector<Member> members) { members_ = std::move(members); }
-    const std::vector<Member>& members() const { return members_; }
-    const Member* member_by_id(uint64_t id) const;
+    // Members a join's answer named (before the engine has a configuration).
+    void add_known(const std::vector<Member>& members);
+    // Every binding known: the configuration's first, then etc/peers.yml,
+    // then a join's answer; one entry per Raft id.
+    std::vector<Member> members() const;
+    // The member owning `id`, or nullptr.
+    std::optional<Member> member_by_id(uint64_t id) const;
     void close_all() { sockets_.close_all(); }
     // recovery.on_pin_mismatch: seconds to hold off dialling a member whose
     // certificate failed its pin (`just_failed`: asked at the failure, else
@@ -58,17 +79,20 @@ public:
 private:
     static int cb_connect(void* user, rampart_raft_connect* req, uint64_t id, const char* address);
     static void cb_cancel(void* user, rampart_raft_connect* req);
-    const Member* member_for_certificate(const rampart_peer_identity* peer) const;
+    static int cb_verify(void* user, const char* peer_name, uint64_t id, const char* address);
+    std::string name_for_certificate(const rampart_peer_identity* peer) const;
     bool accepted(const rampart_peer_identity* peer, int fd);
     void dial_failed(const std::string& node_id, const char* reason);
     bool pin_held(const std::string& node_id);
 
     uv_loop_t* loop_;
     peer::SocketBridge sockets_;
-    std::vector<Member> members_;
+    std::vector<Member> members_;  // etc/peers.yml and this node
+    std::vector<Member> known_;    // from a join's answer
+    ConfigMembersFn config_members_;
     std::function<double(const std::string&, bool)> pin_hold_;
     std::map<std::string, uint64_t> pin_failed_at_;  // node id -> loop time of its last pin mismatch
-    std::function<int(int, uint64_t)> accept_;
+    std::function<int(int, const char*)> accept_;
     // Engine connects in progress, to cancel them when the node closes.
     std::vector<std::pair<rampart_raft_connect*, peer::SocketBridge::Link*>> dials_;
 };

@@ -205,6 +205,7 @@ NodeStatus ClusterStatus::snapshot() const {
     s.raft_id = raft_id_for(node_id_);
     const rampart_raft* engine = store_.engine();
     if (engine == nullptr) return s;
+    s.raft_id = rampart_raft_id(engine);  // a joined node's id is random (cluster/joiner.h)
     std::vector<Member> known = members_ ? members_() : std::vector<Member>{};
     auto node_id_of = [&known](uint64_t raft_id) -> std::string {
         for (const Member& m : known) {
@@ -235,7 +236,7 @@ NodeStatus ClusterStatus::snapshot() const {
     for (const rampart_raft_member& m : members) {
         MemberStatus ms;
         ms.raft_id = m.id;
-        ms.node_id = m.is_self ? node_id_ : node_id_of(m.id);
+        ms.node_id = m.is_self ? node_id_ : m.name[0] != 0 ? std::string(m.name) : node_id_of(m.id);
         ms.address = m.address != nullptr ? m.address : "";
         ms.role = role_name(m.role);
         ms.is_self = m.is_self != 0;

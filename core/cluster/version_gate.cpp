@@ -9,6 +9,7 @@
 #include "cluster/raft_adapter.h"
 #include "cluster/raft_bridge.h"
 #include "log.h"
+#include "store/membership_record.h"
 
 namespace rampart::cluster {
 namespace {
@@ -36,8 +37,15 @@ bool is_command_type(uint8_t type) {
            std::string_view(store::type_name(static_cast<store::CommandType>(type))) != "unknown";
 }
 
+// Join-token and membership records (store/membership_record.h), version 1.
+// Like member_info they must always be writable: a node joins through them.
+bool is_membership_type(uint8_t type) {
+    return type >= static_cast<uint8_t>(store::MembershipType::JoinTokenCreate) &&
+           type <= static_cast<uint8_t>(store::MembershipType::MemberLeave);
+}
+
 uint8_t baseline_version(uint8_t type) {
-    return type < kBaselineTypes || type == kRestoreType || type == kMemberInfoType ? 1 : 0;
+    return type < kBaselineTypes || type == kRestoreType || type == kMemberInfoType || is_membership_type(type) ? 1 : 0;
 }
 
 std::vector<CommandVersion> build_local_versions() {
@@ -52,6 +60,9 @@ std::vector<CommandVersion> build_local_versions() {
     }
     add(kRestoreType, kRestoreVersion);
     add(kMemberInfoType, kMemberInfoVersion);
+    for (unsigned t = static_cast<unsigned>(store::MembershipType::JoinTokenCreate);
+         t <= static_cast<unsigned>(store::MembershipType::MemberLeave); t++)
+        add(static_cast<uint8_t>(t), 1);
     return out;
 }
 
@@ -72,6 +83,7 @@ const std::vector<CommandVersion>& local_versions() {
 std::string record_type_name(uint8_t type) {
     if (type == kRestoreType) return "snapshot_restore";
     if (type == kMemberInfoType) return "member_info";
+    if (is_membership_type(type)) return "membership record " + std::to_string(type);
     if (is_command_type(type)) return store::type_name(static_cast<store::CommandType>(type));
     return "type " + std::to_string(type);
 }
@@ -113,7 +125,10 @@ uint8_t agreed_version(uint8_t type, const rampart_raft* engine, uint64_t self_r
         if (m.role != RAMPART_RAFT_MEMBER_VOTER || m.id == self_raft_id) continue;
         uint8_t declared = baseline_version(type);
         for (const auto& [node_id, info] : members) {
-            if (raft_id_for(node_id) == m.id) declared = info.version_of(type);
+            // Joined members have random Raft ids; the configuration names
+            // them ("node_id@address", cluster/membership_address.h).
+            bool same = m.name[0] != '\0' ? node_id == m.name : raft_id_for(node_id) == m.id;
+            if (same) declared = info.version_of(type);
         }
         agreed = std::min(agreed, declared);
     }

@@ -76,7 +76,7 @@ constexpr KeySpec kSchema[] = {
      "With allow_insecure_peers, repeat the insecure-mode warning this often"},
 
     {"cluster.seeds", StringList, "", 0, kListMax, nullptr, true, false,
-     "Addresses of members to join through (host:port literals)"},
+     "Members to join through: node_id@host:port (or host:port of a peer in etc/peers.yml)"},
     {"cluster.discovery_srv", String, "", 0, 253, nullptr, false, false,
      "Domain whose DNS SRV records _rampart._tcp.<domain> list more seeds (empty: off); asked again after their TTL"},
     {"cluster.dns_server", String, "", 0, 0, nullptr, false, false,
@@ -95,6 +95,10 @@ constexpr KeySpec kSchema[] = {
      "Engine snapshots kept in data_dir/raft; older ones are removed at start"},
     {"cluster.follower_writes", Enum, "forward", 0, 0, "forward|redirect", true, false,
      "A request that needs the leader, on a follower: forward it to the leader, or answer 307 to the leader's API"},
+    {"cluster.auto_promote", Bool, "true", 0, 1, nullptr, true, false,
+     "The leader promotes a joined voter from standby once it has caught up (false: it stays standby)"},
+    {"cluster.remove_dead_after_ms", Int, "0", 0, 604800000, nullptr, true, false,
+     "The leader removes a member silent this long, only while the rest keeps a quorum (0 = never)"},
 
     {"log.level", Enum, "info", 0, 0, "debug|info|warn|error", true, false,
      "Lowest level written"},
@@ -348,6 +352,8 @@ constexpr Field kFields[] = {
     RAMPART_FIELD(cluster.snapshot_trailing),
     RAMPART_FIELD(cluster.snapshot_retention),
     RAMPART_FIELD(cluster.follower_writes),
+    RAMPART_FIELD(cluster.auto_promote),
+    RAMPART_FIELD(cluster.remove_dead_after_ms),
     RAMPART_FIELD(log.level),
     RAMPART_FIELD(log.format),
     RAMPART_FIELD(log.sampling),
@@ -442,7 +448,13 @@ bool check_list_item(const KeySpec& spec, std::string_view item, std::string* wh
     switch (shape_of(spec)) {
         case Shape::Name: return check_name(item, why);
         case Shape::OptionalAddress:
-        case Shape::Address: return check_address(item, why);
+        case Shape::Address: {
+            // A seed may name its node ("node_2@10.0.0.2:7701"): the name
+            // its certificate must carry.
+            size_t at = item.find('@');
+            if (at != std::string_view::npos && !check_name(item.substr(0, at), why)) return false;
+            return check_address(at == std::string_view::npos ? item : item.substr(at + 1), why);
+        }
         case Shape::Domain:
         case Shape::DnsServer:
         case Shape::Any: break;

@@ -39,6 +39,12 @@ enum class CommandType : uint8_t {
     // byte, a version byte and a whole snapshot file. The state machine
     // reads it before decode(), which never sees it.
     SnapshotRestore = 64,
+
+    // Cluster membership (issue 6): 80-89 are membership records with a
+    // codec of their own (store/membership_record.h); the state machine
+    // reads them before decode(), which never sees them.
+    MembershipFirst = 80,
+    MembershipLast = 89,
 };
 
 // The record version this build writes for most types. A new field means a

@@ -247,6 +247,7 @@ EntryPtr StateMachine::get(std::string_view key) const {
 Result StateMachine::apply_bytes(uint64_t index, std::string_view bytes) {
     if (is_restore_record(bytes)) return apply_restore(index, bytes);
     if (cluster::is_member_info_record(bytes)) return apply_member_info(index, bytes);
+    if (is_membership_record(bytes)) return apply_membership(index, bytes);
     DecodeResult d = decode(bytes);
     if (d.ok()) return apply(index, *d.command);
     mutable_state().applied = index;
@@ -323,6 +324,16 @@ Result StateMachine::apply_body(State& s, uint64_t index, const Command& cmd) {
             }
         },
         cmd.body);
+}
+
+// Membership records (store/membership_record.h) have their own codec.
+Result StateMachine::apply_membership(uint64_t index, std::string_view bytes) {
+    State& s = mutable_state();
+    s.applied = index;
+    std::string error;
+    std::optional<MembershipRecord> record = decode_membership(bytes, &error);
+    if (!record) return failed(Outcome::Invalid, "undecodable membership record: " + error);
+    return s.membership.apply(index, *record);
 }
 
 Result StateMachine::read_txn(const Txn& txn) const {

@@ -20,6 +20,7 @@
 #include "cluster/member_info.h"
 #include "store/command.h"
 #include "store/dedup.h"
+#include "store/membership_state.h"
 #include "store/result.h"
 #include "store/services.h"
 #include "store/tokens.h"
@@ -45,6 +46,7 @@ struct State {
     Catalog catalog;               // services and TTL checks (store/services.h)
     TokenTable tokens;             // API tokens (store/tokens.h)
     cluster::MemberTable members;  // what each member advertises (cluster/member_info.h)
+    MembershipState membership;    // join tokens and joined/left members (store/membership_state.h)
 };
 using Version = std::shared_ptr<const State>;
 
@@ -71,6 +73,7 @@ public:
     const StateLimits& limits() const { return limits_; }
     // Valid until the next apply or restore.
     const TokenTable& tokens() const { return state_->tokens; }
+    const MembershipState& membership() const { return state_->membership; }
     // A txn of only get, get-tree, check-index and check-not-exists, run
     // against the local state without the log (Consul does the same).
     Result read_txn(const Txn& txn) const;
@@ -86,6 +89,7 @@ private:
     Result apply_restore(uint64_t index, std::string_view record);
     // A member's announcement replaces its previous one.
     Result apply_member_info(uint64_t index, std::string_view record);
+    Result apply_membership(uint64_t index, std::string_view bytes);
     State& mutable_state();
     Result apply_body(State& s, uint64_t index, const Command& cmd);
     Result apply_dedup(State& s, uint64_t index, const Command& cmd);

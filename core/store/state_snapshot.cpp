@@ -8,6 +8,7 @@
 //   catalog (format 2) = bytes: serialize_catalog() (store/services.h)
 //   tokens (format 3) = bytes: TokenTable::serialize() (store/tokens.h)
 //   members (format 4) = bytes: serialize_members() (cluster/member_info.h)
+//   membership (format 5) = bytes: MembershipState::serialize() (store/membership_state.h)
 //
 // with LEB128 varints for numbers and lengths.
 
@@ -24,7 +25,8 @@ using In = ByteIn;
 
 constexpr char kMagic[] = "RMPSTATE";
 constexpr size_t kMagicLen = 8;
-constexpr uint8_t kFormat = 4;  // 2 adds the services catalog, 3 the tokens, 4 the members; older are restored
+// 2 adds the services catalog, 3 the tokens, 4 the members, 5 the membership; older ones are still restored
+constexpr uint8_t kFormat = 5;
 constexpr size_t kMaxTokenBytes = size_t{8} * 1024 * 1024;
 
 void write_entry(Out& o, const Entry& e, bool with_value) {
@@ -125,6 +127,7 @@ bool StateWriter::next(std::string& out, size_t budget) {
     o.bytes(serialize_catalog(s_.catalog));
     o.bytes(s_.tokens.serialize());
     o.bytes(cluster::serialize_members(s_.members));
+    o.bytes(s_.membership.serialize());
     phase_ = Phase::Done;
     return true;
 }
@@ -170,6 +173,7 @@ bool StateMachine::restore(uint64_t index, std::string_view payload, std::string
     if (format >= 2 && in.ok() && !parse_catalog(in.bytes(payload.size()), &s->catalog)) in.invalidate();
     if (format >= 3 && in.ok() && !s->tokens.restore(in.bytes(kMaxTokenBytes))) in.invalidate();
     if (format >= 4 && in.ok() && !cluster::parse_members(in.bytes(payload.size()), &s->members)) in.invalidate();
+    if (format >= 5 && in.ok() && !s->membership.restore(in.bytes(kMaxTokenBytes))) in.invalidate();
     if (!in.ok() || !in.at_end() || s->kv.size() != count) {
         *error = "state snapshot is truncated or malformed";
         return false;

@@ -57,12 +57,12 @@ std::pair<uint64_t, std::string> Store::leader() const {
     return {id, id != 0 ? address : ""};
 }
 
-int Store::accept_fd(int fd, uint64_t expected_id) {
+int Store::accept_named(int fd, const char* peer_name) {
     if (node_ == nullptr || closing_) {
         ::close(fd);
         return -1;
     }
-    return rampart_raft_accept_fd(node_, fd, expected_id);
+    return rampart_raft_accept_named(node_, fd, peer_name);
 }
 
 bool Store::start(std::string* error) {
@@ -98,16 +98,19 @@ bool Store::start(std::string* error) {
         ids.push_back(settings_.raft_id);
         addrs.push_back(cfg.address);
     }
-    if (rv == 0) rv = rampart_raft_bootstrap(node_, static_cast<unsigned>(ids.size()), ids.data(), addrs.data());
-    bool first_start = rv == 0;
+    if (rv == 0 && !settings_.join)
+        rv = rampart_raft_bootstrap(node_, static_cast<unsigned>(ids.size()), ids.data(), addrs.data());
+    bool first_start = rv == 0 && !settings_.join;
     if (rv == RAMPART_RAFT_EXISTS) rv = 0;
     if (rv == 0) rv = rampart_raft_start(node_);
     if (rv != 0) {
         *error = std::string("Raft engine: ") + rampart_raft_status_name(rv) + " (" + raft_dir_ + ")";
         return false;
     }
-    log::info(first_start ? (ids.size() == 1 ? "store bootstrapped a one-node cluster" : "store bootstrapped a cluster")
-                          : "store recovered from disk",
+    log::info(settings_.join ? "store started empty, to join a cluster"
+              : first_start
+                  ? (ids.size() == 1 ? "store bootstrapped a one-node cluster" : "store bootstrapped a cluster")
+                  : "store recovered from disk",
               {{"dir", raft_dir_},
                {"applied_index", static_cast<long long>(sm_.applied())},
                {"keys", static_cast<long long>(sm_.version()->kv.size())}});

@@ -50,6 +50,9 @@ struct StoreSettings {
     uint64_t raft_id = 1;
     std::vector<std::pair<uint64_t, std::string>> bootstrap;  // (raft id, peer address)
     rampart_raft_transport transport{};
+    // A pristine node that joins through cluster.seeds: no initial
+    // configuration; the leader adds it (cluster/joiner.h).
+    bool join = false;
 
     static StoreSettings from(const config::Config& cfg);
 };
@@ -81,8 +84,10 @@ public:
     bool has_leader() const;
     // The leader as the engine knows it: (Raft id, peer address), id 0 if none.
     std::pair<uint64_t, std::string> leader() const;
-    // An accepted peer stream for the engine (the fd is always taken).
-    int accept_fd(int fd, uint64_t expected_id);
+    // An accepted peer stream for the engine (the fd is always taken),
+    // whose claimed Raft id the transport's verify checks against the
+    // certificate's node id (cluster/raft_bridge.h).
+    int accept_named(int fd, const char* peer_name);
     bool is_leader() const;
     // The engine (nullptr before start and once closing), for the
     // adapter's read-only getters and its observer (cluster/status.h).

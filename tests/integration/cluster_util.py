@@ -239,6 +239,42 @@ class ClusterCase(TlsCase):
         self.assertEqual(r.status, 200)
         return r.body.decode()
 
+    # -- membership (test_membership) ----------------------------------------
+    def start_joiner(self, i, seeds, token=None, extra=None, node_id=None, start=True):
+        """node_`i`'s certificate, no peers to bootstrap from: it joins
+        through `seeds` (nodes of this fixture) with `token` (or waits for
+        rampartctl cluster join without one)."""
+        node_id = node_id or f"node_{i}"
+        cluster = {"seeds": [f"{s.node_id}@{s.peer_listen}" for s in seeds]}
+        settings = {"peer": {"listen": f"127.0.0.1:{free_port()}"},
+                    "auth": {"enabled": True, "bootstrap_token": TOKEN}, "cluster": cluster}
+        for section, values in (extra or {}).items():
+            settings.setdefault(section, {}).update(values)
+        d = self.daemon(peers=self.peers_yaml(i), node_id=node_id, extra=settings)
+        d.node_id = node_id
+        if token:
+            d.env["RAMPART_CLUSTER_JOIN_TOKEN"] = token
+        if start:
+            d.start()
+        return d
+
+    def join_token(self, d, *args):
+        """A join token made through rampartctl on `d`: the --json answer."""
+        out = self.ctl(d, "--json", "cluster", "join-token", *args)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        return json.loads(out.stdout)
+
+    def roles(self, leader):
+        """{node_id: role} of the Raft configuration, as `leader` sees it."""
+        return {m["node_id"]: m["role"] for m in self.status(leader)["members"]}
+
+    def audit_events(self, d, event):
+        path = os.path.join(d.dir, "data", "audit.jsonl")
+        if not os.path.exists(path):
+            return []
+        with open(path) as f:
+            return [e for e in (json.loads(line) for line in f if line.strip()) if e["event"] == event]
+
     def ctl(self, d, *args, token=TOKEN):
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAMPART_")}
         env["RAMPART_HTTP_ADDR"] = d.address

@@ -223,7 +223,10 @@ class Discovery(ClusterCase):
         joiner.signal(signal.SIGHUP)
         done = joiner.wait_log(lambda e: e.get("msg") == "join: done", timeout=30)
         self.assertEqual(done["seed"], seed.peer_listen)
-        self.wait_ready([joiner], timeout=15)
+        # The seed is found; with no join token the node then waits to be
+        # given one (docs/cluster.md, "Joining"), serving /health meanwhile.
+        joiner.wait_log(lambda e: "waiting to join a cluster" in e.get("msg", ""), timeout=10)
+        self.assertEqual(joiner.request("GET", "/health").status, 200)
         self.eventually(lambda: len(self.rounds_failed(unnamed, "127.0.0.1:1: no node id known")) >= 2,
                         timeout=20, what="rounds failing for the unnamed static seed")
         self.assert_joining(unnamed)

@@ -122,6 +122,7 @@ void test_full_valid_file(void**) {
         "  discovery_srv: rampart.example.com.\n  dns_server: 10.0.0.53:53\n"
         "  max_store_bytes: 4096\n  snapshot_threshold: 16\n  snapshot_trailing: 0\n  snapshot_retention: 1\n"
         "  follower_writes: redirect\n"
+        "  auto_promote: false\n  remove_dead_after_ms: 5000\n"
         "log: {level: debug, format: console, sampling: 1}\n"
         "plugins: {dir: /usr/lib/rampart, load: [transport_tls, metrics]}\n"
         "policies: {dir: /etc/rampart/policies}\n"
@@ -151,6 +152,8 @@ void test_full_valid_file(void**) {
     assert_int_equal(c.cluster.max_store_bytes, 4096);
     assert_int_equal(c.cluster.snapshot_threshold, 16);
     assert_string_equal(c.cluster.follower_writes.c_str(), "redirect");
+    assert_false(c.cluster.auto_promote);
+    assert_int_equal(c.cluster.remove_dead_after_ms, 5000);
     assert_string_equal(c.log.format.c_str(), "console");
     assert_string_equal(c.plugins.load[1].c_str(), "metrics");
     assert_true(c.auth.enabled);
@@ -216,6 +219,8 @@ void test_reloadable_keys(void**) {
                                               "cluster.seeds",
                                               "cluster.follower_writes",
                                               "api.advertise",
+                                              "cluster.auto_promote",
+                                              "cluster.remove_dead_after_ms",
                                               "node.min_free_bytes"};
     for (const KeySpec& spec : schema()) assert_int_equal(is_reloadable(spec.path), reloadable.count(spec.path));
     assert_false(is_reloadable("no.such_key"));
@@ -385,6 +390,9 @@ void test_bad_addresses(void**) {
                         "t.yml:2:23: cluster.seeds: not an IPv4 address literal; host names are not allowed "
                         "(expected \"a.b.c.d:port\" or \"[v6]:port\", e.g. \"127.0.0.1:7700\")");
     assert_true(load("api: {listen: \"0.0.0.0:0\"}\npeer: {listen: \"[::]:65535\"}\n").ok());
+    // A seed may name its node: the name its certificate carries.
+    assert_true(load("cluster:\n  seeds: [node_2@10.0.0.2:7701]\n").ok());
+    assert_false(load("cluster:\n  seeds: [\"no/de@10.0.0.2:7701\"]\n").ok());
 }
 
 // cluster.discovery_srv is a domain name; cluster.dns_server an IPv4

@@ -793,10 +793,155 @@ static void test_handshake_refuses_wrong_id(void** state) {
     remove_dir(dir);
 }
 
+/* ------------------------------------------------------------------ */
+/* Membership: named accepts, "<name>@" addresses, configuration changes */
+
+struct verify_log {
+    int calls;
+    char name[32];
+    uint64_t id;
+    int verdict; /* what verify answers */
+};
+
+static int cb_verify(void* user, const char* peer_name, uint64_t id, const char* address) {
+    struct verify_log* v = user;
+    (void)address;
+    v->calls++;
+    snprintf(v->name, sizeof v->name, "%s", peer_name);
+    v->id = id;
+    return v->verdict;
+}
+
+/* Feed a hello claiming `id` at `address` to an accept_named() stream;
+ * 1 if the adapter closed it (refused), 0 if it kept it. */
+static int hello_refused(uv_loop_t* loop, rampart_raft* node, const char* peer_name, uint64_t id, const char* address) {
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    assert_int_equal(rampart_raft_accept_named(node, sv[1], peer_name), 0);
+    uint8_t hello[64] = {'R', 'M', 'P', 'R', 'A', 'F', 'T', '1'};
+    size_t alen = strlen(address) + 1, padded = (alen + 7) & ~(size_t)7;
+    for (int i = 0; i < 8; i++) {
+        hello[8 + i] = (uint8_t)(id >> (8 * i));
+        hello[16 + i] = (uint8_t)(padded >> (8 * i));
+    }
+    memcpy(hello + 24, address, alen);
+    assert_int_equal(write(sv[0], hello, 24 + padded), (ssize_t)(24 + padded));
+    fcntl(sv[0], F_SETFL, O_NONBLOCK);
+    int eof = 0;
+    for (int i = 0; i < 60 && !eof; i++) {
+        uv_run(loop, UV_RUN_NOWAIT);
+        char ch;
+        if (read(sv[0], &ch, 1) == 0)
+            eof = 1;
+        else
+            usleep(5000);
+    }
+    close(sv[0]);
+    return eof;
+}
+
+static void test_named_accept_asks_verify(void** state) {
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    char* dir = make_dir();
+    struct fsm* f = calloc(1, sizeof *f);
+    struct verify_log v = {0};
+    struct rampart_raft_config c = base_config(1, "node_1@127.0.0.1:1", dir, f);
+    c.transport.user = &v;
+    c.transport.verify = cb_verify;
+    rampart_raft* node = start_one(&loop, &c, 1);
+    /* verify refuses: closed, and it was asked with the certificate's name. */
+    v.verdict = 1;
+    assert_true(hello_refused(&loop, node, "node_2", 9, "node_2@127.0.0.1:2"));
+    assert_int_equal(v.calls, 1);
+    assert_string_equal(v.name, "node_2");
+    assert_int_equal(v.id, 9);
+    /* An address naming another node than the certificate: refused before verify. */
+    v.verdict = 0;
+    assert_true(hello_refused(&loop, node, "node_2", 9, "node_3@127.0.0.1:2"));
+    assert_int_equal(v.calls, 1);
+    /* verify accepts: the engine keeps the stream. */
+    assert_false(hello_refused(&loop, node, "node_2", 9, "node_2@127.0.0.1:2"));
+    assert_int_equal(v.calls, 2);
+    close_node(&loop, node);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    free(f);
+    remove_dir(dir);
+}
+
+struct change_wait {
+    int done, status;
+};
+static void on_change(void* ctx, int status) {
+    struct change_wait* w = ctx;
+    w->done = 1;
+    w->status = status;
+}
+static int change_done(void* ctx) { return ((struct change_wait*)ctx)->done; }
+
+static struct rampart_raft_member* find_member(struct rampart_raft_member* m, unsigned n, uint64_t id) {
+    for (unsigned i = 0; i < n; i++)
+        if (m[i].id == id) return &m[i];
+    return NULL;
+}
+
+static void test_membership_changes_and_names(void** state) {
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    char* dir = make_dir();
+    struct fsm* f = calloc(1, sizeof *f);
+    struct rampart_raft_config c = base_config(1, "node_1@127.0.0.1:1", dir, f);
+    rampart_raft* node = start_one(&loop, &c, 1);
+    assert_int_equal(rampart_raft_id(node), 1);
+    char addr[64];
+    assert_int_equal(rampart_raft_leader(node, addr, sizeof addr), 1);
+    assert_string_equal(addr, "127.0.0.1:1"); /* the name is reported apart */
+
+    /* Add a spare (the sole voter commits alone), make it a standby, remove it. */
+    struct change_wait w = {0};
+    assert_int_equal(rampart_raft_add(node, 2, "node_2@127.0.0.1:2", on_change, &w), 0);
+    assert_true(run_until(&loop, change_done, &w, 5000));
+    assert_int_equal(w.status, 0);
+    struct rampart_raft_member m[4];
+    unsigned n = rampart_raft_members(node, m, 4);
+    assert_int_equal(n, 2);
+    struct rampart_raft_member* two = find_member(m, n, 2);
+    assert_non_null(two);
+    assert_string_equal(two->name, "node_2");
+    assert_string_equal(two->address, "127.0.0.1:2");
+    assert_int_equal(two->role, RAMPART_RAFT_MEMBER_SPARE);
+    assert_string_equal(find_member(m, n, 1)->name, "node_1");
+
+    memset(&w, 0, sizeof w);
+    assert_int_equal(rampart_raft_assign(node, 2, RAMPART_RAFT_MEMBER_STANDBY, on_change, &w), 0);
+    assert_true(run_until(&loop, change_done, &w, 5000));
+    assert_int_equal(w.status, 0);
+    n = rampart_raft_members(node, m, 4);
+    assert_int_equal(find_member(m, n, 2)->role, RAMPART_RAFT_MEMBER_STANDBY);
+    assert_int_equal(rampart_raft_voters(node), 1);
+    assert_int_equal(rampart_raft_assign(node, 2, 7, on_change, &w), RAMPART_RAFT_INVALID);
+
+    memset(&w, 0, sizeof w);
+    assert_int_equal(rampart_raft_remove(node, 2, on_change, &w), 0);
+    assert_true(run_until(&loop, change_done, &w, 5000));
+    assert_int_equal(w.status, 0);
+    assert_int_equal(rampart_raft_members(node, NULL, 0), 1);
+    /* Removing an unknown id is refused at once (no callback). */
+    assert_int_not_equal(rampart_raft_remove(node, 42, on_change, &w), 0);
+    close_node(&loop, node);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    free(f);
+    remove_dir(dir);
+}
+
 int main(void) {
     (void)closed_flag;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_frame_padding_round_trip),
+        cmocka_unit_test(test_named_accept_asks_verify),
+        cmocka_unit_test(test_membership_changes_and_names),
         cmocka_unit_test(test_crc32c_and_envelope),
         cmocka_unit_test(test_sigpipe_ignored_after_create),
         cmocka_unit_test(test_engine_settings),

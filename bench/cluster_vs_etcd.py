@@ -1,0 +1,538 @@
+#!/usr/bin/env python3
+"""A 3-node rampartd cluster against a 3-member etcd (Debian's etcd-server), in
+the same run on the same disk (issue 6, "Figures").
+
+Set-up, everything on 127.0.0.1, data under --datadir (default /var/tmp, a
+real disk: tmpfs would flatter both):
+  rampart  node_1..node_3, Raft over mutual TLS on the peer port (certificates
+           from scripts/gen-certs.sh, ECDSA P-256; every node pins the other
+           two by spki-sha256, as scripts/testnet.sh does), plain HTTP on the
+           API, plugins: transport_tls only;
+  etcd     3 members, plain HTTP client and peer URLs (etcd's defaults:
+           heartbeat 100 ms, election 1000 ms).
+Both clusters run side by side; the load always goes to the current leader's
+API (rampart: /v1/status/leader, etcd: /v3/maintenance/status).
+
+Phases:
+  1. RSS per node: idle after the election, then after 10,000 distinct keys
+     of 256 B written through the leader (8 keep-alive connections) and
+     applied on every member.
+  2. Throughput and latency, each as BENCH_PAIRS alternating pairs of wrk runs
+     of BENCH_SECONDS (the order flips every pair), ratio = median of the
+     per-pair ratios:
+       put-seq    sequential PUT, 1 connection: p50/p99;
+       put-64     PUT, BENCH_CONNECTIONS (64) connections;
+       get-stale  GET ?stale vs etcd serializable range;
+       get-strong GET ?consistent vs etcd's default (linearizable) range.
+     PUTs cycle over 10,000 keys of 256 B (the wrk Lua scripts of
+     bench/kvlib.py). The disk's fdatasync rate is measured right before each
+     PUT workload. CPU per request is summed over the three members.
+  3. Failover, BENCH_FAILOVERS (5) trials per cluster, alternating: kill -9
+     of the leader, then, from that instant, (a) the first write that
+     succeeds on a survivor (a PUT sent to both survivors every 10 ms,
+     each attempt on its own connection: a hanging attempt never delays the
+     next) and (b) the first time a survivor reports a new leader (polled
+     every 10 ms). The member is restarted on its data and the cluster
+     settles before the next trial. Median of the trials.
+
+    python3 bench/cluster_vs_etcd.py --build BUILD [--tmpdir DIR] [--datadir DIR]
+"""
+import argparse
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import (BenchError, Rampart, Server, env_int, free_port, median_of,  # noqa: E402
+                      print_table, raise_on_signals, run_bench)
+from kvlib import (KEYS, VALUE_BYTES, EtcdMember, etcd_version, fsync_rate, percentile,  # noqa: E402
+                   rampart_request, require_real_disk, run_wrk_kv, write_keys, write_lua_scripts)
+
+NODES = 3
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+POLL_S = 0.010  # failover: one write attempt and one leader query per survivor this often
+SETUP = ("rampart: 3 nodes, Raft over mutual TLS on the peer port (ECDSA P-256 certificates from "
+         "scripts/gen-certs.sh, spki-sha256 pins), plain HTTP on the API; "
+         "etcd: 3 members, plain HTTP client and peer URLs")
+
+
+class Cluster(Server):
+    """Members that count as one server for benchlib.run_measured: CPU is summed over
+    them all, and `port` is the API port of the member the load goes to (the leader)."""
+
+    def __init__(self, tmpdir, pidfile, name):
+        super().__init__(tmpdir, pidfile)
+        self.name = name
+        self.members = []
+        self.target = None  # the member the load goes to
+
+    @property
+    def port(self):
+        return None if self.target is None else self.target.port
+
+    @port.setter
+    def port(self, _):
+        pass  # Server.__init__ sets it; the target decides
+
+    def pids(self):
+        return [m.proc.pid for m in self.members if m.proc is not None]
+
+    def check_alive(self):
+        for m in self.members:
+            m.check_alive()
+
+    def stop(self):
+        for m in self.members:
+            if m.proc is not None and m.proc.poll() is None:
+                m.proc.send_signal(signal.SIGTERM)
+        for m in self.members:
+            m.stop()  # waits (etcd members take a few seconds handing over)
+
+    def leader_index(self, seen_by):
+        """The index of the member that member `seen_by` reports as leader; None if none
+        (or unreachable)."""
+        raise NotImplementedError
+
+    def agreed_leader(self, timeout=60.0):
+        """Wait until every member names the same leader; its index."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            self.check_alive()
+            seen = [self.leader_index(m) for m in self.members]
+            if seen[0] is not None and all(s == seen[0] for s in seen):
+                return seen[0]
+            last = seen
+            time.sleep(0.05)
+        raise BenchError(f"{self.name}: the members never agreed on a leader (last seen: {last})")
+
+    def aim_at_leader(self):
+        self.target = self.members[self.agreed_leader()]
+        return self.target
+
+    def put(self, member, key, value, timeout=5):
+        raise NotImplementedError
+
+    def get_stale(self, member, key):
+        raise NotImplementedError
+
+    def settle(self, key, timeout=60.0):
+        """A healthy cluster: a leader every member names, a write of `key` through it,
+        and that write applied on every member. Returns the leader's index."""
+        deadline = time.monotonic() + timeout
+        li = self.agreed_leader(timeout)
+        value = f"{time.monotonic_ns()}".encode()
+        while True:
+            try:
+                if self.put(self.members[li], key, value) == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise BenchError(f"{self.name}: the leader does not take writes")
+            time.sleep(0.1)
+            li = self.agreed_leader(timeout)
+        for m in self.members:
+            while True:
+                try:
+                    if self.get_stale(m, key) == value:
+                        break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise BenchError(f"{self.name}: {m.name} never applied {key}")
+                time.sleep(0.05)
+        return li
+
+    def restart(self, member):
+        raise NotImplementedError
+
+
+class RampartCluster(Cluster):
+    def __init__(self, tmpdir, pidfile, build, datadir, subdir="rampart-cluster"):
+        super().__init__(tmpdir, pidfile, "rampart")
+        self.build = os.path.abspath(build)
+        self.home = os.path.join(tmpdir, subdir)
+        self.certs = os.path.join(self.home, "certs")
+        os.makedirs(self.home, exist_ok=True)
+        peer_ports = [free_port() for _ in range(NODES)]
+        for i in range(1, NODES + 1):
+            d = os.path.join(self.home, f"node_{i}")
+            extra = f"  peers_file: {d}/peers.yml\n  pins_file: {d}/pinned_certs.json\n"
+            node = Rampart(tmpdir, pidfile, build, name=f"node_{i}", subdir=os.path.join(subdir, f"node_{i}"),
+                           plugins_load=["transport_tls"], data_dir=os.path.join(datadir, subdir, f"node_{i}"),
+                           node_id=f"node_{i}", api_port=free_port(), peer_port=peer_ports[i - 1],
+                           peer_extra=extra)
+            self.members.append(node)
+
+    def write_peer_files(self):
+        """Certificates, and each node's peers.yml and pinned_certs.json (the other two
+        nodes' spki-sha256 pins), as scripts/testnet.sh writes them."""
+        p = subprocess.run(["sh", os.path.join(ROOT, "scripts", "gen-certs.sh"), self.certs, str(NODES)],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+        if p.returncode != 0:
+            raise BenchError(f"scripts/gen-certs.sh failed: {p.stderr.strip()}")
+        ctl = os.path.join(self.build, "rampartctl")
+        pins = {}
+        for i in range(1, NODES + 1):
+            p = subprocess.run([ctl, "pins", "compute", os.path.join(self.certs, f"node_{i}.pem")],
+                               capture_output=True, text=True, timeout=30)
+            pin = [x for x in p.stdout.split() if x.startswith("spki-sha256:")]
+            if p.returncode != 0 or not pin:
+                raise BenchError(f"rampartctl pins compute failed: {p.stderr.strip()}")
+            pins[i] = pin[0]
+        for i, node in enumerate(self.members, 1):
+            d = os.path.join(self.home, f"node_{i}")
+            os.makedirs(d, exist_ok=True)
+            lines = ["allow_insecure_peers: false", "tls:",
+                     f"  ca_cert: {self.certs}/ca.pem",
+                     f"  server_cert: {self.certs}/node_{i}.pem",
+                     f"  server_key: {self.certs}/node_{i}.key", "peers:"]
+            for j, other in enumerate(self.members, 1):
+                if j != i:
+                    lines.append(f"  - {{node_id: node_{j}, address: 127.0.0.1, port: {other.peer_port}}}")
+            with open(os.path.join(d, "peers.yml"), "w") as f:
+                f.write("\n".join(lines) + "\n")
+            pins_path = os.path.join(d, "pinned_certs.json")
+            with open(pins_path, "w") as f:
+                f.write('{"peers": {}, "report_only": false}\n')
+            for j in range(1, NODES + 1):
+                if j != i:
+                    p = subprocess.run([ctl, "pins", "add", pins_path, f"node_{j}", pins[j]],
+                                       capture_output=True, text=True, timeout=30)
+                    if p.returncode != 0:
+                        raise BenchError(f"rampartctl pins add failed: {p.stderr.strip()}")
+
+    def start(self):
+        self.write_peer_files()
+        for m in self.members:
+            m.start()  # returns once GET /health answers; the election follows
+
+    def leader_index(self, seen_by, timeout=2):
+        try:
+            status, body = rampart_request(seen_by.port, "GET", "/v1/status/leader", timeout=timeout)
+        except OSError:
+            return None
+        if status != 200:
+            return None
+        addr = body.decode().strip().strip('"')
+        for i, m in enumerate(self.members):
+            if addr == f"127.0.0.1:{m.peer_port}":
+                return i
+        return None
+
+    def put(self, member, key, value, timeout=5):
+        return rampart_request(member.port, "PUT", f"/v1/kv/{key}", value, timeout)[0]
+
+    def get_stale(self, member, key):
+        status, body = rampart_request(member.port, "GET", f"/v1/kv/{key}?raw&stale", timeout=2)
+        return body if status == 200 else None
+
+    def restart(self, member):
+        member.start(append_log=True)
+
+
+class EtcdCluster(Cluster):
+    def __init__(self, tmpdir, pidfile, datadir, subdir="etcd-cluster"):
+        super().__init__(tmpdir, pidfile, "etcd")
+        self.members = [EtcdMember(tmpdir, pidfile, datadir, subdir=f"{subdir}-{i}", name=f"etcd_{i}")
+                        for i in range(1, NODES + 1)]
+        initial = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
+        for m in self.members:
+            m.initial_cluster = initial
+        self.ids = {}  # member id (string) -> index
+
+    def start(self):
+        for m in self.members:
+            m.launch()
+        for m in self.members:
+            m.wait_ready(timeout=60)
+        for i, m in enumerate(self.members):
+            self.ids[m.status()[0]] = i
+
+    def leader_index(self, seen_by, timeout=2):
+        try:
+            return self.ids.get(seen_by.status(timeout)[1])
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def put(self, member, key, value, timeout=5):
+        return member.put(key, value, timeout)
+
+    def get_stale(self, member, key):
+        return member.get_stale(key)
+
+    def restart(self, member):
+        member.launch(fresh=False)
+        member.wait_ready(timeout=60)
+
+    def stop(self):
+        super().stop()
+        for m in self.members:
+            m.remove_data()
+
+
+# ---------------------------------------------------------------- phases
+
+def measure_rss(cluster):
+    """RSS of each member, idle then after KEYS keys: {member name: (role, idle KiB, after KiB)}."""
+    li = cluster.settle("bench/settle")
+    time.sleep(1)
+    idle = [m.rss_kib() for m in cluster.members]
+    leader = cluster.members[li]
+    t0 = time.monotonic()
+    write_keys(leader, KEYS, prefix="rss/k")
+    took = time.monotonic() - t0
+    cluster.settle("bench/rss-done")  # applied everywhere: the log is in order
+    time.sleep(1)
+    out = {}
+    for i, m in enumerate(cluster.members):
+        out[m.name] = ("leader" if i == li else "follower", idle[i], m.rss_kib())
+    return out, took
+
+
+def failover_trial(cluster, trial, deadline_s=30.0):
+    """Kill -9 the leader; seconds until (a write succeeds on a survivor, a survivor
+    reports a new leader). Restarts the member and waits for the cluster to settle."""
+    li = cluster.settle(f"bench/failover-before-{trial}")
+    time.sleep(1)  # heartbeats flowing again everywhere before the kill
+    li = cluster.agreed_leader()
+    victim = cluster.members[li]
+    survivors = [m for i, m in enumerate(cluster.members) if i != li]
+    found = {"write": None, "leader": None}
+    lock = threading.Lock()
+    key = f"bench/failover-{trial}"
+
+    def note(what, t):
+        with lock:
+            if found[what] is None:
+                found[what] = t
+
+    def write_attempt(m, t0):
+        try:
+            if cluster.put(m, key, b"after", timeout=5) == 200:
+                note("write", time.monotonic() - t0)
+        except OSError:
+            pass
+
+    def leader_attempt(m, t0):
+        idx = cluster.leader_index(m, timeout=5)
+        if idx is not None and idx != li:
+            note("leader", time.monotonic() - t0)
+
+    threads = []
+    victim.proc.send_signal(signal.SIGKILL)
+    t0 = time.monotonic()
+    victim.proc.wait()
+    while time.monotonic() - t0 < deadline_s:
+        with lock:
+            done = found["write"] is not None and found["leader"] is not None
+        if done:
+            break
+        threads = [t for t in threads if t.is_alive()]
+        if len(threads) < 200:  # attempts that hang do not stop new ones
+            for m in survivors:
+                for fn in ((write_attempt,) if found["write"] is None else ()) + \
+                        ((leader_attempt,) if found["leader"] is None else ()):
+                    t = threading.Thread(target=fn, args=(m, t0), daemon=True)
+                    t.start()
+                    threads.append(t)
+        time.sleep(POLL_S)
+    for t in threads:
+        t.join(timeout=10)
+    if found["write"] is None or found["leader"] is None:
+        raise BenchError(f"{cluster.name}: no new leader / no write within {deadline_s:.0f}s of killing "
+                         f"{victim.name} ({found})")
+    cluster.restart(victim)
+    cluster.settle(f"bench/failover-after-{trial}")
+    return found["write"], found["leader"], victim.name
+
+
+# ---------------------------------------------------------------- main
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 epilog="Environment: BENCH_PAIRS (5), BENCH_SECONDS (10), BENCH_THREADS (1), "
+                                        "BENCH_CONNECTIONS (64), BENCH_FAILOVERS (5), BENCH_KEEP (0).")
+    ap.add_argument("--build", default="build", help="build directory with rampartd, rampartctl, plugins/")
+    ap.add_argument("--tmpdir", default=None, help="scratch directory (configs, logs, wrk output); default: a new one")
+    ap.add_argument("--datadir", default="/var/tmp", help="parent of every member's data (a real disk)")
+    args = ap.parse_args()
+    try:
+        args.pairs = env_int("BENCH_PAIRS", 5, 1)
+        args.seconds = env_int("BENCH_SECONDS", 10, 1)
+        args.threads = env_int("BENCH_THREADS", 1, 1)
+        args.connections = env_int("BENCH_CONNECTIONS", 64, 1)
+        args.failovers = env_int("BENCH_FAILOVERS", 5, 1)
+    except BenchError as e:
+        print(f"bench: error: {e}", file=sys.stderr)
+        return 1
+    raise_on_signals()
+    own_tmp = args.tmpdir is None
+    tmp = args.tmpdir or tempfile.mkdtemp(prefix="rampart-clusterbench-")
+    logdir = os.path.join(tmp, "cluster_vs_etcd")
+    os.makedirs(logdir, exist_ok=True)
+    pidfile = os.path.join(tmp, "pids")
+    data = tempfile.mkdtemp(prefix="rampart-clusterbench-data-", dir=args.datadir)
+    clusters = []
+
+    def cleanup():
+        for c in clusters:
+            c.stop()
+        shutil.rmtree(data, ignore_errors=True)
+        if own_tmp and os.environ.get("BENCH_KEEP") != "1":
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def body():
+        put_lua, range_lua = write_lua_scripts(logdir)
+        kind = require_real_disk(data)
+        print(f"{SETUP}.\ndata under {data} ({kind}); {args.pairs} pairs x {args.seconds}s per workload; "
+              f"{args.failovers} failovers each; etcd {etcd_version()}; {os.cpu_count()} CPUs; "
+              f"load average {load_average()}", flush=True)
+        rampart = RampartCluster(tmp, pidfile, args.build, data)
+        etcd = EtcdCluster(tmp, pidfile, data)
+        clusters.extend([rampart, etcd])
+        rampart.start()
+        etcd.start()
+
+        print("\nRSS per node (fresh clusters)", flush=True)
+        rss = {}
+        for c in (rampart, etcd):
+            rss[c.name] = measure_rss(c)
+            print(f"  {c.name}: " + ", ".join(f"{n} ({role}) {idle / 1024:.1f} -> {after / 1024:.1f} MiB"
+                                              for n, (role, idle, after) in rss[c.name][0].items())
+                  + f"; {KEYS} keys in {rss[c.name][1]:.1f} s", flush=True)
+
+        results, fsync = throughput(args, rampart, etcd, put_lua, range_lua, logdir, data)
+
+        print(f"\nfailover: kill -9 of the leader, {args.failovers} trials each, alternating "
+              f"(load average {load_average()})", flush=True)
+        failover = {"rampart": [], "etcd": []}
+        for i in range(args.failovers):
+            for c in ((rampart, etcd) if i % 2 == 0 else (etcd, rampart)):
+                w, ldr, victim = failover_trial(c, i)
+                failover[c.name].append((w, ldr))
+                print(f"  trial {i + 1}/{args.failovers} {c.name}: killed {victim}; write ok after {w * 1000:.0f} ms, "
+                      f"new leader reported after {ldr * 1000:.0f} ms", flush=True)
+        report(args, results, fsync, rss, failover)
+        return 0
+
+    return run_bench(body, cleanup)
+
+
+def load_average():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def throughput(args, rampart, etcd, put_lua, range_lua, logdir, data):
+    for c in (rampart, etcd):
+        c.settle("bench/get")  # the key the GET workloads read (VALUE_BYTES long below)
+        c.aim_at_leader()
+        if c.put(c.target, "bench/get", b"v" * VALUE_BYTES) != 200:
+            raise BenchError(f"{c.name}: PUT bench/get failed")
+    print(f"\nload goes to the leaders: rampart {rampart.target.name}, etcd {etcd.target.name}", flush=True)
+    conns = args.connections
+    put = lambda c: (put_lua, [c.name, KEYS, VALUE_BYTES], "/")  # noqa: E731
+    workloads = [
+        ("put-seq", "sequential PUT, 1 conn", 1, put),
+        ("put-64", f"PUT, {conns} conns", conns, put),
+        ("get-stale", f"GET stale / serializable, {conns} conns", conns,
+         lambda c: (range_lua, ["bench/get", "serializable"], "/") if c is etcd
+         else (None, [], "/v1/kv/bench/get?stale")),
+        ("get-strong", f"GET strong / linearizable, {conns} conns", conns,
+         lambda c: (range_lua, ["bench/get", "linearizable"], "/") if c is etcd
+         else (None, [], "/v1/kv/bench/get?consistent")),
+    ]
+    results, fsync = {}, {}
+    for wl, title, n, spec in workloads:
+        for c in (rampart, etcd):
+            if c.agreed_leader() != c.members.index(c.target):
+                raise BenchError(f"{c.name}: the leader changed during the benchmark (see the logs)")
+        if wl.startswith("put"):
+            fsync[wl] = fsync_rate(data)
+            print(f"\n{title}: disk fdatasync rate right before: {fsync[wl]:.0f}/s; load average "
+                  f"{load_average()}", flush=True)
+        else:
+            print(f"\n{title}; load average {load_average()}", flush=True)
+        runs = {"rampart": [], "etcd": []}
+        for i in range(args.pairs):
+            for c in ((rampart, etcd) if i % 2 == 0 else (etcd, rampart)):
+                script, sargs, path = spec(c)
+                r = run_wrk_kv(c, script, sargs, path, n, args.threads, args.seconds, logdir, f"{wl}.{i}.{c.name}")
+                runs[c.name].append(r)
+            a, b = runs["rampart"][-1], runs["etcd"][-1]
+            print(f"  pair {i + 1}/{args.pairs}: rampart {a['rps']:.0f} req/s p50 {a['p50_ms']:.2f} ms "
+                  f"p99 {a['p99_ms']:.2f} ms, {a['cpu_us_per_req']:.0f} us CPU/req | etcd {b['rps']:.0f} req/s "
+                  f"p50 {b['p50_ms']:.2f} ms p99 {b['p99_ms']:.2f} ms, {b['cpu_us_per_req']:.0f} us CPU/req | "
+                  f"ratio {a['rps'] / b['rps']:.2f}x, steal {a['steal_pct']:.0f}/{b['steal_pct']:.0f}%, "
+                  f"other {a['other_cores']:.2f}/{b['other_cores']:.2f} cores", flush=True)
+        results[wl] = runs
+    return results, fsync
+
+
+def report(args, results, fsync, rss, failover):
+    print(f"\n## 3-node rampart vs 3-member etcd (medians of alternating pairs; ratio = median of per-pair "
+          f"ratios; CPU summed over the 3 members)\n{SETUP}; load average at the end {load_average()}\n")
+    rows = []
+    for wl, runs in results.items():
+        a, b = runs["rampart"], runs["etcd"]
+        ratios = [x["rps"] / y["rps"] for x, y in zip(a, b)]
+        ratio = statistics.median(ratios)
+        if wl == "put-seq":
+            p99r = statistics.median(x["p99_ms"] / y["p99_ms"] for x, y in zip(a, b))
+            verdict = f"p99 ratio {p99r:.2f} ({'met' if p99r <= 1 else 'MISSED'}: <= 1)"
+        else:
+            verdict = f"{'met' if ratio >= 2 else 'MISSED'}: >= 2x"
+        per_fsync = ""
+        if wl in fsync:
+            per_fsync = f"{median_of('rps', a) / fsync[wl]:.2f} / {median_of('rps', b) / fsync[wl]:.2f}"
+        rows.append([wl, f"{median_of('rps', a):.0f}", f"{median_of('rps', b):.0f}", f"{ratio:.2f}x",
+                     f"{min(ratios):.2f}-{max(ratios):.2f}",
+                     f"{median_of('p50_ms', a):.2f} / {median_of('p50_ms', b):.2f}",
+                     f"{median_of('p99_ms', a):.2f} / {median_of('p99_ms', b):.2f}",
+                     f"{median_of('cpu_us_per_req', a):.0f} / {median_of('cpu_us_per_req', b):.0f}",
+                     per_fsync, verdict])
+    print_table(["workload", "rampart req/s", "etcd req/s", "ratio", "pair range", "p50 ms r/e", "p99 ms r/e",
+                 "CPU us/req r/e", "req per fsync r/e", "target"], rows, left=(0, 9))
+    print("fdatasync rate before the PUT workloads: " + ", ".join(f"{k} {v:.0f}/s" for k, v in fsync.items()))
+
+    print(f"\nfailover after kill -9 of the leader ({len(failover['rampart'])} trials each; seconds; "
+          f"target: <= 1 s):")
+    frows = []
+    med = {}
+    for name in ("rampart", "etcd"):
+        for k, what in ((0, "a write succeeds on a survivor"), (1, "a survivor reports a new leader")):
+            xs = [t[k] for t in failover[name]]
+            med[(name, k)] = percentile(xs, 50)
+            frows.append([name, what, f"{med[(name, k)]:.2f}", f"{min(xs):.2f}-{max(xs):.2f}",
+                          " ".join(f"{x:.2f}" for x in xs),
+                          "met" if med[(name, k)] <= 1.0 else "MISSED"])
+    print_table(["cluster", "measure", "median s", "range s", "trials s", "target <= 1 s"], frows, left=(0, 1, 4, 5))
+    print(f"ratio rampart/etcd (medians): write {med[('rampart', 0)] / med[('etcd', 0)]:.2f}, "
+          f"leader {med[('rampart', 1)] / med[('etcd', 1)]:.2f}")
+
+    print(f"\nRSS per node, idle and after {KEYS} keys of {VALUE_BYTES} B (MiB):")
+    rrows = []
+    for name in ("rampart", "etcd"):
+        for node, (role, idle, after) in sorted(rss[name][0].items(), key=lambda kv: kv[1][0] != "leader"):
+            rrows.append([name, node, role, f"{idle / 1024:.1f}", f"{after / 1024:.1f}"])
+    print_table(["cluster", "node", "role", "idle", f"after {KEYS} keys"], rrows, left=(0, 1, 2))
+    r_after = [v[2] for v in rss["rampart"][0].values()]
+    e_after = [v[2] for v in rss["etcd"][0].values()]
+    r_lead = next(v[2] for v in rss["rampart"][0].values() if v[0] == "leader")
+    e_lead = next(v[2] for v in rss["etcd"][0].values() if v[0] == "leader")
+    worst = max(r_after) / min(e_after)
+    print(f"ratio rampart/etcd: leaders {r_lead / e_lead:.2f}, all nodes {sum(r_after) / sum(e_after):.2f}, "
+          f"largest rampart node / smallest etcd node {worst:.2f} "
+          f"({'met' if worst <= 0.2 else 'MISSED'}: <= 0.20 per node)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

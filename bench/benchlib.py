@@ -289,6 +289,7 @@ class Rampart(Server):
         if not os.access(self.binary, os.X_OK):
             raise BenchError(f"{self.binary} not found or not executable (build first)")
         d = os.path.join(self.tmpdir, self.subdir)
+        os.makedirs(d, exist_ok=True)
         os.makedirs(self.data_dir or os.path.join(d, "data"), exist_ok=True)
         self.config_path = os.path.join(d, "rampart.yml")
         self.log_path = os.path.join(d, "rampartd.log")

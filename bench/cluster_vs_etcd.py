@@ -56,6 +56,7 @@ from kvlib import (KEYS, VALUE_BYTES, EtcdMember, etcd_version, fsync_rate, perc
 
 NODES = 3
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORKLOADS = ("put-seq", "put-64", "get-stale", "get-strong")
 POLL_S = 0.010  # failover: one write attempt and one leader query per survivor this often
 SETUP = ("rampart: 3 nodes, Raft over mutual TLS on the peer port (ECDSA P-256 certificates from "
          "scripts/gen-certs.sh, spki-sha256 pins), plain HTTP on the API; "
@@ -86,6 +87,20 @@ class Cluster(Server):
     def check_alive(self):
         for m in self.members:
             m.check_alive()
+
+    def runqueue_wait_ns(self):
+        """Time the members' threads spent runnable but waiting for a CPU (the second field of
+        /proc/PID/task/TID/schedstat), summed: what a busy machine adds to each hop."""
+        total = 0
+        for pid in self.pids():
+            task_dir = f"/proc/{pid}/task"
+            for tid in os.listdir(task_dir):
+                try:
+                    with open(f"{task_dir}/{tid}/schedstat") as f:
+                        total += int(f.read().split()[1])
+                except (OSError, IndexError, ValueError):
+                    pass  # a thread that just ended
+        return total
 
     def stop(self):
         for m in self.members:
@@ -155,7 +170,7 @@ class Cluster(Server):
 
 
 class RampartCluster(Cluster):
-    def __init__(self, tmpdir, pidfile, build, datadir, subdir="rampart-cluster"):
+    def __init__(self, tmpdir, pidfile, build, datadir, subdir="rampart-cluster", extra_yaml=""):
         super().__init__(tmpdir, pidfile, "rampart")
         self.build = os.path.abspath(build)
         self.home = os.path.join(tmpdir, subdir)
@@ -168,7 +183,7 @@ class RampartCluster(Cluster):
             node = Rampart(tmpdir, pidfile, build, name=f"node_{i}", subdir=os.path.join(subdir, f"node_{i}"),
                            plugins_load=["transport_tls"], data_dir=os.path.join(datadir, subdir, f"node_{i}"),
                            node_id=f"node_{i}", api_port=free_port(), peer_port=peer_ports[i - 1],
-                           peer_extra=extra)
+                           peer_extra=extra, extra_yaml=extra_yaml)
             self.members.append(node)
 
     def write_peer_files(self):
@@ -366,7 +381,17 @@ def main():
     ap.add_argument("--phases", default="rss,throughput,failover",
                     help="comma-separated subset of rss,throughput,failover to run (default: all three, in that "
                          "order; a partial run is for investigation, not a result)")
+    ap.add_argument("--workloads", default=",".join(WORKLOADS),
+                    help=f"comma-separated subset of {','.join(WORKLOADS)} for the throughput phase")
+    ap.add_argument("--rampart-yaml", default="",
+                    help="YAML appended to every node's rampart.yml (a top-level section, e.g. "
+                         "'cluster: {snapshot_threshold: 8192}'), for investigations")
     args = ap.parse_args()
+    args.workloads = [w for w in args.workloads.split(",") if w]
+    if not args.workloads or set(args.workloads) - set(WORKLOADS):
+        ap.error(f"--workloads: use some of {','.join(WORKLOADS)}")
+    if args.rampart_yaml and not args.rampart_yaml.endswith("\n"):
+        args.rampart_yaml += "\n"
     args.phases = [p for p in args.phases.split(",") if p]
     unknown = set(args.phases) - {"rss", "throughput", "failover"}
     if unknown or not args.phases:
@@ -402,7 +427,10 @@ def main():
         print(f"{SETUP}.\ndata under {data} ({kind}); {args.pairs} pairs x {args.seconds}s per workload; "
               f"{args.failovers} failovers each; etcd {etcd_version()}; {os.cpu_count()} CPUs; "
               f"load average {load_average()}", flush=True)
-        rampart = RampartCluster(tmp, pidfile, args.build, data)
+        rampart = RampartCluster(tmp, pidfile, args.build, data, extra_yaml=args.rampart_yaml)
+        if args.rampart_yaml:
+            print(f"rampart configuration, appended to each node's: {args.rampart_yaml!r} (an investigation, "
+                  f"not the default product)")
         etcd = EtcdCluster(tmp, pidfile, data)
         clusters.extend([rampart, etcd])
         rampart.start()
@@ -461,7 +489,7 @@ def throughput(args, rampart, etcd, put_lua, range_lua, logdir, data):
          else (None, [], "/v1/kv/bench/get?consistent")),
     ]
     results, fsync = {}, {}
-    for wl, title, n, spec in workloads:
+    for wl, title, n, spec in [w for w in workloads if w[0] in args.workloads]:
         for c in (rampart, etcd):
             if c.agreed_leader() != c.members.index(c.target):
                 raise BenchError(f"{c.name}: the leader changed during the benchmark (see the logs)")
@@ -475,12 +503,14 @@ def throughput(args, rampart, etcd, put_lua, range_lua, logdir, data):
         for i in range(args.pairs):
             for c in ((rampart, etcd) if i % 2 == 0 else (etcd, rampart)):
                 script, sargs, path = spec(c)
+                wait0 = c.runqueue_wait_ns()
                 r = run_wrk_kv(c, script, sargs, path, n, args.threads, args.seconds, logdir, f"{wl}.{i}.{c.name}")
+                r["runq_us_per_req"] = (c.runqueue_wait_ns() - wait0) / 1000 / r["requests"]
                 runs[c.name].append(r)
             a, b = runs["rampart"][-1], runs["etcd"][-1]
             print(f"  pair {i + 1}/{args.pairs}: rampart {a['rps']:.0f} req/s p50 {a['p50_ms']:.2f} ms "
-                  f"p99 {a['p99_ms']:.2f} ms, {a['cpu_us_per_req']:.0f} us CPU/req | etcd {b['rps']:.0f} req/s "
-                  f"p50 {b['p50_ms']:.2f} ms p99 {b['p99_ms']:.2f} ms, {b['cpu_us_per_req']:.0f} us CPU/req | "
+                  f"p99 {a['p99_ms']:.2f} ms, {a['cpu_us_per_req']:.0f} us CPU/req, {a['runq_us_per_req']:.0f} us runq/req | etcd {b['rps']:.0f} req/s "
+                  f"p50 {b['p50_ms']:.2f} ms p99 {b['p99_ms']:.2f} ms, {b['cpu_us_per_req']:.0f} us CPU/req, {b['runq_us_per_req']:.0f} us runq/req | "
                   f"ratio {a['rps'] / b['rps']:.2f}x, steal {a['steal_pct']:.0f}/{b['steal_pct']:.0f}%, "
                   f"other {a['other_cores']:.2f}/{b['other_cores']:.2f} cores", flush=True)
         results[wl] = runs
@@ -498,7 +528,8 @@ def report(args, results, fsync, rss, failover):
 
 
 def report_throughput(results, fsync):
-    print("\nmedians of alternating pairs; ratio = median of the per-pair ratios; CPU summed over the 3 members\n")
+    print("\nmedians of alternating pairs; ratio = median of the per-pair ratios; CPU and run-queue wait "
+          "(runnable, waiting for a CPU) summed over the 3 members' threads\n")
     rows = []
     for wl, runs in results.items():
         a, b = runs["rampart"], runs["etcd"]
@@ -517,9 +548,10 @@ def report_throughput(results, fsync):
                      f"{median_of('p50_ms', a):.2f} / {median_of('p50_ms', b):.2f}",
                      f"{median_of('p99_ms', a):.2f} / {median_of('p99_ms', b):.2f}",
                      f"{median_of('cpu_us_per_req', a):.0f} / {median_of('cpu_us_per_req', b):.0f}",
+                     f"{median_of('runq_us_per_req', a):.0f} / {median_of('runq_us_per_req', b):.0f}",
                      per_fsync, verdict])
     print_table(["workload", "rampart req/s", "etcd req/s", "ratio", "pair range", "p50 ms r/e", "p99 ms r/e",
-                 "CPU us/req r/e", "req per fsync r/e", "target"], rows, left=(0, 9))
+                 "CPU us/req r/e", "runq wait us/req r/e", "req per fsync r/e", "target"], rows, left=(0, 10))
     print("fdatasync rate before the PUT workloads: " + ", ".join(f"{k} {v:.0f}/s" for k, v in fsync.items()))
 
 

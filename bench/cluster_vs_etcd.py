@@ -295,8 +295,22 @@ class EtcdCluster(Cluster):
 
 # ---------------------------------------------------------------- phases
 
+RSS_SAMPLES = 5  # after the keys: RSS read this many times, 0.5 s apart, per member
+
+
+def vm_hwm_kib(pid):
+    """Peak RSS (VmHWM of /proc/PID/status) in KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
 def measure_rss(cluster):
-    """RSS of each member, idle then after KEYS keys: {member name: (role, idle KiB, after KiB)}."""
+    """RSS of each member, idle then after KEYS keys: {member name: (role, idle KiB, after KiB,
+    peak KiB)}. "After" is the median of RSS_SAMPLES readings: a member that is taking a
+    snapshot at one instant holds the serialized copy for a moment (its peak shows it)."""
     li = cluster.settle("bench/settle")
     time.sleep(1)
     idle = [m.rss_kib() for m in cluster.members]
@@ -306,9 +320,16 @@ def measure_rss(cluster):
     took = time.monotonic() - t0
     cluster.settle("bench/rss-done")  # applied everywhere: the log is in order
     time.sleep(1)
+    samples = [[] for _ in cluster.members]
+    for k in range(RSS_SAMPLES):
+        for i, m in enumerate(cluster.members):
+            samples[i].append(m.rss_kib())
+        if k + 1 < RSS_SAMPLES:
+            time.sleep(0.5)
     out = {}
     for i, m in enumerate(cluster.members):
-        out[m.name] = ("leader" if i == li else "follower", idle[i], m.rss_kib())
+        out[m.name] = ("leader" if i == li else "follower", idle[i], statistics.median(samples[i]),
+                       vm_hwm_kib(m.proc.pid))
     return out, took
 
 
@@ -443,7 +464,7 @@ def main():
         for c in ((rampart, etcd) if "rss" in args.phases else ()):
             rss[c.name] = measure_rss(c)
             print(f"  {c.name}: " + ", ".join(f"{n} ({role}) {idle / 1024:.1f} -> {after / 1024:.1f} MiB"
-                                              for n, (role, idle, after) in rss[c.name][0].items())
+                                              for n, (role, idle, after, _) in rss[c.name][0].items())
                   + f"; {KEYS} keys in {rss[c.name][1]:.1f} s", flush=True)
 
         if "throughput" in args.phases:
@@ -571,12 +592,13 @@ def report_failover(failover):
 
 
 def report_rss(rss):
-    print(f"\nRSS per node, idle and after {KEYS} keys of {VALUE_BYTES} B (fresh clusters, VmRSS)\n")
+    print(f"\nRSS per node, idle and after {KEYS} keys of {VALUE_BYTES} B (fresh clusters; VmRSS, after = median "
+          f"of {RSS_SAMPLES} readings 0.5 s apart; peak = VmHWM)\n")
     rows = []
     for name in ("rampart", "etcd"):
-        for node, (role, idle, after) in sorted(rss[name][0].items(), key=lambda kv: kv[1][0] != "leader"):
-            rows.append([name, node, role, f"{idle / 1024:.1f} MiB", f"{after / 1024:.1f} MiB"])
-    print_table(["cluster", "node", "role", "idle", f"after {KEYS} keys"], rows, left=(0, 1, 2))
+        for node, (role, idle, after, peak) in sorted(rss[name][0].items(), key=lambda kv: kv[1][0] != "leader"):
+            rows.append([name, node, role, f"{idle / 1024:.1f} MiB", f"{after / 1024:.1f} MiB", f"{peak / 1024:.1f} MiB"])
+    print_table(["cluster", "node", "role", "idle", f"after {KEYS} keys", "peak"], rows, left=(0, 1, 2))
 
     def by_role(name, role):
         return [v[2] for v in rss[name][0].values() if v[0] == role]

@@ -469,6 +469,9 @@ def parse_wrk(out):
     r["non2xx"] = int(m.group(1)) if m else 0
     m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     r["sock_errors"] = sum(int(x) for x in m.groups()) if m else 0
+    # wrk's "timeout" counts requests with no answer after --timeout (2 s by default): a slow
+    # answer, not a broken connection; callers may report them instead of failing.
+    r["timeouts"] = int(m.group(4)) if m else 0
     return r
 
 

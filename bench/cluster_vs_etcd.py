@@ -533,7 +533,9 @@ def throughput(args, rampart, etcd, put_lua, range_lua, logdir, data):
                   f"p99 {a['p99_ms']:.2f} ms, {a['cpu_us_per_req']:.0f} us CPU/req, {a['runq_us_per_req']:.0f} us runq/req | etcd {b['rps']:.0f} req/s "
                   f"p50 {b['p50_ms']:.2f} ms p99 {b['p99_ms']:.2f} ms, {b['cpu_us_per_req']:.0f} us CPU/req, {b['runq_us_per_req']:.0f} us runq/req | "
                   f"ratio {a['rps'] / b['rps']:.2f}x, steal {a['steal_pct']:.0f}/{b['steal_pct']:.0f}%, "
-                  f"other {a['other_cores']:.2f}/{b['other_cores']:.2f} cores", flush=True)
+                  f"other {a['other_cores']:.2f}/{b['other_cores']:.2f} cores"
+                  + (f", wrk timeouts (> 2 s) {a['timeouts']}/{b['timeouts']}" if a["timeouts"] + b["timeouts"] else ""),
+                  flush=True)
         results[wl] = runs
     return results, fsync
 
@@ -574,6 +576,10 @@ def report_throughput(results, fsync):
     print_table(["workload", "rampart req/s", "etcd req/s", "ratio", "pair range", "p50 ms r/e", "p99 ms r/e",
                  "CPU us/req r/e", "runq wait us/req r/e", "req per fsync r/e", "target"], rows, left=(0, 10))
     print("fdatasync rate before the PUT workloads: " + ", ".join(f"{k} {v:.0f}/s" for k, v in fsync.items()))
+    for wl, runs in results.items():
+        t = [sum(r["timeouts"] for r in runs[name]) for name in ("rampart", "etcd")]
+        if sum(t):
+            print(f"{wl}: requests wrk gave up on after 2 s (not in its percentiles): rampart {t[0]}, etcd {t[1]}")
 
 
 def report_failover(failover):

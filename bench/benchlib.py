@@ -241,14 +241,25 @@ class Rampart(Server):
     server's directory, absent, so the built-in defaults run);
     extra_yaml: appended to the configuration as is;
     tls: a TLSFiles to serve HTTPS (api.tls.cert/key; needs the transport_tls
-    plugin in plugins_load), None for plain HTTP.
+    plugin in plugins_load), None for plain HTTP;
+    data_dir: node.data_dir (None: <tmpdir>/<subdir>/data);
+    node_id, api_port, peer_port: node.id (None: left out), the API and peer
+    ports on 127.0.0.1 (None: 0, the kernel picks; the API port is read back
+    from the log); peer_extra: more `peer:` lines, each indented by two spaces
+    (peers_file, pins_file of a cluster member).
     RAMPART_* variables are not passed on: the configuration file alone
     decides (a stray RAMPART_RATELIMIT_* would change what is measured).
     """
 
     def __init__(self, tmpdir, pidfile, build_dir, name="rampartd", subdir="rampart",
-                 plugins_load=None, policies_dir=None, extra_yaml="", tls=None):
+                 plugins_load=None, policies_dir=None, extra_yaml="", tls=None, data_dir=None,
+                 node_id=None, api_port=None, peer_port=None, peer_extra=""):
         super().__init__(tmpdir, pidfile, tls)
+        self.data_dir = data_dir
+        self.node_id = node_id
+        self.api_port = api_port
+        self.peer_port = peer_port
+        self.peer_extra = peer_extra
         self.name = name
         self.subdir = subdir
         self.plugins_load = plugins_load
@@ -263,25 +274,30 @@ class Rampart(Server):
             plugins += f"  load: [{', '.join(self.plugins_load)}]\n"
         policies = "" if self.policies_dir is None else f"policies:\n  dir: {self.policies_dir}\n"
         tls = "" if self.tls is None else f"  tls:\n    cert: {self.tls.cert}\n    key: {self.tls.key}\n"
+        node_id = "" if self.node_id is None else f"  id: {self.node_id}\n"
         return (f"# written by bench/{os.path.basename(sys.argv[0])}\n"
-                f"node:\n  data_dir: {d}/data\n"
-                f"api:\n  listen: 127.0.0.1:0\n  max_connections: 4096\n{tls}"
-                f"peer:\n  listen: 127.0.0.1:0\n"
+                f"node:\n{node_id}  data_dir: {self.data_dir or d + '/data'}\n"
+                f"api:\n  listen: 127.0.0.1:{self.api_port or 0}\n  max_connections: 4096\n{tls}"
+                f"peer:\n  listen: 127.0.0.1:{self.peer_port or 0}\n{self.peer_extra}"
                 f"{plugins}{policies}"
                 f"log:\n  level: info\n  format: json\n  sampling: 100\n"
                 f"{self.extra_yaml}")
 
-    def start(self):
+    def start(self, append_log=False):
+        """Start and wait until GET /health answers; append_log keeps the log of an earlier
+        run in the same directory (a restart) instead of starting it afresh."""
         if not os.access(self.binary, os.X_OK):
             raise BenchError(f"{self.binary} not found or not executable (build first)")
         d = os.path.join(self.tmpdir, self.subdir)
-        os.makedirs(os.path.join(d, "data"), exist_ok=True)
+        os.makedirs(d, exist_ok=True)
+        os.makedirs(self.data_dir or os.path.join(d, "data"), exist_ok=True)
         self.config_path = os.path.join(d, "rampart.yml")
         self.log_path = os.path.join(d, "rampartd.log")
         with open(self.config_path, "w") as f:
             f.write(self.config_text(d))
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAMPART_")}
-        logf = open(self.log_path, "wb")
+        logf = open(self.log_path, "ab" if append_log else "wb")
+        self.port = self.api_port  # None: read back from the log by wait_ready
         self.proc = subprocess.Popen([self.binary, "-c", self.config_path], cwd=d, env=env,
                                      stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT)
         logf.close()
@@ -453,6 +469,9 @@ def parse_wrk(out):
     r["non2xx"] = int(m.group(1)) if m else 0
     m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     r["sock_errors"] = sum(int(x) for x in m.groups()) if m else 0
+    # wrk's "timeout" counts requests with no answer after --timeout (2 s by default): a slow
+    # answer, not a broken connection; callers may report them instead of failing.
+    r["timeouts"] = int(m.group(4)) if m else 0
     return r
 
 

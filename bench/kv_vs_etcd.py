@@ -23,212 +23,17 @@ Everything listens on 127.0.0.1; data lives under --datadir (default
     python3 bench/kv_vs_etcd.py --build BUILD [--tmpdir DIR] [--datadir DIR]
 """
 import argparse
-import base64
-import http.client
-import json
 import os
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import (BenchError, Rampart, Server, env_int, free_port, median_of,  # noqa: E402
-                      parse_duration_ms, parse_wrk, print_table, raise_on_signals, run_bench,
-                      run_measured)
-
-KEYS = 10000
-VALUE_BYTES = 256
-ETCD = "/usr/bin/etcd"
-
-LUA_COMMON = r"""
-local b64chars = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
-local function b64(data)
-  return ((data:gsub('.', function(x)
-    local r, b = '', x:byte()
-    for i = 8, 1, -1 do r = r .. (b % 2 ^ i - b % 2 ^ (i - 1) > 0 and '1' or '0') end
-    return r
-  end) .. '0000'):gsub('%d%d%d?%d?%d?%d?', function(x)
-    if #x < 6 then return '' end
-    local c = 0
-    for i = 1, 6 do c = c + (x:sub(i, i) == '1' and 2 ^ (6 - i) or 0) end
-    return b64chars:sub(c + 1, c + 1)
-  end) .. ({ '', '==', '=' })[#data % 3 + 1])
-end
-"""
-
-# PUT: every request precomputed at init, so the script costs the same per
-# request on both sides (a table lookup).
-LUA_PUT = LUA_COMMON + r"""
-local reqs, n, i = {}, 0, 0
-function init(args)
-  local mode, keys, size = args[1], tonumber(args[2]), tonumber(args[3])
-  local value = string.rep('v', size)
-  local bvalue = b64(value)
-  for k = 1, keys do
-    local key = string.format('bench/k%06d', k)
-    if mode == 'rampart' then
-      reqs[k] = wrk.format('PUT', '/v1/kv/' .. key, nil, value)
-    else
-      reqs[k] = wrk.format('POST', '/v3/kv/put', { ['Content-Type'] = 'application/json' },
-        '{"key":"' .. b64(key) .. '","value":"' .. bvalue .. '"}')
-    end
-  end
-  n = keys
-  i = math.random(0, n - 1)
-end
-function request()
-  i = i % n + 1
-  return reqs[i]
-end
-"""
-
-LUA_RANGE = LUA_COMMON + r"""
-local req
-function init(args)
-  local body = '{"key":"' .. b64(args[1]) .. '"'
-  if args[2] == 'serializable' then body = body .. ',"serializable":true' end
-  req = wrk.format('POST', '/v3/kv/range', { ['Content-Type'] = 'application/json' }, body .. '}')
-end
-function request() return req end
-"""
-
-
-class Etcd(Server):
-    """A one-member etcd cluster on 127.0.0.1 with its data under datadir."""
-
-    name = "etcd"
-
-    def __init__(self, tmpdir, pidfile, datadir, subdir="etcd"):
-        super().__init__(tmpdir, pidfile)
-        self.dir = os.path.join(datadir, subdir)
-        self.subdir = subdir
-
-    def start(self):
-        if not os.access(ETCD, os.X_OK):
-            raise BenchError(f"{ETCD} not found (make deps installs etcd-server)")
-        shutil.rmtree(self.dir, ignore_errors=True)
-        os.makedirs(self.dir)
-        self.port, peer = free_port(), free_port()
-        self.log_path = os.path.join(self.tmpdir, f"{self.subdir}.log")
-        client, peer_url = f"http://127.0.0.1:{self.port}", f"http://127.0.0.1:{peer}"
-        cmd = [ETCD, "--name", "bench", "--data-dir", os.path.join(self.dir, "data"),
-               "--listen-client-urls", client, "--advertise-client-urls", client,
-               "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
-               "--initial-cluster", f"bench={peer_url}", "--initial-cluster-state", "new",
-               "--logger", "zap", "--log-level", "warn"]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD")}
-        with open(self.log_path, "wb") as logf:
-            self.proc = subprocess.Popen(cmd, cwd=self.dir, env=env, stdin=subprocess.DEVNULL,
-                                         stdout=logf, stderr=subprocess.STDOUT)
-        self.record_pid(self.proc.pid)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            self.check_alive()
-            try:
-                if self.post("/v3/kv/range", {"key": b64("ready")})[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise BenchError(f"etcd not ready after 30s; see {self.log_path}")
-
-    def post(self, path, body):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-        try:
-            c.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
-            r = c.getresponse()
-            return r.status, r.read()
-        finally:
-            c.close()
-
-    def stop(self):
-        super().stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def b64(s):
-    return base64.b64encode(s.encode() if isinstance(s, str) else s).decode()
-
-
-def fs_type(path):
-    out = subprocess.run(["stat", "-f", "-c", "%T", path], capture_output=True, text=True)
-    return out.stdout.strip() or "?"
-
-
-def fsync_rate(directory, seconds=2.0):
-    """4 KiB appends + fdatasync per second in directory (the figure the
-    durable writes are bounded by)."""
-    path = os.path.join(directory, "fsync-probe")
-    block = b"\x5a" * 4096
-    n = 0
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < seconds:
-            os.write(fd, block)
-            os.fdatasync(fd)
-            n += 1
-        return n / (time.monotonic() - t0)
-    finally:
-        os.close(fd)
-        os.unlink(path)
-
-
-def run_wrk_script(server, script, script_args, conns, threads, seconds, logdir, label, url_path="/"):
-    cmd = ["wrk", f"-t{min(threads, conns)}", f"-c{conns}", f"-d{seconds}s", "--latency", "-s", script,
-           f"http://127.0.0.1:{server.port}{url_path}", "--"] + [str(a) for a in script_args]
-    stdout, m = run_measured(server, cmd, seconds, logdir, label, "wrk")
-    r = parse_wrk(stdout)
-    r.update(m)
-    if r["requests"] == 0:
-        raise BenchError(f"wrk made no requests to {server.name} ({label})")
-    if r["non2xx"] or r["sock_errors"]:
-        raise BenchError(f"{server.name} {label}: {r['non2xx']} non-2xx answers, {r['sock_errors']} socket errors "
-                         f"(see {logdir}/{label}.wrk.txt)")
-    m50 = re.search(r"^\s+50%\s+(\S+)", stdout, re.M)
-    r["p50_ms"] = parse_duration_ms(m50.group(1)) if m50 else float("nan")
-    r["cpu_us_per_req"] = r["cpu_s"] * 1e6 / r["requests"]
-    return r
-
-
-def write_keys(server, n, conns=8):
-    """n distinct keys of VALUE_BYTES, over `conns` keep-alive connections."""
-    value = b"v" * VALUE_BYTES
-    errors = []
-
-    def worker(lo, hi):
-        c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-        try:
-            for k in range(lo, hi):
-                key = f"rss/k{k:06d}"
-                if isinstance(server, Etcd):
-                    c.request("POST", "/v3/kv/put", json.dumps({"key": b64(key), "value": b64(value)}),
-                              {"Content-Type": "application/json"})
-                else:
-                    c.request("PUT", f"/v1/kv/{key}", value)
-                r = c.getresponse()
-                r.read()
-                if r.status != 200:
-                    errors.append(f"{key}: {r.status}")
-                    return
-        except OSError as e:
-            errors.append(str(e))
-        finally:
-            c.close()
-
-    step = (n + conns - 1) // conns
-    threads = [threading.Thread(target=worker, args=(i, min(n, i + step))) for i in range(0, n, step)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise BenchError(f"{server.name}: writing {n} keys failed: {errors[0]}")
+from benchlib import BenchError, Rampart, env_int, median_of, print_table, raise_on_signals, run_bench  # noqa: E402
+from kvlib import (KEYS, VALUE_BYTES, Etcd, b64, etcd_version, fsync_rate, rampart_put,  # noqa: E402
+                   require_real_disk, run_wrk_kv, write_keys, write_lua_scripts)
 
 
 def main():
@@ -258,22 +63,13 @@ def main():
             shutil.rmtree(tmp, ignore_errors=True)
 
     def body():
-        put_lua = os.path.join(logdir, "put.lua")
-        range_lua = os.path.join(logdir, "range.lua")
-        with open(put_lua, "w") as f:
-            f.write(LUA_PUT)
-        with open(range_lua, "w") as f:
-            f.write(LUA_RANGE)
-        kind = fs_type(data)
-        if kind in ("tmpfs", "ramfs"):
-            raise BenchError(f"{data} is on {kind}: give --datadir on a real disk")
+        put_lua, range_lua = write_lua_scripts(logdir)
+        kind = require_real_disk(data)
         print(f"data under {data} ({kind}); {args.pairs} pairs x {args.seconds}s per workload; "
               f"etcd {etcd_version()}; {os.cpu_count()} CPUs")
 
-        rampart = Rampart(tmp, pidfile, args.build, subdir="rampart-kv", extra_yaml="")
-        rampart_data_parent = data
         # Rampart's data in the same directory tree as etcd's (same disk).
-        rampart.config_text = _with_data_dir(rampart.config_text, os.path.join(rampart_data_parent, "rampart"))
+        rampart = Rampart(tmp, pidfile, args.build, subdir="rampart-kv", data_dir=os.path.join(data, "rampart"))
         etcd = Etcd(tmp, pidfile, data)
         servers.extend([rampart, etcd])
         rampart.start()
@@ -310,10 +106,7 @@ def main():
                 for s in order:
                     script, sargs, path = spec(s)
                     label = f"{wl}.{i}.{s.name}"
-                    if script is None:
-                        r = run_wrk_plain(s, path, conns, args.threads, args.seconds, logdir, label)
-                    else:
-                        r = run_wrk_script(s, script, sargs, conns, args.threads, args.seconds, logdir, label, path)
+                    r = run_wrk_kv(s, script, sargs, path, conns, args.threads, args.seconds, logdir, label)
                     runs["rampart" if s is rampart else "etcd"].append(r)
                 a, b = runs["rampart"][-1], runs["etcd"][-1]
                 print(f"  pair {i + 1}/{args.pairs}: rampart {a['rps']:.0f} req/s p50 {a['p50_ms']:.2f} ms "
@@ -327,8 +120,7 @@ def main():
         for s in (rampart, etcd):
             s.stop()
         servers.clear()
-        rampart2 = Rampart(tmp, pidfile, args.build, subdir="rampart-rss")
-        rampart2.config_text = _with_data_dir(rampart2.config_text, os.path.join(data, "rampart-rss"))
+        rampart2 = Rampart(tmp, pidfile, args.build, subdir="rampart-rss", data_dir=os.path.join(data, "rampart-rss"))
         etcd2 = Etcd(tmp, pidfile, data, subdir="etcd-rss")
         servers.extend([rampart2, etcd2])
         rss = {}
@@ -345,49 +137,6 @@ def main():
         return 0
 
     return run_bench(body, cleanup)
-
-
-def _with_data_dir(config_text, data_dir):
-    """Rampart's config with node.data_dir moved to data_dir (benchlib puts it
-    under the scratch directory)."""
-    def text(d):
-        os.makedirs(data_dir, exist_ok=True)
-        out = config_text(d)
-        return out.replace(f"  data_dir: {d}/data\n", f"  data_dir: {data_dir}\n", 1)
-    return text
-
-
-def rampart_put(server, key, value):
-    c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-    try:
-        c.request("PUT", f"/v1/kv/{key}", value)
-        r = c.getresponse()
-        if r.status != 200:
-            raise BenchError(f"rampart: initial PUT answered {r.status}")
-        r.read()
-    finally:
-        c.close()
-
-
-def run_wrk_plain(server, path, conns, threads, seconds, logdir, label):
-    cmd = ["wrk", f"-t{min(threads, conns)}", f"-c{conns}", f"-d{seconds}s", "--latency",
-           f"http://127.0.0.1:{server.port}{path}"]
-    stdout, m = run_measured(server, cmd, seconds, logdir, label, "wrk")
-    r = parse_wrk(stdout)
-    r.update(m)
-    if r["requests"] == 0 or r["non2xx"] or r["sock_errors"]:
-        raise BenchError(f"{server.name} {label}: {r['requests']} requests, {r['non2xx']} non-2xx, "
-                         f"{r['sock_errors']} socket errors")
-    m50 = re.search(r"^\s+50%\s+(\S+)", stdout, re.M)
-    r["p50_ms"] = parse_duration_ms(m50.group(1)) if m50 else float("nan")
-    r["cpu_us_per_req"] = r["cpu_s"] * 1e6 / r["requests"]
-    return r
-
-
-def etcd_version():
-    out = subprocess.run([ETCD, "--version"], capture_output=True, text=True).stdout
-    line = out.splitlines()[0] if out else "?"
-    return line.replace("etcd Version: ", "")
 
 
 def report(args, results, fsync, rss):

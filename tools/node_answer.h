@@ -27,5 +27,4 @@ std::string key_path(std::string_view key);
 // Decimal without sign, spaces or overflow (what --cas and --flags take).
 bool parse_u64(std::string_view text, uint64_t* out);
 
-
 }  // namespace rampartctl

@@ -15,35 +15,11 @@ constexpr int kOk = 0;
 constexpr int kFailure = 1;
 constexpr int kUsage = 2;
 
-using JsonPtr = std::unique_ptr<cJSON, void (*)(cJSON*)>;
-
 int breaker_usage() {
     fprintf(stderr,
             "usage: rampartctl [--json] breaker list          supervised tasks and their breakers (read token)\n"
             "       rampartctl [--json] breaker reset TASK    close TASK's breaker and restart it (admin token)\n");
     return kUsage;
-}
-
-// One request; the parsed body of a 200, or nullptr after saying why.
-JsonPtr call(const BreakerTarget& t, const char* method, const std::string& path, std::string* raw) {
-    JsonPtr none(nullptr, cJSON_Delete);
-    HttpResult r = http_request(t.addr, method, path, t.token, "", t.timeout_ms);
-    if (!r.ok) {
-        fprintf(stderr, "rampartctl: %s: %s\n", t.addr.c_str(), r.error.c_str());
-        return none;
-    }
-    JsonPtr body(cJSON_ParseWithLength(r.body.data(), r.body.size()), cJSON_Delete);
-    if (r.status != 200) {
-        std::string why = body ? json_text(body.get(), "error") : "-";
-        fprintf(stderr, "rampartctl: HTTP %d: %s\n", r.status, why == "-" ? r.body.c_str() : why.c_str());
-        return none;
-    }
-    if (!body) {
-        fprintf(stderr, "rampartctl: %s: the answer is not JSON\n", t.addr.c_str());
-        return none;
-    }
-    *raw = std::move(r.body);
-    return body;
 }
 
 std::vector<std::string> row(const cJSON* task) {
@@ -63,7 +39,7 @@ const std::vector<std::string> kHeader = {"TASK",   "STATE", "BREAKER",   "RESTA
 
 int list(const BreakerTarget& t) {
     std::string raw;
-    JsonPtr tasks = call(t, "GET", "/v1/agent/breakers", &raw);
+    JsonPtr tasks = request_json(t.addr, t.token, t.timeout_ms, "GET", "/v1/agent/breakers", &raw);
     if (!tasks) return kFailure;
     if (t.json) {
         fputs(raw.c_str(), stdout);
@@ -82,7 +58,7 @@ int list(const BreakerTarget& t) {
 
 int reset(const BreakerTarget& t, const std::string& task) {
     std::string raw;
-    JsonPtr answer = call(t, "POST", "/v1/agent/breakers/" + task + "/reset", &raw);
+    JsonPtr answer = request_json(t.addr, t.token, t.timeout_ms, "POST", "/v1/agent/breakers/" + task + "/reset", &raw);
     if (!answer) return kFailure;
     if (t.json) {
         fputs(raw.c_str(), stdout);

@@ -16,8 +16,6 @@ constexpr int kOk = 0;
 constexpr int kFailure = 1;
 constexpr int kUsage = 2;
 
-using JsonPtr = std::unique_ptr<cJSON, void (*)(cJSON*)>;
-
 int cluster_usage() {
     fprintf(stderr,
             "usage: rampartctl [--json] cluster status   this node, the leader and every member (read token)\n"
@@ -36,33 +34,11 @@ std::string text(const cJSON* obj, const char* name) { return json_text(obj, nam
 
 bool flag(const cJSON* obj, const char* name) { return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(obj, name)); }
 
-// GET `path`: the parsed body of a 200, or nullptr after saying why.
-JsonPtr fetch(const ClusterTarget& t, const char* path, std::string* raw) {
-    JsonPtr none(nullptr, cJSON_Delete);
-    HttpResult r = http_request(t.addr, "GET", path, t.token, "", t.timeout_ms);
-    if (!r.ok) {
-        fprintf(stderr, "rampartctl: %s: %s\n", t.addr.c_str(), r.error.c_str());
-        return none;
-    }
-    JsonPtr body(cJSON_ParseWithLength(r.body.data(), r.body.size()), cJSON_Delete);
-    if (r.status != 200) {
-        std::string why = body ? text(body.get(), "error") : "-";
-        fprintf(stderr, "rampartctl: HTTP %d: %s\n", r.status, why == "-" ? r.body.c_str() : why.c_str());
-        return none;
-    }
-    if (!body) {
-        fprintf(stderr, "rampartctl: %s: the answer is not JSON\n", t.addr.c_str());
-        return none;
-    }
-    *raw = std::move(r.body);
-    return body;
-}
-
 std::string ms(const std::string& v) { return v == "-" ? v : v + "ms"; }
 
 int status(const ClusterTarget& t) {
     std::string raw;
-    JsonPtr s = fetch(t, "/v1/cluster/status", &raw);
+    JsonPtr s = request_json(t.addr, t.token, t.timeout_ms, "GET", "/v1/cluster/status", &raw);
     if (!s) return kFailure;
     if (t.json) {
         fputs(raw.c_str(), stdout);
@@ -104,7 +80,7 @@ int status(const ClusterTarget& t) {
 
 int leader(const ClusterTarget& t) {
     std::string raw;
-    JsonPtr s = fetch(t, "/v1/status/leader", &raw);
+    JsonPtr s = request_json(t.addr, t.token, t.timeout_ms, "GET", "/v1/status/leader", &raw);
     if (!s) return kFailure;
     bool known = cJSON_IsString(s.get()) && s->valuestring[0] != '\0';
     if (t.json)
@@ -118,7 +94,7 @@ int leader(const ClusterTarget& t) {
 
 int peers(const ClusterTarget& t) {
     std::string raw;
-    JsonPtr s = fetch(t, "/v1/status/peers", &raw);
+    JsonPtr s = request_json(t.addr, t.token, t.timeout_ms, "GET", "/v1/status/peers", &raw);
     if (!s) return kFailure;
     if (t.json) {
         fputs(raw.c_str(), stdout);

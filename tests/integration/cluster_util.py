@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import BUILD, ROOT, scaled
+from harness import BUILD, ROOT, doc_console_steps, scaled
 from test_tls import TEST_PLUGINS, TlsCase, free_port
 
 TOKEN = "cluster-test-token-0123456789ab"
@@ -141,17 +141,7 @@ class ClusterCase(TlsCase):
         in docs/<doc> with bash and `env` (PATH holding the build), and compare
         each output with the lines under it after `substitute` (doc text ->
         real value, e.g. the doc's addresses -> the test's ports)."""
-        with open(os.path.join(ROOT, "docs", doc)) as f:
-            text = f.read()
-        block = text.split(f"<!-- {marker}:begin -->", 1)[1].split(f"<!-- {marker}:end -->", 1)[0]
-        steps, in_fence = [], False
-        for line in block.splitlines():
-            if line.startswith("```"):
-                in_fence = not in_fence
-            elif in_fence and line.startswith("$ "):
-                steps.append([line[2:], []])
-            elif in_fence and steps:
-                steps[-1][1].append(line)
+        steps = doc_console_steps(doc, marker)
         self.assertTrue(steps, f"no examples between the {marker} markers of docs/{doc}")
         env = dict(env, PATH=BUILD + os.pathsep + os.environ.get("PATH", ""))
         for command, expected in steps:

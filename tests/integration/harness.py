@@ -359,3 +359,22 @@ class ResponseStream:
         if self.buf:
             return False
         return not self._fill()
+
+
+def doc_console_steps(doc, marker):
+    """The `$ ` commands of the console blocks between <!-- marker:begin -->
+    and <!-- marker:end --> in docs/<doc>, each with the lines it should print:
+    [[command, [expected lines]], ...]. The tests that run a doc's examples
+    as written use this."""
+    with open(os.path.join(ROOT, "docs", doc)) as f:
+        text = f.read()
+    block = text.split(f"<!-- {marker}:begin -->", 1)[1].split(f"<!-- {marker}:end -->", 1)[0]
+    steps, in_fence = [], False
+    for line in block.splitlines():
+        if line.startswith("```"):
+            in_fence = not in_fence
+        elif in_fence and line.startswith("$ "):
+            steps.append([line[2:], []])
+        elif in_fence and steps:
+            steps[-1][1].append(line)
+    return steps

@@ -14,7 +14,7 @@ import tempfile
 import time
 import unittest
 
-from harness import BUILD, RAMPARTCTL, ROOT, Daemon, scaled
+from harness import BUILD, Daemon, RAMPARTCTL, doc_console_steps, scaled
 
 ADMIN = "acl-test-bootstrap-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
@@ -431,21 +431,6 @@ class AclCli(unittest.TestCase):
         self.assertEqual(out.returncode, 1)
 
 
-def doc_steps():
-    with open(os.path.join(ROOT, "docs", "operations.md")) as f:
-        text = f.read()
-    block = text.split("<!-- acl-examples:begin -->", 1)[1].split("<!-- acl-examples:end -->", 1)[0]
-    steps, in_fence = [], False
-    for line in block.splitlines():
-        if line.startswith("```"):
-            in_fence = not in_fence
-        elif in_fence and line.startswith("$ "):
-            steps.append([line[2:], []])
-        elif in_fence and steps:
-            steps[-1][1].append(line)
-    return steps
-
-
 def expected_pattern(lines):
     """`<…>` stands for one value; a run of spaces for any run of spaces
     (table columns widen with their content)."""
@@ -469,7 +454,7 @@ class AclDocExamples(unittest.TestCase):
     in one scratch directory (the steps share deploy.json)."""
 
     def test_doc_examples(self):
-        steps = doc_steps()
+        steps = doc_console_steps("operations.md", "acl-examples")
         self.assertGreaterEqual(len(steps), 10)
         node = Node()
         work = tempfile.mkdtemp(prefix="rampart-acl-doc-")

@@ -15,7 +15,7 @@ import tempfile
 import time
 import unittest
 
-from harness import RAMPARTCTL, ROOT, Daemon, scaled
+from harness import Daemon, RAMPARTCTL, doc_console_steps, scaled
 
 TOKEN = "ctl-kv-test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -278,28 +278,12 @@ class KvCli(unittest.TestCase):
         self.assertIn("127.0.0.1:1: connect", out.stderr)
 
 
-def doc_steps():
-    with open(os.path.join(ROOT, "docs", "store.md")) as f:
-        text = f.read()
-    block = text.split("<!-- rampartctl-kv-examples:begin -->", 1)[1].split("<!-- rampartctl-kv-examples:end -->",
-                                                                            1)[0]
-    steps, in_fence = [], False
-    for line in block.splitlines():
-        if line.startswith("```"):
-            in_fence = not in_fence
-        elif in_fence and line.startswith("$ "):
-            steps.append([line[2:], []])
-        elif in_fence and steps:
-            steps[-1][1].append(line)
-    return steps
-
-
 class KvCliDocExamples(unittest.TestCase):
     """Every "$" line between docs/store.md's rampartctl-kv-examples markers,
     run in order against a fresh node; each prints what the doc says."""
 
     def test_doc_examples(self):
-        steps = doc_steps()
+        steps = doc_console_steps("store.md", "rampartctl-kv-examples")
         self.assertGreaterEqual(len(steps), 10)
         d, workdir = start_node()
         try:

@@ -18,7 +18,7 @@ import threading
 import time
 import unittest
 
-from harness import RAMPARTCTL, ROOT, Daemon, scaled
+from harness import Daemon, RAMPARTCTL, doc_console_steps, scaled
 
 TOKEN = "snapshot-test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -373,21 +373,6 @@ class StateFile(unittest.TestCase):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def doc_steps(marker):
-    with open(os.path.join(ROOT, "docs", "operations.md")) as f:
-        text = f.read()
-    block = text.split(f"<!-- {marker}:begin -->", 1)[1].split(f"<!-- {marker}:end -->", 1)[0]
-    steps, in_fence = [], False
-    for line in block.splitlines():
-        if line.startswith("```"):
-            in_fence = not in_fence
-        elif in_fence and line.startswith("$ "):
-            steps.append([line[2:], []])
-        elif in_fence and steps:
-            steps[-1][1].append(line)
-    return steps
-
-
 class OperationsDocExamples(unittest.TestCase):
     """The "$" lines of docs/operations.md's snapshot and migration blocks,
     run in order; each prints what the doc says."""
@@ -409,7 +394,7 @@ class OperationsDocExamples(unittest.TestCase):
         return env
 
     def test_snapshot_examples(self):
-        steps = doc_steps("snapshot-examples")
+        steps = doc_console_steps("operations.md", "snapshot-examples")
         self.assertGreaterEqual(len(steps), 10)
         node = Node(AUTH_CONFIG)
         cwd = tempfile.mkdtemp(prefix="rampart-snapdoc-", dir="/var/tmp")
@@ -424,7 +409,7 @@ class OperationsDocExamples(unittest.TestCase):
             shutil.rmtree(cwd, ignore_errors=True)
 
     def test_migrate_examples(self):
-        steps = doc_steps("migrate-examples")
+        steps = doc_console_steps("operations.md", "migrate-examples")
         self.assertGreaterEqual(len(steps), 6)
         cwd = tempfile.mkdtemp(prefix="rampart-migdoc-", dir="/var/tmp")
         try:

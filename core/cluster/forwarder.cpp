@@ -336,13 +336,14 @@ void Forwarder::forward(const std::shared_ptr<http::Exchange>& ex, const std::st
         return !raw->leads_here;
     };
     rq.target = [raw] { return raw->next ? raw->next->node_id : std::string(); };
-    rq.send = [this, raw](const std::string&, resilience::PeerRetrier::Done done) -> resilience::PeerRetrier::Abort {
+    rq.send = [this, raw](const std::string&,
+                          const resilience::PeerRetrier::Done& done) -> resilience::PeerRetrier::Abort {
         auto it = forwarded_.find(raw);
         if (it == forwarded_.end()) {
             done(resilience::PeerOutcome{0, "shutting_down", 0});
             return nullptr;
         }
-        return send(it->second, std::move(done));
+        return send(it->second, done);
     };
     rq.finish = [this, raw](const resilience::RetryResult& result) { finished(raw, result); };
     uint64_t call = retrier_.start(std::move(rq));
@@ -350,7 +351,7 @@ void Forwarder::forward(const std::shared_ptr<http::Exchange>& ex, const std::st
 }
 
 resilience::PeerRetrier::Abort Forwarder::send(const std::shared_ptr<Forwarded>& f,
-                                               resilience::PeerRetrier::Done done) {
+                                               const resilience::PeerRetrier::Done& done) {
     f->last.reset();
     const Leader& leader = *f->next;
     auto& slot = pools_[leader.address];

@@ -95,7 +95,7 @@ private:
     struct Forwarded;
     friend class Channel;
 
-    resilience::PeerRetrier::Abort send(const std::shared_ptr<Forwarded>& f, resilience::PeerRetrier::Done done);
+    resilience::PeerRetrier::Abort send(const std::shared_ptr<Forwarded>& f, const resilience::PeerRetrier::Done& done);
     void finished(Forwarded* f, const resilience::RetryResult& r);
     void start_next(Pool& pool);
     void dial_failed(Pool* pool, Channel* channel, const std::string& error_class);

@@ -20,8 +20,10 @@ public:
     ~LoopTimer() override {
         uv_timer_stop(&handle_->timer);
         handle_->fire = nullptr;
-        uv_close(reinterpret_cast<uv_handle_t*>(&handle_->timer),
-                 [](uv_handle_t* h) { delete static_cast<Handle*>(h->data); });
+        uv_close(
+            reinterpret_cast<uv_handle_t*>(&handle_->timer),
+            // The close callback owns the handle: libuv is done with it only now.
+            [](uv_handle_t* h) { delete static_cast<Handle*>(h->data); });  // NOLINT(cppcoreguidelines-owning-memory)
     }
     void start(uint64_t delay_ms) override {
         uv_timer_start(

@@ -209,8 +209,8 @@ void PeerRetrier::attempt(uint64_t id) {
     auto budget_ms = static_cast<uint64_t>(policy::request_budget_ms(*c->policy));
     c->timer->start(budget_ms);
     std::weak_ptr<int> alive = alive_;
-    Abort abort = c->request.send(target, [this, alive, id, serial](PeerOutcome o) {
-        if (!alive.expired()) outcome(id, serial, std::move(o));
+    Abort abort = c->request.send(target, [this, alive, id, serial](const PeerOutcome& o) {
+        if (!alive.expired()) outcome(id, serial, o);
     });
     // `done` may have run inside send: keep the abort only for an attempt still out.
     it = calls_.find(id);
@@ -218,7 +218,7 @@ void PeerRetrier::attempt(uint64_t id) {
         it->second->abort = std::move(abort);
 }
 
-void PeerRetrier::outcome(uint64_t id, uint64_t serial, PeerOutcome o) {
+void PeerRetrier::outcome(uint64_t id, uint64_t serial, const PeerOutcome& o) {
     auto it = calls_.find(id);
     if (it == calls_.end()) return;
     Call* c = it->second.get();
@@ -226,7 +226,7 @@ void PeerRetrier::outcome(uint64_t id, uint64_t serial, PeerOutcome o) {
     c->in_flight = false;
     c->abort = nullptr;
     c->timer->stop();
-    judge(id, std::move(o));
+    judge(id, o);
 }
 
 void PeerRetrier::timed_out(uint64_t id) {
@@ -238,7 +238,7 @@ void PeerRetrier::timed_out(uint64_t id) {
     judge(id, PeerOutcome{0, "timeout", 0});
 }
 
-void PeerRetrier::judge(uint64_t id, PeerOutcome o) {
+void PeerRetrier::judge(uint64_t id, const PeerOutcome& o) {
     auto it = calls_.find(id);
     if (it == calls_.end()) return;
     Call* c = it->second.get();

@@ -134,9 +134,9 @@ private:
 
     Peer& peer(const std::string& name, const PeerRetryLimits& limits);
     void attempt(uint64_t id);
-    void outcome(uint64_t id, uint64_t serial, PeerOutcome o);
+    void outcome(uint64_t id, uint64_t serial, const PeerOutcome& o);
     void timed_out(uint64_t id);
-    void judge(uint64_t id, PeerOutcome o);
+    void judge(uint64_t id, const PeerOutcome& o);
     void finish(uint64_t id, RetryEnd end, uint64_t retry_after_ms = 0);
     void show_breaker(const std::string& name, Peer& p);
     double rand01();

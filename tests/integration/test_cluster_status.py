@@ -11,7 +11,7 @@ import unittest
 
 import test_tls
 from cluster_util import AUTH, RAMPARTCTL, TOKEN, ClusterCase, metric_values
-from harness import BUILD, ROOT, scaled
+from harness import BUILD, doc_console_steps, scaled
 
 
 
@@ -239,18 +239,7 @@ class SingleNodeStatus(ClusterCase):
         """Every "$ command" in the fenced blocks between docs/cluster.md's
         cluster-examples markers runs against a one-node cluster and prints
         what the doc says (ports substituted)."""
-        with open(os.path.join(ROOT, "docs", "cluster.md")) as f:
-            text = f.read()
-        block = text.split("<!-- cluster-examples:begin -->", 1)[1].split("<!-- cluster-examples:end -->", 1)[0]
-        steps = []
-        in_fence = False
-        for line in block.splitlines():
-            if line.startswith("```"):
-                in_fence = not in_fence
-            elif in_fence and line.startswith("$ "):
-                steps.append([line[2:], []])
-            elif in_fence and steps:
-                steps[-1][1].append(line)
+        steps = doc_console_steps("cluster.md", "cluster-examples")
         self.assertGreaterEqual(len(steps), 5)
         d = self.start_single()
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAMPART_")}

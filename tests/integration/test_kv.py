@@ -20,7 +20,7 @@ import threading
 import time
 import unittest
 
-from harness import ROOT, Daemon, scaled
+from harness import Daemon, doc_console_steps, scaled
 
 TOKEN = "kv-test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -490,18 +490,7 @@ class StoreDocExamples(unittest.TestCase):
     and prints what the doc says."""
 
     def test_doc_examples(self):
-        with open(os.path.join(ROOT, "docs", "store.md")) as f:
-            text = f.read()
-        block = text.split("<!-- kv-examples:begin -->", 1)[1].split("<!-- kv-examples:end -->", 1)[0]
-        steps = []
-        in_fence = False
-        for line in block.splitlines():
-            if line.startswith("```"):
-                in_fence = not in_fence
-            elif in_fence and line.startswith("$ "):
-                steps.append([line[2:], []])
-            elif in_fence and steps:
-                steps[-1][1].append(line)
+        steps = doc_console_steps("store.md", "kv-examples")
         self.assertGreaterEqual(len(steps), 10)
         node = Node({"auth": {"enabled": True, "bootstrap_token": TOKEN}})
         try:

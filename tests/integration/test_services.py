@@ -12,7 +12,7 @@ import threading
 import time
 import unittest
 
-from harness import ROOT, scaled
+from harness import doc_console_steps, scaled
 from test_kv import Node
 
 TOKEN = "svc-test-token-0123456789abcdef"
@@ -286,18 +286,7 @@ class ServicesDocExamples(unittest.TestCase):
     on, and prints what the doc says."""
 
     def test_doc_examples(self):
-        with open(os.path.join(ROOT, "docs", "store.md")) as f:
-            text = f.read()
-        block = text.split("<!-- services-examples:begin -->", 1)[1].split("<!-- services-examples:end -->", 1)[0]
-        steps = []
-        in_fence = False
-        for line in block.splitlines():
-            if line.startswith("```"):
-                in_fence = not in_fence
-            elif in_fence and line.startswith("$ "):
-                steps.append([line[2:], []])
-            elif in_fence and steps:
-                steps[-1][1].append(line)
+        steps = doc_console_steps("store.md", "services-examples")
         self.assertGreaterEqual(len(steps), 8)
         node = Node(AUTH_CONFIG)
         try:

@@ -165,12 +165,21 @@ class ClusterCase(TlsCase):
     def wait_ready(self, nodes, timeout=15):
         deadline = time.monotonic() + scaled(timeout)
         for d in nodes:
-            while d.request("GET", "/ready").status != 200:
+            while self.ready_status(d) != 200:
                 self.assertLess(time.monotonic(), deadline,
                                 f"{d.dir} never ready (directory {'present' if os.path.isdir(d.dir) else 'gone'}, "
                                 f"process {'running' if d.proc.poll() is None else d.proc.returncode}):\n"
                                 f"{d.log_text()[-3000:]}")
                 time.sleep(0.05)
+
+    @staticmethod
+    def ready_status(d):
+        """GET /ready's status, or None while the node is not listening (a
+        node that exited is reported by wait_ready with its log)."""
+        try:
+            return d.request("GET", "/ready").status
+        except OSError:
+            return None
 
     def put_on_leader(self, nodes, key, value, timeout=15):
         """Write through whichever node accepts it; return the node that leads.

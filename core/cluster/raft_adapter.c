@@ -168,6 +168,11 @@ struct rampart_raft {
     raft_term last_leader_term;
     uint64_t leader_changes;
     int progress_layout; /* 0 unchecked, 1 matches the engine, -1 does not */
+
+    /* An InstallSnapshot that arrived while this node was writing its own
+     * snapshot, held back until that write is over (hold_install_while_taking). */
+    struct raft_message held_install;
+    bool install_held;
 };
 
 /* The engine owns the `data` fields of the structs it is handed (raft_uv
@@ -760,8 +765,48 @@ static struct rampart_raft* node_of_io(struct raft_io* io) {
     return (struct rampart_raft*)((char*)io - offsetof(struct rampart_raft, io));
 }
 
+/* libraft 0.22.1 crashes (a NULL dereference in takeSnapshotCb: it clears
+ * legacy.snapshot_pending before reading it) when an InstallSnapshot from the
+ * leader arrives while this node is writing a snapshot of its own: the
+ * install is parked as "pending" and resumed through the NULL. A follower
+ * that restarts behind a compacted leader meets exactly that (a rolling
+ * restart killed one node in three). So the adapter never lets the engine
+ * park an install: it holds the message itself while a snapshot is being
+ * taken, and hands it over at the next tick or message after the write
+ * ends. The engine owns the message's payload and configuration from the
+ * moment recv_cb is called, so holding a copy of the struct is enough; a
+ * second install while one is held replaces it (the leader sends the
+ * newest), and a close frees it. */
+static bool taking_snapshot(const struct rampart_raft* n) {
+    return n->snapshot_bufs != NULL || n->raft.legacy.snapshot_taking;
+}
+
+static void drop_install(struct raft_message* msg) {
+    raft_configuration_close(&msg->install_snapshot.conf);
+    raft_free(msg->install_snapshot.data.base);
+    msg->install_snapshot.data.base = NULL;
+}
+
+static bool hold_install_while_taking(struct rampart_raft* n, struct raft_message* msg) {
+    if (msg->type != RAFT_INSTALL_SNAPSHOT || !taking_snapshot(n)) return false;
+    if (n->install_held) drop_install(&n->held_install);
+    n->held_install = *msg;
+    n->install_held = true;
+    logf_(n, 3, "holding a snapshot install (index %llu) until this node's own snapshot is written",
+          (unsigned long long)msg->install_snapshot.last_index);
+    return true;
+}
+
+static void release_held_install(struct rampart_raft* n) {
+    if (!n->install_held || taking_snapshot(n) || n->closing) return;
+    struct raft_message msg = n->held_install;
+    n->install_held = false;
+    n->engine_recv(&n->io, &msg);
+}
+
 static void io_tick_observed(struct raft_io* io) {
     struct rampart_raft* n = node_of_io(io);
+    release_held_install(n);
     n->engine_tick(io);
     observe(n);
 }
@@ -787,7 +832,8 @@ static void allow_votes_after_leader_silence(struct rampart_raft* n, struct raft
 static void io_recv_observed(struct raft_io* io, struct raft_message* msg) {
     struct rampart_raft* n = node_of_io(io);
     allow_votes_after_leader_silence(n, msg);
-    n->engine_recv(io, msg);
+    release_held_install(n);
+    if (!hold_install_while_taking(n, msg)) n->engine_recv(io, msg);
     observe(n);
 }
 
@@ -1305,6 +1351,8 @@ void rampart_raft_set_observer(rampart_raft* n, const struct rampart_raft_observ
 
 static void raft_closed_cb(struct raft* r) {
     struct rampart_raft* n = r->data;
+    if (n->install_held) drop_install(&n->held_install);
+    n->install_held = false;
     raft_uv_close(&n->io);
     n->transport_timer.data = n;
     uv_close((uv_handle_t*)&n->transport_timer, node_free_timer_cb);

@@ -140,6 +140,17 @@ public:
             (cert.empty() || text_of("api.tls.ca").empty())) {
             add_error(at_key("api.tls.require_client_cert", "needs api.tls.cert, api.tls.key and api.tls.ca"));
         }
+        if (!rejected("cluster.heartbeat_ms") && !rejected("cluster.election_timeout_ms")) {
+            int64_t heartbeat = std::get<int64_t>(value_of("cluster.heartbeat_ms"));
+            int64_t election = std::get<int64_t>(value_of("cluster.election_timeout_ms"));
+            if (heartbeat * 2 > election) {
+                add_error(at_key("cluster.heartbeat_ms", "must be at most half of cluster.election_timeout_ms (" +
+                                                             std::to_string(heartbeat) + " > " +
+                                                             std::to_string(election) +
+                                                             " / 2): followers would call elections "
+                                                             "between heartbeats"));
+            }
+        }
         const auto& api = text_of("api.listen");
         if (api == text_of("peer.listen") && !api.ends_with(":0")) {
             add_error(at_key("peer.listen", "api.listen and peer.listen must differ (both are " + api + ")"));

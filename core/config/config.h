@@ -62,6 +62,8 @@ struct Config {
         std::string join_token;
         std::string role;                  // voter | standby | spare
         int64_t max_store_bytes = 0;       // replicated state cap (same on every member)
+        int64_t election_timeout_ms = 0;   // Raft election timeout
+        int64_t heartbeat_ms = 0;          // Raft heartbeat interval (<= election / 2)
         int64_t snapshot_threshold = 0;    // log entries between snapshots
         int64_t snapshot_trailing = 0;     // entries kept after a snapshot
         int64_t snapshot_retention = 0;    // engine snapshots kept (start prunes older ones)

@@ -33,6 +33,8 @@ StoreSettings StoreSettings::from(const config::Config& cfg) {
     s.data_dir = cfg.node.data_dir;
     s.address = cfg.peer.listen;
     s.limits.max_bytes = static_cast<uint64_t>(cfg.cluster.max_store_bytes);
+    s.election_timeout_ms = static_cast<unsigned>(cfg.cluster.election_timeout_ms);
+    s.heartbeat_ms = static_cast<unsigned>(cfg.cluster.heartbeat_ms);
     s.snapshot_threshold = static_cast<unsigned>(cfg.cluster.snapshot_threshold);
     s.snapshot_trailing = static_cast<unsigned>(cfg.cluster.snapshot_trailing);
     s.snapshot_retention = static_cast<unsigned>(cfg.cluster.snapshot_retention);
@@ -80,6 +82,8 @@ bool Store::start(std::string* error) {
     cfg.address = settings_.address.c_str();
     cfg.transport = settings_.transport;
     cfg.data_dir = raft_dir_.c_str();
+    cfg.election_timeout_ms = settings_.election_timeout_ms;
+    cfg.heartbeat_timeout_ms = settings_.heartbeat_ms;
     cfg.snapshot_threshold = settings_.snapshot_threshold;
     cfg.snapshot_trailing = settings_.snapshot_trailing;
     cfg.fsm = {this, cb_apply, cb_result_free, cb_snapshot, cb_snapshot_done, cb_restore};

@@ -39,6 +39,8 @@ struct StoreSettings {
     std::string data_dir;  // node.data_dir; the engine's files go in data_dir/raft
     std::string address;   // this node's peer address (peer.listen)
     StateLimits limits;
+    unsigned election_timeout_ms = 0;  // 0: the adapter's default
+    unsigned heartbeat_ms = 0;
     unsigned snapshot_threshold = 1024;
     unsigned snapshot_trailing = 128;
     unsigned snapshot_retention = 2;   // engine snapshots kept on start (snapshot_recovery.h)

@@ -120,7 +120,8 @@ void test_full_valid_file(void**) {
         "peer: {listen: 0.0.0.0:7801, peers_file: p.yml, pins_file: pins.json, insecure_warning_ms: 5000}\n"
         "cluster:\n  seeds:\n    - 10.0.0.2:7701\n    - \"[fe80::1]:7701\"\n  join_token: s3cret\n  role: spare\n"
         "  discovery_srv: rampart.example.com.\n  dns_server: 10.0.0.53:53\n"
-        "  max_store_bytes: 4096\n  snapshot_threshold: 16\n  snapshot_trailing: 0\n  snapshot_retention: 1\n"
+        "  max_store_bytes: 4096\n  election_timeout_ms: 2000\n  heartbeat_ms: 400\n  snapshot_threshold: 16\n  "
+        "snapshot_trailing: 0\n  snapshot_retention: 1\n"
         "  follower_writes: redirect\n"
         "  auto_promote: false\n  remove_dead_after_ms: 5000\n"
         "log: {level: debug, format: console, sampling: 1}\n"
@@ -137,6 +138,8 @@ void test_full_valid_file(void**) {
     assert_int_equal(c.node.audit_max_bytes, 4096);
     assert_int_equal(c.node.audit_keep, 0);
     assert_int_equal(c.cluster.snapshot_retention, 1);
+    assert_int_equal(c.cluster.election_timeout_ms, 2000);
+    assert_int_equal(c.cluster.heartbeat_ms, 400);
     assert_string_equal(c.api.listen.c_str(), "[::1]:0");
     assert_string_equal(c.api.advertise.c_str(), "[2001:db8::1]:7700");
     assert_int_equal(c.api.max_body_bytes, 131072);
@@ -507,6 +510,13 @@ void test_cross_key_rules(void**) {
                         "127.0.0.1:7700)");
     // Port 0 on both is fine: each gets its own free port.
     assert_true(load("api: {listen: \"127.0.0.1:0\"}\npeer: {listen: \"127.0.0.1:0\"}\n").ok());
+    // Heartbeats slower than half the election timeout let followers call
+    // elections between them.
+    assert_string_equal(only_error(load("cluster:\n  election_timeout_ms: 300\n  heartbeat_ms: 200\n")).c_str(),
+                        "t.yml:3:17: cluster.heartbeat_ms: must be at most half of cluster.election_timeout_ms "
+                        "(200 > 300 / 2): followers would call elections between heartbeats");
+    assert_true(load("cluster: {election_timeout_ms: 2000, heartbeat_ms: 1000}\n").ok());
+    assert_true(contains(only_error(load("cluster: {heartbeat_ms: 5}\n")), "cluster.heartbeat_ms"));
 }
 
 // ---- environment ----

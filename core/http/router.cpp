@@ -28,6 +28,12 @@ void Router::add(std::string method, std::string pattern, Handler handler, bool 
     routes_.push_back(std::move(route));
 }
 
+void Router::stream_body(std::string_view method, std::string_view pattern, BodySinkFactory factory) {
+    for (Route& r : routes_) {
+        if (r.method == method && r.pattern == pattern) r.body_sink = factory;
+    }
+}
+
 bool Router::has_route(std::string_view method, std::string_view pattern) const {
     bool prefix = pattern.size() >= 2 && pattern.substr(pattern.size() - 2) == "/*";
     if (prefix) pattern.remove_suffix(1);

@@ -53,9 +53,8 @@ Connection::Connection(Server* server, const Limits& limits) : server_(server), 
     timer_.data = this;
     handles_open_ = 2;
     parser_.set_body_sink_factory([this](const Request& head, ParseError* error) -> std::shared_ptr<BodySink> {
-        Router::Match m = server_->router().match(head.method, head.path);
-        if (m.route == nullptr || !m.route->body_sink) return nullptr;
-        return m.route->body_sink(head, error);
+        const BodySinkFactory* sink = server_->router().body_sink(head.method, head.path);
+        return sink != nullptr ? (*sink)(head, error) : nullptr;
     });
 }
 

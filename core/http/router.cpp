@@ -34,6 +34,13 @@ void Router::stream_body(std::string_view method, std::string_view pattern, Body
     }
 }
 
+const BodySinkFactory* Router::body_sink(std::string_view method, std::string_view path) const {
+    for (const Route& r : routes_) {
+        if (r.body_sink && r.method == method && path_matches(r, path)) return &r.body_sink;
+    }
+    return nullptr;
+}
+
 bool Router::has_route(std::string_view method, std::string_view pattern) const {
     bool prefix = pattern.size() >= 2 && pattern.substr(pattern.size() - 2) == "/*";
     if (prefix) pattern.remove_suffix(1);

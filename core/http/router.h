@@ -34,6 +34,9 @@ public:
              const void* owner = nullptr);
     // Stream the bodies of an added route through `factory` (BodySink).
     void stream_body(std::string_view method, std::string_view pattern, BodySinkFactory factory);
+    // The body sink factory of the route `method` `path` goes to, or null
+    // (asked for every request: looks at streaming routes only).
+    const BodySinkFactory* body_sink(std::string_view method, std::string_view path) const;
     // Whether this exact method and pattern is taken.
     bool has_route(std::string_view method, std::string_view pattern) const;
     // Drop every route `owner` added (a plugin that failed or unloaded).

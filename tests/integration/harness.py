@@ -192,6 +192,16 @@ class Daemon:
             return parse_response(recv_all(s))
 
 
+def wait_until_ready(d, timeout=10):
+    """Poll GET /ready until the one-node daemon `d` answers 200."""
+    deadline = time.monotonic() + scaled(timeout)
+    while d.request("GET", "/ready").status != 200:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{d.dir}: node never became ready")
+        time.sleep(0.02)
+    return d
+
+
 def build_request(method, path, body=b"", headers=None, close=False, host="localhost"):
     if isinstance(body, str):
         body = body.encode()

@@ -17,7 +17,7 @@ import tempfile
 import time
 import unittest
 
-from harness import SANITIZED, Daemon, build_request, parse_response, scaled
+from harness import SANITIZED, Daemon, build_request, parse_response, scaled, wait_until_ready
 from test_snapshot_stream import proc_status, reset_peak
 
 TOKEN = "snapshot-upload-token-0123456789abcdef"
@@ -38,14 +38,7 @@ def start_node(extra=None):
     workdir = tempfile.mkdtemp(prefix="rampart-snapupload-", dir="/var/tmp")
     config = {"auth": {"enabled": True, "bootstrap_token": TOKEN}}
     config.update(extra or {})
-    d = Daemon(config=config, workdir=workdir, env=FIXED_MALLOC)
-    d.start()
-    deadline = time.monotonic() + scaled(10)
-    while d.request("GET", "/ready").status != 200:
-        if time.monotonic() > deadline:
-            raise AssertionError("node never became ready")
-        time.sleep(0.02)
-    return d, workdir
+    return wait_until_ready(Daemon(config=config, workdir=workdir, env=FIXED_MALLOC).start()), workdir
 
 
 def spool_files(d):

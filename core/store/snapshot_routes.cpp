@@ -174,19 +174,30 @@ void handle_get(Store& store, const ExPtr& ex) {
 // its content is the log record, read back in one piece.
 class UploadSpool final : public http::BodySink {
 public:
-    static std::shared_ptr<UploadSpool> open(const std::string& dir, http::ParseError* error) {
+    // `busy` is shared by the route's spools: one at a time, because the
+    // spool starts before the request is authenticated, and a second
+    // client must not fill the disk the Raft log is on.
+    static std::shared_ptr<UploadSpool> open(const std::string& dir, std::shared_ptr<bool> busy,
+                                             http::ParseError* error) {
+        if (*busy) {
+            error->status = 409;
+            error->code = "upload_in_progress";
+            error->message = "another snapshot upload is in progress on this node; retry when it is done";
+            return nullptr;
+        }
         int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
         if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) fd = named_then_unlinked(dir);
         if (fd < 0) {
             *error = storage_error(errno, "cannot create the upload file in " + dir);
             return nullptr;
         }
-        auto spool = std::make_shared<UploadSpool>(fd);
+        auto spool = std::make_shared<UploadSpool>(fd, std::move(busy));
         if (!spool->append(encode_restore_record({}), error)) return nullptr;
         return spool;
     }
-    explicit UploadSpool(int fd) : fd_(fd) {}  // owns fd
+    UploadSpool(int fd, std::shared_ptr<bool> busy) : fd_(fd), busy_(std::move(busy)) { *busy_ = true; }  // owns fd
     ~UploadSpool() override {
+        *busy_ = false;
         if (fd_ >= 0) ::close(fd_);
     }
     UploadSpool(const UploadSpool&) = delete;
@@ -245,6 +256,7 @@ private:
     }
 
     int fd_;
+    std::shared_ptr<bool> busy_;
     uint64_t bytes_ = 0;
 };
 
@@ -361,8 +373,9 @@ void install_snapshot_routes(http::Router& router, Store& store, audit::AuditLog
     router.add("PUT", "/v1/snapshot",
                [&store, audit](Exchange& ex) { handle_put(store, audit, ex.shared_from_this()); });
     router.stream_body("PUT", "/v1/snapshot",
-                       [dir = std::move(spool_dir)](const http::Request&, http::ParseError* error) {
-                           return std::shared_ptr<http::BodySink>(UploadSpool::open(dir, error));
+                       [dir = std::move(spool_dir), busy = std::make_shared<bool>(false)](const http::Request&,
+                                                                                          http::ParseError* error) {
+                           return std::shared_ptr<http::BodySink>(UploadSpool::open(dir, busy, error));
                        });
 }
 

@@ -162,6 +162,25 @@ class SnapshotUpload(unittest.TestCase):
         self.assertEqual(self.d.request("GET", "/health").status, 200)
         self.assertEqual(self.state(), before)
 
+    def test_one_upload_at_a_time(self):
+        # The spool starts before the request is authenticated: a second
+        # upload (here without a token) is refused while one is on disk.
+        with self.d.connect(timeout=30) as s:
+            head = build_request("PUT", "/v1/snapshot", b"", headers=AUTH).split(b"\r\n\r\n")[0]
+            head = head.replace(b"Content-Length: 0", f"Content-Length: {len(self.snap)}".encode())
+            s.sendall(head + b"\r\n\r\n" + self.snap[:MIB])
+            deadline = time.monotonic() + scaled(5)
+            while not spool_files(self.d):
+                self.assertLess(time.monotonic(), deadline, "no spool file while uploading")
+                time.sleep(0.02)
+            r = self.d.request("PUT", "/v1/snapshot", self.snap[:MIB])
+            self.assertEqual(r.status, 409, r.body)
+            self.assertEqual(r.json()["code"], "upload_in_progress")
+            self.assertEqual(len(spool_files(self.d)), 1)
+        self.assertNoSpool()
+        # The first one gone, the next one is taken (and checked).
+        self.assertRefused(b"hello", 400, "bad_snapshot", "")
+
 
 class SnapshotUploadLimit(unittest.TestCase):
     """The route's body limit (snapshot_size_limit of cluster.max_store_bytes:

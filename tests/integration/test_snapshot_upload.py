@@ -5,8 +5,8 @@ is about the upload once plus the state it builds, not three or four copies.
 
 With a ~24 MiB snapshot: the peak RSS rise while restoring, the state after
 it byte for byte, and every refused upload (truncated, corrupt, over the
-size limit, client gone mid-way) answered clearly with the old state intact
-and no spool file left behind.
+size limit, client gone mid-way, a second one at once, a full data disk)
+answered clearly with the old state intact and no spool file left behind.
 """
 import hashlib
 import os
@@ -18,6 +18,7 @@ import time
 import unittest
 
 from harness import SANITIZED, Daemon, build_request, parse_response, scaled, wait_until_ready
+from test_disk_faults import LoopFs, can_mount
 from test_snapshot_stream import proc_status, reset_peak
 
 TOKEN = "snapshot-upload-token-0123456789abcdef"
@@ -41,10 +42,11 @@ def start_node(extra=None):
     return wait_until_ready(Daemon(config=config, workdir=workdir, env=FIXED_MALLOC).start()), workdir
 
 
-def spool_files(d):
-    """Files the daemon holds open in its data directory that are not the
-    engine's own: the spool (unlinked, so '(deleted)') while an upload runs."""
-    data = os.path.join(d.dir, "data")
+def spool_files(d, data=None):
+    """Files the daemon holds open in its data directory (`data`, default
+    <workdir>/data) that are not the engine's own: the spool (unlinked, so
+    '(deleted)') while an upload runs."""
+    data = data or os.path.join(d.dir, "data")
     out = []
     for fd in os.listdir(f"/proc/{d.proc.pid}/fd"):
         try:
@@ -56,8 +58,8 @@ def spool_files(d):
     return out
 
 
-def upload_leftovers(d):
-    return [f for f in os.listdir(os.path.join(d.dir, "data")) if f.startswith(".snapshot-upload")]
+def upload_leftovers(d, data=None):
+    return [f for f in os.listdir(data or os.path.join(d.dir, "data")) if f.startswith(".snapshot-upload")]
 
 
 class SnapshotUpload(unittest.TestCase):
@@ -234,6 +236,49 @@ class SnapshotUploadLimit(unittest.TestCase):
         self.assertEqual(r.status, 413, r.body)
         self.assertIn(b"body_too_large", r.body)
         self.assertUntouched()
+
+
+@unittest.skipUnless(can_mount(), "needs root and a loop device (mount -o loop)")
+class SnapshotUploadDiskFull(unittest.TestCase):
+    """The spool on a full data directory (a small ext4 on a loop device, as
+    in test_disk_faults): 507, the old state kept, nothing left; with space
+    again the same upload restores."""
+
+    def test_spool_on_a_full_disk(self):
+        src, src_dir = start_node()
+        try:
+            for i in range(16):  # 8 MiB
+                self.assertEqual(src.request("PUT", f"/v1/kv/v/{i}", os.urandom(VALUE_BYTES), headers=AUTH,
+                                             timeout=30).status, 200)
+            snap = src.request("GET", "/v1/snapshot", headers=AUTH, timeout=60).body
+        finally:
+            src.stop()
+            shutil.rmtree(src_dir, ignore_errors=True)
+        fs = LoopFs("64M")
+        self.addCleanup(fs.cleanup)
+        workdir = os.path.join(fs.base, "node")
+        os.makedirs(workdir)
+        data = os.path.join(fs.mnt, "data")
+        d = wait_until_ready(Daemon(config={"auth": {"enabled": True, "bootstrap_token": TOKEN},
+                                            "node": {"data_dir": data, "min_free_bytes": 0}},
+                                    workdir=workdir).start())
+        self.addCleanup(d.stop)
+        self.assertEqual(d.request("PUT", "/v1/kv/marker", b"old state", headers=AUTH).status, 200)
+        ballast = fs.fill(leave=2 * MIB)
+        r = d.request("PUT", "/v1/snapshot", snap, headers=AUTH, timeout=60)
+        self.assertEqual(r.status, 507, r.body)
+        self.assertEqual(r.json()["code"], "storage_full")
+        self.assertIsNone(d.proc.poll())
+        self.assertEqual(d.request("GET", "/v1/kv/marker?raw", headers=AUTH).body, b"old state")
+        deadline = time.monotonic() + scaled(5)
+        while spool_files(d, data) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(spool_files(d, data), [])
+        self.assertEqual(upload_leftovers(d, data), [])
+        os.remove(ballast)
+        r = d.request("PUT", "/v1/snapshot", snap, headers=AUTH, timeout=60)
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.json()["keys"], 16)
 
 
 def read_answer(s):

@@ -17,6 +17,8 @@ import tempfile
 import time
 import unittest
 
+from cluster_util import AUTH as CLUSTER_AUTH
+from cluster_util import ClusterCase
 from harness import SANITIZED, Daemon, build_request, parse_response, scaled, wait_until_ready
 from test_disk_faults import LoopFs, can_mount
 from test_snapshot_stream import proc_status, reset_peak
@@ -279,6 +281,30 @@ class SnapshotUploadDiskFull(unittest.TestCase):
         r = d.request("PUT", "/v1/snapshot", snap, headers=AUTH, timeout=60)
         self.assertEqual(r.status, 200, r.body)
         self.assertEqual(r.json()["keys"], 16)
+
+
+class ClusterRestore(ClusterCase):
+    """On a 3-node cluster the spooled upload becomes the same log record as
+    before: every node applies it. A follower refuses (503, it cannot
+    propose) and keeps no spool."""
+
+    def test_restore_reaches_every_node(self):
+        nodes = self.start_cluster(3)
+        self.wait_ready(nodes)
+        leader = self.put_on_leader(nodes, "k/a", b"snap-a")
+        value = os.urandom(VALUE_BYTES)
+        self.assertEqual(leader.request("PUT", "/v1/kv/k/big", value, headers=CLUSTER_AUTH, timeout=30).status, 200)
+        snap = leader.request("GET", "/v1/snapshot", headers=CLUSTER_AUTH, timeout=60).body
+        self.assertEqual(leader.request("PUT", "/v1/kv/k/a", b"changed", headers=CLUSTER_AUTH).status, 200)
+        follower = next(d for d in nodes if d is not leader)
+        r = follower.request("PUT", "/v1/snapshot", snap, headers=CLUSTER_AUTH, timeout=60)
+        self.assertEqual(r.status, 503, r.body)
+        r = leader.request("PUT", "/v1/snapshot", snap, headers=CLUSTER_AUTH, timeout=60)
+        self.assertEqual(r.status, 200, r.body)
+        for d in nodes:
+            self.wait_value(d, "k/a", b"snap-a")
+            self.wait_value(d, "k/big", value)
+            self.assertEqual(spool_files(d), [])
 
 
 def read_answer(s):

@@ -39,19 +39,17 @@ Phases:
 """
 import argparse
 import os
-import shutil
 import signal
 import statistics
 import sys
-import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import BenchError, env_int, median_of, print_table, raise_on_signals, run_bench  # noqa: E402
 from clusters import EtcdCluster, RampartCluster  # noqa: E402
-from kvlib import (KEYS, VALUE_BYTES, etcd_version, fsync_rate, percentile, require_real_disk,  # noqa: E402
-                   run_wrk_kv, write_keys, write_lua_scripts)
+from kvlib import (KEYS, VALUE_BYTES, Scratch, etcd_version, fsync_rate, kv_workloads, percentile,  # noqa: E402
+                   require_real_disk, run_wrk_kv, write_keys, write_lua_scripts)
 
 WORKLOADS = ("put-seq", "put-64", "get-stale", "get-strong")
 POLL_S = 0.010  # failover: one write attempt and one leader query per survivor this often
@@ -192,20 +190,8 @@ def main():
         print(f"bench: error: {e}", file=sys.stderr)
         return 1
     raise_on_signals()
-    own_tmp = args.tmpdir is None
-    tmp = args.tmpdir or tempfile.mkdtemp(prefix="rampart-clusterbench-")
-    logdir = os.path.join(tmp, "cluster_vs_etcd")
-    os.makedirs(logdir, exist_ok=True)
-    pidfile = os.path.join(tmp, "pids")
-    data = tempfile.mkdtemp(prefix="rampart-clusterbench-data-", dir=args.datadir)
-    clusters = []
-
-    def cleanup():
-        for c in clusters:
-            c.stop()
-        shutil.rmtree(data, ignore_errors=True)
-        if own_tmp and os.environ.get("BENCH_KEEP") != "1":
-            shutil.rmtree(tmp, ignore_errors=True)
+    scratch = Scratch(args.tmpdir, args.datadir, "rampart-clusterbench", "cluster_vs_etcd")
+    tmp, logdir, pidfile, data, clusters = scratch.tmp, scratch.logdir, scratch.pidfile, scratch.data, scratch.servers
 
     def body():
         put_lua, range_lua = write_lua_scripts(logdir)
@@ -247,7 +233,7 @@ def main():
         report(args, results, fsync, rss, failover)
         return 0
 
-    return run_bench(body, cleanup)
+    return run_bench(body, scratch.cleanup)
 
 
 def load_average():
@@ -262,18 +248,7 @@ def throughput(args, rampart, etcd, put_lua, range_lua, logdir, data):
         if c.put(c.target, "bench/get", b"v" * VALUE_BYTES) != 200:
             raise BenchError(f"{c.name}: PUT bench/get failed")
     print(f"\nload goes to the leaders: rampart {rampart.target.name}, etcd {etcd.target.name}", flush=True)
-    conns = args.connections
-    put = lambda c: (put_lua, [c.name, KEYS, VALUE_BYTES], "/")  # noqa: E731
-    workloads = [
-        ("put-seq", "sequential PUT, 1 conn", 1, put),
-        ("put-64", f"PUT, {conns} conns", conns, put),
-        ("get-stale", f"GET stale / serializable, {conns} conns", conns,
-         lambda c: (range_lua, ["bench/get", "serializable"], "/") if c is etcd
-         else (None, [], "/v1/kv/bench/get?stale")),
-        ("get-strong", f"GET strong / linearizable, {conns} conns", conns,
-         lambda c: (range_lua, ["bench/get", "linearizable"], "/") if c is etcd
-         else (None, [], "/v1/kv/bench/get?consistent")),
-    ]
+    workloads = kv_workloads(etcd, put_lua, range_lua, args.connections)
     results, fsync = {}, {}
     for wl, title, n, spec in [w for w in workloads if w[0] in args.workloads]:
         for c in (rampart, etcd):

@@ -24,16 +24,14 @@ Everything listens on 127.0.0.1; data lives under --datadir (default
 """
 import argparse
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import BenchError, Rampart, env_int, median_of, print_table, raise_on_signals, run_bench  # noqa: E402
-from kvlib import (KEYS, VALUE_BYTES, Etcd, b64, etcd_version, fsync_rate, rampart_put,  # noqa: E402
-                   require_real_disk, run_wrk_kv, write_keys, write_lua_scripts)
+from kvlib import (KEYS, VALUE_BYTES, Etcd, Scratch, b64, etcd_version, fsync_rate, kv_workloads,  # noqa: E402
+                   rampart_put, require_real_disk, run_wrk_kv, write_keys, write_lua_scripts)
 
 
 def main():
@@ -47,20 +45,8 @@ def main():
     args.threads = env_int("BENCH_THREADS", 1, 1)
     args.connections = env_int("BENCH_CONNECTIONS", 64, 1)
     raise_on_signals()
-    own_tmp = args.tmpdir is None
-    tmp = args.tmpdir or tempfile.mkdtemp(prefix="rampart-kvbench-")
-    logdir = os.path.join(tmp, "kv_vs_etcd")
-    os.makedirs(logdir, exist_ok=True)
-    pidfile = os.path.join(tmp, "pids")
-    data = tempfile.mkdtemp(prefix="rampart-kvbench-data-", dir=args.datadir)
-    servers = []
-
-    def cleanup():
-        for s in servers:
-            s.stop()
-        shutil.rmtree(data, ignore_errors=True)
-        if own_tmp and os.environ.get("BENCH_KEEP") != "1":
-            shutil.rmtree(tmp, ignore_errors=True)
+    scratch = Scratch(args.tmpdir, args.datadir, "rampart-kvbench", "kv_vs_etcd")
+    tmp, logdir, pidfile, data, servers = scratch.tmp, scratch.logdir, scratch.pidfile, scratch.data, scratch.servers
 
     def body():
         put_lua, range_lua = write_lua_scripts(logdir)
@@ -79,19 +65,7 @@ def main():
         if etcd.post("/v3/kv/put", {"key": b64("bench/get"), "value": b64("v" * VALUE_BYTES)})[0] != 200:
             raise BenchError("etcd: initial put failed")
 
-        c = args.connections
-        workloads = [
-            ("put-seq", "sequential PUT, 1 conn", 1,
-             lambda s: (put_lua, ["rampart" if s is rampart else "etcd", KEYS, VALUE_BYTES], "/")),
-            ("put-64", f"PUT, {c} conns", c,
-             lambda s: (put_lua, ["rampart" if s is rampart else "etcd", KEYS, VALUE_BYTES], "/")),
-            ("get-stale", f"GET stale / serializable, {c} conns", c,
-             lambda s: (range_lua, ["bench/get", "serializable"], "/") if s is etcd
-             else (None, [], "/v1/kv/bench/get?stale")),
-            ("get-strong", f"GET strong / linearizable, {c} conns", c,
-             lambda s: (range_lua, ["bench/get", "linearizable"], "/") if s is etcd
-             else (None, [], "/v1/kv/bench/get?consistent")),
-        ]
+        workloads = kv_workloads(etcd, put_lua, range_lua, args.connections)
         results = {}
         fsync = {}
         for wl, title, conns, spec in workloads:
@@ -136,7 +110,7 @@ def main():
         report(args, results, fsync, rss)
         return 0
 
-    return run_bench(body, cleanup)
+    return run_bench(body, scratch.cleanup)
 
 
 def report(args, results, fsync, rss):

@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -78,6 +79,48 @@ function init(args)
 end
 function request() return req end
 """
+
+
+class Scratch:
+    """A KV benchmark's directories and the servers to stop: its scratch
+    directory (`tmpdir`, or a new one removed at the end unless BENCH_KEEP=1)
+    with logdir = <scratch>/<name> and the pid file, and a new data directory
+    under `datadir`, always removed. Servers appended to .servers are
+    stopped by cleanup()."""
+
+    def __init__(self, tmpdir, datadir, prefix, name):
+        self.own_tmp = tmpdir is None
+        self.tmp = tmpdir or tempfile.mkdtemp(prefix=f"{prefix}-")
+        self.logdir = os.path.join(self.tmp, name)
+        os.makedirs(self.logdir, exist_ok=True)
+        self.pidfile = os.path.join(self.tmp, "pids")
+        self.data = tempfile.mkdtemp(prefix=f"{prefix}-data-", dir=datadir)
+        self.servers = []
+
+    def cleanup(self):
+        for s in self.servers:
+            s.stop()
+        shutil.rmtree(self.data, ignore_errors=True)
+        if self.own_tmp and os.environ.get("BENCH_KEEP") != "1":
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def kv_workloads(etcd, put_lua, range_lua, conns):
+    """The four throughput workloads of both etcd comparisons, as (name, title,
+    connections, spec): spec(server) is (wrk script or None, its arguments,
+    path) for that server, `etcd` being the etcd side and any other rampart."""
+    def put(s):
+        return put_lua, ["etcd" if s is etcd else "rampart", KEYS, VALUE_BYTES], "/"
+
+    def get(level, rampart_param):
+        return lambda s: ((range_lua, ["bench/get", level], "/") if s is etcd
+                          else (None, [], f"/v1/kv/bench/get?{rampart_param}"))
+    return [
+        ("put-seq", "sequential PUT, 1 conn", 1, put),
+        ("put-64", f"PUT, {conns} conns", conns, put),
+        ("get-stale", f"GET stale / serializable, {conns} conns", conns, get("serializable", "stale")),
+        ("get-strong", f"GET strong / linearizable, {conns} conns", conns, get("linearizable", "consistent")),
+    ]
 
 
 def write_lua_scripts(directory):

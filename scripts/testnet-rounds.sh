@@ -41,46 +41,13 @@ rm -rf "${ART:?}"/round_* "$ART/logs" "$ART/summary.txt" "$ART/rounds.log"
 mkdir -p "$ART/logs"
 exec > >(tee "$ART/rounds.log") 2>&1
 
+# shellcheck source=scripts/testnet-common.sh
+. "$ROOT/scripts/testnet-common.sh"
+
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 fail() { log "FAIL: $*"; return 1; }
 
-node_var() { local v="NODE$1_$2"; printf '%s' "${!v-}"; }
 reload_env() { . "$DIR/env"; }
-
-http() {  # http METHOD ADDR PATH [BODY] -> "STATUS BODY"
-    local method=$1 addr=$2 path=$3 body=${4-} out
-    local args=(-sS -m 3 -o - -w '\n%{http_code}' -X "$method" -H "Authorization: Bearer $TOKEN")
-    [ "$method" = PUT ] && args+=(--data-binary "$body")
-    out=$(curl "${args[@]}" "http://$addr$path" 2>/dev/null) || true
-    [ -n "$out" ] || out=$'\n000'
-    printf '%s %s\n' "${out##*$'\n'}" "${out%$'\n'*}"
-}
-
-put_any() {  # put_any KEY VALUE SECONDS [SKIP]: prints the node that took the write
-    local key=$1 value=$2 deadline=$((SECONDS + $3)) skip=${4-} i
-    while [ $SECONDS -lt $deadline ]; do
-        for i in $(seq 1 $N); do
-            [ "$i" = "$skip" ] && continue
-            if [ "$(http PUT "$(node_var "$i" API)" "/v1/kv/$key" "$value" | cut -d' ' -f1)" = 200 ]; then
-                echo "$i"
-                return 0
-            fi
-        done
-        sleep 0.2
-    done
-    return 1
-}
-
-has_value() { [ "$(http GET "$(node_var "$1" API)" "/v1/kv/$2?raw&stale")" = "200 $3" ]; }
-
-wait_value() {  # wait_value I KEY VALUE SECONDS
-    local deadline=$((SECONDS + $4))
-    while [ $SECONDS -lt $deadline ]; do
-        has_value "$1" "$2" "$3" && return 0
-        sleep 0.1
-    done
-    return 1
-}
 
 # replicates TAG [SKIP]: a write through a node that takes it reaches every node (but SKIP)
 replicates() {
@@ -160,21 +127,6 @@ no_new_violations() {
 }
 
 # ---- the target: a follower ---------------------------------------------
-leader_node() {  # as in testnet.sh: the node GET /v1/status/leader names, if any
-    local i j out
-    for i in $(seq 1 $N); do
-        out=$(http GET "$(node_var "$i" API)" /v1/status/leader)
-        [ "${out%% *}" = 200 ] || continue
-        out=${out#* }
-        out=${out//\"/}
-        for j in $(seq 1 $N); do
-            case "$out" in
-            "$(node_var "$j" PEER)" | "$(node_var "$j" API)" | "node_$j") echo "$j"; return 0 ;;
-            esac
-        done
-    done
-}
-
 pick_target() {
     local writer leader
     writer=$(put_any rounds/probe "probe" 30) || return 1

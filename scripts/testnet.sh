@@ -39,6 +39,9 @@ CERT_DIR=$DIR/certs
 STOP_TIMEOUT=${RAMPART_TESTNET_STOP_TIMEOUT:-15}
 TERM_AT=()
 
+# shellcheck source=scripts/testnet-common.sh
+. "$ROOT/scripts/testnet-common.sh"
+
 say() { printf 'testnet: %s\n' "$*"; }
 die() { printf 'testnet: %s\n' "$*" >&2; exit 1; }
 
@@ -58,23 +61,11 @@ is_rampartd() {
     tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q rampartd
 }
 
-# http METHOD ADDR PATH [BODY]: prints "STATUS BODY"; STATUS 000 when unreachable
-http() {
-    local method=$1 addr=$2 path=$3 body=${4-} out
-    local args=(-sS -m 3 -o - -w '\n%{http_code}' -X "$method" -H "Authorization: Bearer ${TOKEN:-}")
-    [ "$method" = PUT ] && args+=(--data-binary "$body")
-    out=$(curl "${args[@]}" "http://$addr$path" 2>/dev/null) || true
-    [ -n "$out" ] || out=$'\n000'
-    printf '%s %s\n' "${out##*$'\n'}" "${out%$'\n'*}"
-}
-
 load_env() {
     [ -f "$ENV_FILE" ] || return 1
     # shellcheck disable=SC1090
     . "$ENV_FILE"
 }
-
-node_var() { local v="NODE$1_$2"; printf '%s' "${!v-}"; }
 
 running_nodes() {  # prints the numbers of the nodes whose pid is a live rampartd
     local i
@@ -179,49 +170,6 @@ for _ in range(int(sys.argv[1])):
     socks.append(s)
 print(" ".join(str(s.getsockname()[1]) for s in socks))
 EOF
-}
-
-# put_any KEY VALUE SECONDS [SKIP]: PUT through the first node that takes it
-# (the leader, or any node once followers forward); prints that node's number
-put_any() {
-    local key=$1 value=$2 deadline=$((SECONDS + $3)) skip=${4-} i
-    while [ $SECONDS -lt $deadline ]; do
-        for i in $(seq 1 $N); do
-            [ "$i" = "$skip" ] && continue
-            if [ "$(http PUT "$(node_var "$i" API)" "/v1/kv/$key" "$value" | cut -d' ' -f1)" = 200 ]; then
-                echo "$i"
-                return 0
-            fi
-        done
-        sleep 0.2
-    done
-    return 1
-}
-
-# leader_node: the number of the node GET /v1/status/leader names (by its peer
-# or API address, or its id), if any node answers it; empty otherwise
-leader_node() {
-    local i j out
-    for i in $(seq 1 $N); do
-        out=$(http GET "$(node_var "$i" API)" /v1/status/leader)
-        [ "${out%% *}" = 200 ] || continue
-        out=${out#* }
-        out=${out//\"/}
-        for j in $(seq 1 $N); do
-            case "$out" in
-            "$(node_var "$j" PEER)" | "$(node_var "$j" API)" | "node_$j") echo "$j"; return 0 ;;
-            esac
-        done
-    done
-}
-
-wait_value() {  # wait_value I KEY VALUE SECONDS: a stale read on node I returns VALUE
-    local i=$1 key=$2 value=$3 deadline=$((SECONDS + $4))
-    while [ $SECONDS -lt $deadline ]; do
-        [ "$(http GET "$(node_var "$i" API)" "/v1/kv/$key?raw&stale")" = "200 $value" ] && return 0
-        sleep 0.1
-    done
-    return 1
 }
 
 tails() {

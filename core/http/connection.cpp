@@ -52,6 +52,10 @@ Connection::Connection(Server* server, const Limits& limits) : server_(server), 
     tcp_.data = this;
     timer_.data = this;
     handles_open_ = 2;
+    parser_.set_body_sink_factory([this](const Request& head, ParseError* error) -> std::shared_ptr<BodySink> {
+        const BodySinkFactory* sink = server_->router().body_sink(head.method, head.path);
+        return sink != nullptr ? (*sink)(head, error) : nullptr;
+    });
 }
 
 // A connection a peer's requests arrive on (the peer port's "http"

@@ -145,6 +145,7 @@ Request RequestParser::take_request() {
 }
 
 int RequestParser::fail(int status, const char* code, std::string message) {
+    current_.body_sink.reset();  // what it spooled goes now, not with the connection
     state_ = State::Error;
     in_progress_ = false;
     error_.status = status;
@@ -159,6 +160,7 @@ int RequestParser::cb_message_begin(llhttp_t* p) {
     r->requests_begun_++;
     r->host_count_ = 0;
     r->trailer_bytes_ = 0;
+    r->body_bytes_ = 0;
     r->headers_done_ = false;
     r->last_was_value_ = false;
     r->expects_continue_ = false;
@@ -285,6 +287,12 @@ int RequestParser::cb_headers_complete(llhttp_t* p) {
     RequestParser* r = self(p);
     r->headers_done_ = true;
     if (r->check_head() != 0) return -1;
+    if (r->sink_factory_) {
+        ParseError error;
+        r->current_.body_sink = r->sink_factory_(r->current_, &error);
+        if (!r->current_.body_sink && !error.code.empty())
+            return r->fail(error.status, error.code.c_str(), std::move(error.message));
+    }
     r->paused_at_head_ = true;
     return HPE_PAUSED;
 }
@@ -292,10 +300,17 @@ int RequestParser::cb_headers_complete(llhttp_t* p) {
 int RequestParser::cb_body(llhttp_t* p, const char* at, size_t len) {
     RequestParser* r = self(p);
     r->expects_continue_ = false;
-    if (r->current_.body.size() + len > r->body_limit_) {
+    if (r->body_bytes_ + len > r->body_limit_) {
         return r->fail(413, "body_too_large", "request body larger than " + std::to_string(r->body_limit_) + " bytes");
     }
-    r->current_.body.append(at, len);
+    r->body_bytes_ += len;
+    if (!r->current_.body_sink) {
+        r->current_.body.append(at, len);
+        return 0;
+    }
+    ParseError error;
+    if (!r->current_.body_sink->write(at, len, &error))
+        return r->fail(error.status, error.code.c_str(), std::move(error.message));
     return 0;
 }
 

@@ -13,6 +13,8 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,6 +39,31 @@ struct Limits {
     size_t body_limit_for(std::string_view path) const;
 };
 
+struct Request;
+
+// A request the server must refuse; the connection closes after the answer.
+struct ParseError {
+    int status = 400;
+    std::string code;     // stable machine-readable code, e.g. "header_too_large"
+    std::string message;  // for the client
+};
+
+// Where a streaming route's request body goes as it arrives, instead of
+// Request::body: PUT /v1/snapshot carries a whole state, which a router
+// with little RAM should not hold a second time. The path's body limit
+// still applies (the parser counts the bytes). Owned by the Request; drop
+// it to discard what it took (a failed or abandoned request).
+class BodySink {
+public:
+    virtual ~BodySink() = default;
+    // Take the next piece. False refuses the request with *error.
+    virtual bool write(const char* data, size_t len, ParseError* error) = 0;
+};
+
+// Asked once the head is complete: the sink for this request, or null to
+// buffer the body as usual. Null with error->code set refuses the request.
+using BodySinkFactory = std::function<std::shared_ptr<BodySink>(const Request& head, ParseError* error)>;
+
 struct Header {
     std::string name;  // as received
     std::string value;
@@ -51,17 +78,11 @@ struct Request {
     int version_minor = 1;
     std::vector<Header> headers;
     std::string body;
+    std::shared_ptr<BodySink> body_sink;  // set instead of body for a streaming route
     bool keep_alive = true;
 
     // The first header with this name (case-insensitive), or nullptr.
     const std::string* header(std::string_view name) const;
-};
-
-// A request the server must refuse; the connection closes after the answer.
-struct ParseError {
-    int status = 400;
-    std::string code;     // stable machine-readable code, e.g. "header_too_large"
-    std::string message;  // for the client
 };
 
 class RequestParser {
@@ -89,6 +110,7 @@ public:
     // Set once the server has sent the interim 100 response.
     void mark_continue_sent() { expects_continue_ = false; }
     void set_limits(const Limits& limits) { limits_ = limits; }
+    void set_body_sink_factory(BodySinkFactory factory) { sink_factory_ = std::move(factory); }
 
 private:
     static int cb_message_begin(llhttp_t* p);
@@ -109,6 +131,8 @@ private:
     llhttp_settings_t settings_{};
     Limits limits_;
     size_t body_limit_ = 0;  // for the current request, from its path
+    size_t body_bytes_ = 0;  // of the current request so far
+    BodySinkFactory sink_factory_;
     State state_ = State::NeedMore;
     Request current_;
     ParseError error_;

@@ -28,6 +28,19 @@ void Router::add(std::string method, std::string pattern, Handler handler, bool 
     routes_.push_back(std::move(route));
 }
 
+void Router::stream_body(std::string_view method, std::string_view pattern, BodySinkFactory factory) {
+    for (Route& r : routes_) {
+        if (r.method == method && r.pattern == pattern) r.body_sink = factory;
+    }
+}
+
+const BodySinkFactory* Router::body_sink(std::string_view method, std::string_view path) const {
+    for (const Route& r : routes_) {
+        if (r.body_sink && r.method == method && path_matches(r, path)) return &r.body_sink;
+    }
+    return nullptr;
+}
+
 bool Router::has_route(std::string_view method, std::string_view pattern) const {
     bool prefix = pattern.size() >= 2 && pattern.substr(pattern.size() - 2) == "/*";
     if (prefix) pattern.remove_suffix(1);

@@ -6,6 +6,8 @@
 #include <string_view>
 #include <vector>
 
+#include "http/parser.h"
+
 namespace rampart::http {
 
 class Exchange;
@@ -18,6 +20,7 @@ struct Route {
     bool high_volume = false;  // access log sampled at info (health, metrics, reads)
     bool prefix = false;
     const void* owner = nullptr;  // the plugin that added it; nullptr for the core
+    BodySinkFactory body_sink;    // set: the body streams there (see BodySink)
 };
 
 // Runs the route's handler; one that throws is logged and answered 500.
@@ -29,6 +32,11 @@ class Router {
 public:
     void add(std::string method, std::string pattern, Handler handler, bool high_volume = false,
              const void* owner = nullptr);
+    // Stream the bodies of an added route through `factory` (BodySink).
+    void stream_body(std::string_view method, std::string_view pattern, BodySinkFactory factory);
+    // The body sink factory of the route `method` `path` goes to, or null
+    // (asked for every request: looks at streaming routes only).
+    const BodySinkFactory* body_sink(std::string_view method, std::string_view path) const;
     // Whether this exact method and pattern is taken.
     bool has_route(std::string_view method, std::string_view pattern) const;
     // Drop every route `owner` added (a plugin that failed or unloaded).

@@ -29,10 +29,6 @@ bool json_string(const cJSON* obj, const char* name, std::string* out, std::stri
     return true;
 }
 
-// cJSON stops strings at a NUL: refuse bodies that hide one in a string
-// rather than silently cutting the value.
-bool has_escaped_nul(std::string_view body) { return body.find("\\u0000") != std::string_view::npos; }
-
 // The check types Consul has besides TTL: each one named here is refused.
 constexpr const char* kOtherCheckKinds[] = {
     "HTTP",         "TCP",       "UDP",      "GRPC", "H2PING", "Args", "ScriptArgs", "Script", "DockerContainerID",
@@ -75,6 +71,24 @@ std::string parse_check(const cJSON* obj, CheckDef* d) {
     return {};
 }
 
+// Tags (an array) and Meta (an object) share their rules: absent or null is
+// empty, every member a string, at most `limit` members. Each member goes
+// to take(); the result is the error, empty when the field is fine.
+template <typename Take>
+std::string string_members(const cJSON* root, const char* name, bool object, size_t limit, const char* what,
+                           Take take) {
+    const cJSON* field = cJSON_GetObjectItem(root, name);
+    if (absent(field)) return {};
+    std::string shape = std::string(name) + (object ? " must be an object of strings" : " must be an array of strings");
+    if (object ? !cJSON_IsObject(field) : !cJSON_IsArray(field)) return shape;
+    if (static_cast<size_t>(cJSON_GetArraySize(field)) > limit) return "more than " + std::to_string(limit) + what;
+    for (const cJSON* m = field->child; m != nullptr; m = m->next) {
+        if (!cJSON_IsString(m)) return shape;
+        take(m);
+    }
+    return {};
+}
+
 std::string parse_registration(const cJSON* root, ServiceRegister* r) {
     if (!cJSON_IsObject(root)) return "the body must be a JSON object: a service definition";
     std::string error;
@@ -93,27 +107,15 @@ std::string parse_registration(const cJSON* root, ServiceRegister* r) {
         if (p < 0 || p > 65535 || std::floor(p) != p) return "Port must be an integer from 0 to 65535";
         r->port = static_cast<uint16_t>(p);
     }
-    const cJSON* tags = cJSON_GetObjectItem(root, "Tags");
-    if (!absent(tags)) {
-        if (!cJSON_IsArray(tags)) return "Tags must be an array of strings";
-        if (static_cast<size_t>(cJSON_GetArraySize(tags)) > Limits::kTags)
-            return "more than " + std::to_string(Limits::kTags) + " Tags";
-        for (const cJSON* t = tags->child; t != nullptr; t = t->next) {
-            if (!cJSON_IsString(t)) return "Tags must be an array of strings";
-            r->tags.emplace_back(t->valuestring);
-        }
-    }
-    const cJSON* meta = cJSON_GetObjectItem(root, "Meta");
-    if (!absent(meta)) {
-        if (!cJSON_IsObject(meta)) return "Meta must be an object of strings";
-        if (static_cast<size_t>(cJSON_GetArraySize(meta)) > Limits::kMeta)
-            return "more than " + std::to_string(Limits::kMeta) + " Meta pairs";
-        for (const cJSON* m = meta->child; m != nullptr; m = m->next) {
-            if (!cJSON_IsString(m)) return "Meta must be an object of strings";
-            r->meta.emplace_back(m->string, m->valuestring);
-        }
-        std::sort(r->meta.begin(), r->meta.end());
-    }
+    if (std::string e = string_members(root, "Tags", false, Limits::kTags, " Tags",
+                                       [&](const cJSON* t) { r->tags.emplace_back(t->valuestring); });
+        !e.empty())
+        return e;
+    if (std::string e = string_members(root, "Meta", true, Limits::kMeta, " Meta pairs",
+                                       [&](const cJSON* m) { r->meta.emplace_back(m->string, m->valuestring); });
+        !e.empty())
+        return e;
+    std::sort(r->meta.begin(), r->meta.end());
     std::vector<const cJSON*> checks;
     const cJSON* check = cJSON_GetObjectItem(root, "Check");
     if (!absent(check)) checks.push_back(check);
@@ -151,24 +153,40 @@ void num(std::string& out, const char* name, uint64_t value) {
     out += "\":" + std::to_string(value);
 }
 
-void tags_json(std::string& out, const std::vector<std::string>& tags) {
+// `items` as a JSON array, each element written by write(out, item).
+template <typename Items, typename Write>
+void json_array(std::string& out, const Items& items, Write write) {
     out += '[';
-    for (size_t i = 0; i < tags.size(); i++) {
-        if (i > 0) out += ',';
-        append_json_string(out, tags[i]);
+    bool first = true;
+    for (const auto& item : items) {
+        if (!first) out += ',';
+        first = false;
+        write(out, item);
     }
     out += ']';
 }
 
-void meta_json(std::string& out, const std::vector<std::pair<std::string, std::string>>& meta) {
+// (key, value) pairs as a JSON object, each value written by write(out, value).
+template <typename Pairs, typename Write>
+void json_object(std::string& out, const Pairs& pairs, Write write) {
     out += '{';
-    for (size_t i = 0; i < meta.size(); i++) {
-        if (i > 0) out += ',';
-        append_json_string(out, meta[i].first);
+    bool first = true;
+    for (const auto& [key, value] : pairs) {
+        if (!first) out += ',';
+        first = false;
+        append_json_string(out, key);
         out += ':';
-        append_json_string(out, meta[i].second);
+        write(out, value);
     }
     out += '}';
+}
+
+void string_json(std::string& out, std::string_view s) { append_json_string(out, s); }
+
+void tags_json(std::string& out, const std::vector<std::string>& tags) { json_array(out, tags, string_json); }
+
+void meta_json(std::string& out, const std::vector<std::pair<std::string, std::string>>& meta) {
+    json_object(out, meta, string_json);
 }
 
 constexpr char kWeights[] = "{\"Passing\":1,\"Warning\":1}";
@@ -232,27 +250,66 @@ void check_json(std::string& out, const CheckEntry& k, const Catalog& c, const N
     out += '}';
 }
 
-void node_json(std::string& out, const NodeInfo& node) {
+// The node's fields that open both a health entry's Node and a catalog entry.
+void node_head(std::string& out, const NodeInfo& node) {
     out += "{\"ID\":\"\",";
     str(out, "Node", node.name);
     out += ',';
+    // Consul's clients fall back to the node's Address when a
+    // ServiceAddress is empty.
     str(out, "Address", node.address);
     out += ',';
     str(out, "Datacenter", kDatacenter);
-    out += ",\"TaggedAddresses\":null,\"Meta\":null,\"CreateIndex\":1,\"ModifyIndex\":1}";
+    out += ",\"TaggedAddresses\":null,";
+}
+
+void node_json(std::string& out, const NodeInfo& node) {
+    node_head(out, node);
+    out += "\"Meta\":null,\"CreateIndex\":1,\"ModifyIndex\":1}";
+}
+
+// One entry of GET /v1/catalog/service/<name>.
+void catalog_service_json(std::string& out, const ServiceEntry& s, const NodeInfo& node) {
+    node_head(out, node);
+    out += "\"NodeMeta\":null,\"ServiceKind\":\"\",";
+    str(out, "ServiceID", s.id);
+    out += ',';
+    str(out, "ServiceName", s.name);
+    out += ",\"ServiceTags\":";
+    tags_json(out, s.tags);
+    out += ',';
+    str(out, "ServiceAddress", s.address);
+    out += ",\"ServiceWeights\":";
+    out += kWeights;
+    out += ",\"ServiceMeta\":";
+    meta_json(out, s.meta);
+    out += ',';
+    num(out, "ServicePort", s.port);
+    out += ",\"ServiceEnableTagOverride\":false,";
+    num(out, "CreateIndex", s.create_index);
+    out += ',';
+    num(out, "ModifyIndex", s.modify_index);
+    out += '}';
+}
+
+// cJSON stops strings at a NUL: refuse bodies that hide one in a string
+// rather than silently cutting the value. Null with *error set, or the tree
+// (null for JSON that does not parse, which each caller words its own way).
+JsonPtr parse_body(std::string_view body, std::string* error) {
+    if (body.find("\\u0000") != std::string_view::npos) {
+        *error = "strings must not contain NUL characters";
+        return {nullptr, cJSON_Delete};
+    }
+    return {cJSON_ParseWithLength(body.data(), body.size()), cJSON_Delete};
 }
 
 }  // namespace
 
 RegisterParse parse_service_registration(std::string_view body) {
     RegisterParse p;
-    if (has_escaped_nul(body)) {
-        p.error = "strings must not contain NUL characters";
-        return p;
-    }
-    JsonPtr root(cJSON_ParseWithLength(body.data(), body.size()), cJSON_Delete);
+    JsonPtr root = parse_body(body, &p.error);
     if (!root) {
-        p.error = "the body is not valid JSON";
+        if (p.error.empty()) p.error = "the body is not valid JSON";
         return p;
     }
     p.error = parse_registration(root.get(), &p.reg);
@@ -261,13 +318,9 @@ RegisterParse parse_service_registration(std::string_view body) {
 
 CheckUpdateParse parse_check_update(std::string_view body) {
     CheckUpdateParse p;
-    if (has_escaped_nul(body)) {
-        p.error = "strings must not contain NUL characters";
-        return p;
-    }
-    JsonPtr root(cJSON_ParseWithLength(body.data(), body.size()), cJSON_Delete);
+    JsonPtr root = parse_body(body, &p.error);
     if (!root || !cJSON_IsObject(root.get())) {
-        p.error = "the body must be a JSON object: {\"Status\": \"passing\", \"Output\": \"...\"}";
+        if (p.error.empty()) p.error = "the body must be a JSON object: {\"Status\": \"passing\", \"Output\": \"...\"}";
         return p;
     }
     std::string status;
@@ -362,29 +415,15 @@ std::string truncate_output(std::string text) {
 }
 
 std::string render_agent_services(const Catalog& c) {
-    std::string out = "{";
-    bool first = true;
-    for (const auto& [id, s] : c.services) {
-        if (!first) out += ',';
-        first = false;
-        append_json_string(out, id);
-        out += ':';
-        service_json(out, *s, false);
-    }
-    return out + "}\n";
+    std::string out;
+    json_object(out, c.services, [](std::string& o, const ServicePtr& s) { service_json(o, *s, false); });
+    return out + "\n";
 }
 
 std::string render_agent_checks(const Catalog& c, const NodeInfo& node) {
-    std::string out = "{";
-    bool first = true;
-    for (const auto& [id, k] : c.checks) {
-        if (!first) out += ',';
-        first = false;
-        append_json_string(out, id);
-        out += ':';
-        check_json(out, *k, c, node);
-    }
-    return out + "}\n";
+    std::string out;
+    json_object(out, c.checks, [&](std::string& o, const CheckPtr& k) { check_json(o, *k, c, node); });
+    return out + "\n";
 }
 
 std::string render_catalog_services(const Catalog& c) {
@@ -393,86 +432,36 @@ std::string render_catalog_services(const Catalog& c) {
         auto& tags = names[s->name];
         for (const std::string& t : s->tags) tags.insert(t);
     }
-    std::string out = "{";
-    bool first = true;
-    for (const auto& [name, tags] : names) {
-        if (!first) out += ',';
-        first = false;
-        append_json_string(out, name);
-        out += ":[";
-        bool first_tag = true;
-        for (std::string_view t : tags) {
-            if (!first_tag) out += ',';
-            first_tag = false;
-            append_json_string(out, t);
-        }
-        out += ']';
-    }
-    return out + "}\n";
+    std::string out;
+    json_object(out, names,
+                [](std::string& o, const std::set<std::string_view>& tags) { json_array(o, tags, string_json); });
+    return out + "\n";
 }
 
 std::string render_catalog_service(const std::vector<ServicePtr>& services, const NodeInfo& node) {
-    std::string out = "[";
-    for (size_t i = 0; i < services.size(); i++) {
-        const ServiceEntry& s = *services[i];
-        if (i > 0) out += ',';
-        out += "{\"ID\":\"\",";
-        str(out, "Node", node.name);
-        out += ',';
-        // Consul's clients fall back to the node's Address when
-        // ServiceAddress is empty.
-        str(out, "Address", node.address);
-        out += ',';
-        str(out, "Datacenter", kDatacenter);
-        out += ",\"TaggedAddresses\":null,\"NodeMeta\":null,\"ServiceKind\":\"\",";
-        str(out, "ServiceID", s.id);
-        out += ',';
-        str(out, "ServiceName", s.name);
-        out += ",\"ServiceTags\":";
-        tags_json(out, s.tags);
-        out += ',';
-        str(out, "ServiceAddress", s.address);
-        out += ",\"ServiceWeights\":";
-        out += kWeights;
-        out += ",\"ServiceMeta\":";
-        meta_json(out, s.meta);
-        out += ',';
-        num(out, "ServicePort", s.port);
-        out += ",\"ServiceEnableTagOverride\":false,";
-        num(out, "CreateIndex", s.create_index);
-        out += ',';
-        num(out, "ModifyIndex", s.modify_index);
-        out += '}';
-    }
-    return out + "]\n";
+    std::string out;
+    json_array(out, services, [&](std::string& o, const ServicePtr& s) { catalog_service_json(o, *s, node); });
+    return out + "\n";
 }
 
 std::string render_health_service(const Catalog& c, const std::vector<ServicePtr>& services, const NodeInfo& node) {
-    std::string out = "[";
-    for (size_t i = 0; i < services.size(); i++) {
-        if (i > 0) out += ',';
-        out += "{\"Node\":";
-        node_json(out, node);
-        out += ",\"Service\":";
-        service_json(out, *services[i], true);
-        out += ",\"Checks\":[";
-        std::vector<CheckPtr> checks = checks_of(c, *services[i]);
-        for (size_t k = 0; k < checks.size(); k++) {
-            if (k > 0) out += ',';
-            check_json(out, *checks[k], c, node);
-        }
-        out += "]}";
-    }
-    return out + "]\n";
+    std::string out;
+    json_array(out, services, [&](std::string& o, const ServicePtr& s) {
+        o += "{\"Node\":";
+        node_json(o, node);
+        o += ",\"Service\":";
+        service_json(o, *s, true);
+        o += ",\"Checks\":";
+        json_array(o, checks_of(c, *s), [&](std::string& o2, const CheckPtr& k) { check_json(o2, *k, c, node); });
+        o += '}';
+    });
+    return out + "\n";
 }
 
 std::string render_health_checks(const Catalog& c, const std::vector<CheckPtr>& checks, const NodeInfo& node) {
-    std::string out = "[";
-    for (size_t i = 0; i < checks.size(); i++) {
-        if (i > 0) out += ',';
-        check_json(out, *checks[i], c, node);
-    }
-    return out + "]\n";
+    std::string out;
+    json_array(out, checks, [&](std::string& o, const CheckPtr& k) { check_json(o, *k, c, node); });
+    return out + "\n";
 }
 
 }  // namespace rampart::store

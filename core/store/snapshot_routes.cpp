@@ -1,9 +1,15 @@
 #include "store/snapshot_routes.h"
 
+#include <fcntl.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <memory>
+#include <optional>
+#include <string>
 
 #include "audit/audit_log.h"
 #include "cluster/raft_adapter.h"
@@ -157,25 +163,123 @@ void handle_get(Store& store, const ExPtr& ex) {
     });
 }
 
-void handle_put(Store& store, audit::AuditLog* audit, const ExPtr& ex) {
-    const std::string& file = ex->request().body;
+// ---- PUT: the upload is spooled, not held ----------------------------------
+
+// The upload of one PUT /v1/snapshot, written to a file in the data
+// directory as it arrives (the HTTP layer's BodySink), so the daemon never
+// holds it while it is being received: on a router the data directory is
+// flash, while /tmp is RAM. The file is unlinked from the start (O_TMPFILE,
+// or mkstemp and unlink), so it is gone with its descriptor on every path,
+// a crash included. It starts with the restore record's two-byte prefix:
+// its content is the log record, read back in one piece.
+class UploadSpool final : public http::BodySink {
+public:
+    // `busy` is shared by the route's spools: one at a time, because the
+    // spool starts before the request is authenticated, and a second
+    // client must not fill the disk the Raft log is on.
+    static std::shared_ptr<UploadSpool> open(const std::string& dir, std::shared_ptr<bool> busy,
+                                             http::ParseError* error) {
+        if (*busy) {
+            error->status = 409;
+            error->code = "upload_in_progress";
+            error->message = "another snapshot upload is in progress on this node; retry when it is done";
+            return nullptr;
+        }
+        int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) fd = named_then_unlinked(dir);
+        if (fd < 0) {
+            *error = storage_error(errno, "cannot create the upload file in " + dir);
+            return nullptr;
+        }
+        auto spool = std::make_shared<UploadSpool>(fd, std::move(busy));
+        if (!spool->append(encode_restore_record({}), error)) return nullptr;
+        return spool;
+    }
+    UploadSpool(int fd, std::shared_ptr<bool> busy) : fd_(fd), busy_(std::move(busy)) { *busy_ = true; }  // owns fd
+    ~UploadSpool() override {
+        *busy_ = false;
+        if (fd_ >= 0) ::close(fd_);
+    }
+    UploadSpool(const UploadSpool&) = delete;
+    UploadSpool& operator=(const UploadSpool&) = delete;
+
+    bool write(const char* data, size_t len, http::ParseError* error) override {
+        return append(std::string_view(data, len), error);
+    }
+    int fd() const { return fd_; }
+    // The whole record (prefix + file), read back from the spool.
+    bool read_record(std::string* record, std::string* error) const {
+        record->resize(bytes_);
+        size_t done = 0;
+        while (done < bytes_) {
+            ssize_t n = ::pread(fd_, record->data() + done, bytes_ - done, static_cast<off_t>(done));
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) {
+                *error = std::string("reading the upload back: ") + (n < 0 ? strerror(errno) : "short file");
+                return false;
+            }
+            done += static_cast<size_t>(n);
+        }
+        return true;
+    }
+
+private:
+    static int named_then_unlinked(const std::string& dir) {
+        std::string path = dir + "/.snapshot-upload.XXXXXX";
+        int fd = ::mkostemp(path.data(), O_CLOEXEC);
+        if (fd >= 0) ::unlink(path.c_str());
+        return fd;
+    }
+
+    static http::ParseError storage_error(int err, const std::string& what) {
+        http::ParseError e;
+        e.status = err == ENOSPC || err == EDQUOT ? 507 : 500;
+        e.code = e.status == 507 ? "storage_full" : "internal_error";
+        e.message = what + ": " + strerror(err);
+        return e;
+    }
+
+    // Writes go to the page cache: a piece costs the loop a copy, not a
+    // disk wait. The one fsync is on the thread pool (handle_put).
+    bool append(std::string_view data, http::ParseError* error) {
+        while (!data.empty()) {
+            ssize_t n = ::write(fd_, data.data(), data.size());
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) {
+                *error = storage_error(errno, "cannot spool the snapshot upload");
+                return false;
+            }
+            data.remove_prefix(static_cast<size_t>(n));
+            bytes_ += static_cast<uint64_t>(n);
+        }
+        return true;
+    }
+
+    int fd_;
+    std::shared_ptr<bool> busy_;
+    uint64_t bytes_ = 0;
+};
+
+// Refuse a snapshot file the state machine would refuse, before it costs a
+// log entry: both checksums and the length, then the payload parsed into a
+// state that is dropped at once. No answer when it is fine.
+std::optional<Response> check_upload(const Store& store, std::string_view file, SnapshotFileInfo* info) {
     uint64_t limit = snapshot_size_limit(store.state().limits().max_bytes);
-    SnapshotFileInfo info;
+    if (file.size() > limit + kSnapshotFileHeader)
+        return Response::error(413, "body_too_large", "snapshot larger than " + std::to_string(limit));
     std::string_view payload;
     std::string error;
-    if (file.size() > limit + kSnapshotFileHeader)
-        return ex->respond(Response::error(413, "body_too_large", "snapshot larger than " + std::to_string(limit)));
-    if (!decode_snapshot_file(file, &info, &payload, &error, limit))
-        return ex->respond(Response::error(400, "bad_snapshot", error));
-    // Parse it here first: a payload the state machine would refuse is
-    // refused now, before it costs a log entry.
+    if (!decode_snapshot_file(file, info, &payload, &error, limit)) return Response::error(400, "bad_snapshot", error);
     StateMachine check(store.state().limits());
-    if (!check.restore(info.index, payload, &error))
-        return ex->respond(Response::error(400, "bad_snapshot", "snapshot payload: " + error));
-    if (check.version()->kv.size() != info.keys)
-        return ex->respond(
-            Response::error(400, "bad_snapshot", "snapshot header and payload disagree on the key count"));
-    std::string record = encode_restore_record(file);
+    if (!check.restore(info->index, payload, &error))
+        return Response::error(400, "bad_snapshot", "snapshot payload: " + error);
+    if (check.version()->kv.size() != info->keys)
+        return Response::error(400, "bad_snapshot", "snapshot header and payload disagree on the key count");
+    return std::nullopt;
+}
+
+void propose_restore(Store& store, audit::AuditLog* audit, const ExPtr& ex, const std::string& record,
+                     const SnapshotFileInfo& info) {
     uint64_t keys = info.keys;
     std::string checksum = crc_text(info.payload_crc);
     uint64_t from_index = info.index;
@@ -207,12 +311,72 @@ void handle_put(Store& store, audit::AuditLog* audit, const ExPtr& ex) {
         });
 }
 
+// The spooled upload, once fsync'ed (thread pool): read back as the log
+// record, checked, proposed. In memory: the record, with the checked state
+// for a moment, then with the engine's copies while it appends the entry;
+// the record is dropped as soon as the engine has them. (The file itself closes when
+// the exchange ends: the request owns it.)
+struct SpoolSync {
+    uv_fs_t req{};
+    Store* store;
+    audit::AuditLog* audit;
+    ExPtr ex;
+    std::shared_ptr<UploadSpool> spool;
+};
+
+void cb_spool_synced(uv_fs_t* req) {
+    std::unique_ptr<SpoolSync> s(static_cast<SpoolSync*>(req->data));
+    ssize_t result = req->result;
+    uv_fs_req_cleanup(req);
+    // A client gone before its restore was proposed: nobody would learn
+    // the outcome, so nothing is changed.
+    if (s->ex->abandoned()) return;
+    if (result < 0)
+        return s->ex->respond(
+            Response::error(result == UV_ENOSPC ? 507 : 500, result == UV_ENOSPC ? "storage_full" : "internal_error",
+                            std::string("cannot sync the snapshot upload: ") + uv_strerror(static_cast<int>(result))));
+    std::string record, error;
+    if (!s->spool->read_record(&record, &error)) return s->ex->respond(Response::error(500, "internal_error", error));
+    SnapshotFileInfo info;
+    if (auto refused = check_upload(*s->store, std::string_view(record).substr(2), &info))
+        return s->ex->respond(std::move(*refused));
+    propose_restore(*s->store, s->audit, s->ex, record, info);
+}
+
+void handle_put(Store& store, audit::AuditLog* audit, const ExPtr& ex) {
+    auto spool = std::dynamic_pointer_cast<UploadSpool>(ex->request().body_sink);
+    if (!spool) {
+        // A body that arrived buffered (no spool: a caller other than the
+        // connection) is checked and proposed the same way.
+        const std::string& file = ex->request().body;
+        SnapshotFileInfo info;
+        if (auto refused = check_upload(store, file, &info)) return ex->respond(std::move(*refused));
+        return propose_restore(store, audit, ex, encode_restore_record(file), info);
+    }
+    auto s = std::make_unique<SpoolSync>();
+    s->store = &store;
+    s->audit = audit;
+    s->ex = ex;
+    s->spool = std::move(spool);
+    s->req.data = s.get();
+    // The upload's pages are dirty in the page cache until written: on a
+    // router without swap they cannot be reclaimed before that.
+    if (uv_fs_fsync(store.loop(), &s->req, s->spool->fd(), cb_spool_synced) != 0)
+        return ex->respond(unavailable(RAMPART_RAFT_SHUTDOWN));
+    (void)s.release();  // owned by the loop until cb_spool_synced
+}
+
 }  // namespace
 
-void install_snapshot_routes(http::Router& router, Store& store, audit::AuditLog* audit) {
+void install_snapshot_routes(http::Router& router, Store& store, audit::AuditLog* audit, std::string spool_dir) {
     router.add("GET", "/v1/snapshot", [&store](Exchange& ex) { handle_get(store, ex.shared_from_this()); });
     router.add("PUT", "/v1/snapshot",
                [&store, audit](Exchange& ex) { handle_put(store, audit, ex.shared_from_this()); });
+    router.stream_body("PUT", "/v1/snapshot",
+                       [dir = std::move(spool_dir), busy = std::make_shared<bool>(false)](const http::Request&,
+                                                                                          http::ParseError* error) {
+                           return std::shared_ptr<http::BodySink>(UploadSpool::open(dir, busy, error));
+                       });
 }
 
 }  // namespace rampart::store

@@ -7,14 +7,19 @@
 //                      the header, the second writes the payload piece by
 //                      piece as the client reads, so the store is never
 //                      copied whole.
-//   PUT /v1/snapshot   body = a snapshot file; checked whole, then proposed as
-//                      one log entry so every node applies it; the index is
+//   PUT /v1/snapshot   body = a snapshot file, spooled as it arrives to an
+//                      unlinked file in the data directory (never held in
+//                      memory while received), fsync'ed, read back once as
+//                      the log record, checked whole, then proposed as one
+//                      log entry so every node applies it; the index is
 //                      re-based to that entry's, so blocking reads return at
 //                      once with the new index. 200 {"restored":true,...}
 // Both need an admin token (core/auth). A file that is truncated, corrupt,
 // of an unknown format or over the size limit is refused with 400 / 413
 // before anything is proposed.
 #pragma once
+
+#include <string>
 
 namespace rampart::http {
 class Router;
@@ -27,7 +32,8 @@ namespace rampart::store {
 
 class Store;
 
-// `store` and `audit` (may be null) must outlive the routes.
-void install_snapshot_routes(http::Router& router, Store& store, audit::AuditLog* audit);
+// `store` and `audit` (may be null) must outlive the routes. Uploads are
+// spooled in `spool_dir` (node.data_dir: flash on a router, not tmpfs).
+void install_snapshot_routes(http::Router& router, Store& store, audit::AuditLog* audit, std::string spool_dir);
 
 }  // namespace rampart::store

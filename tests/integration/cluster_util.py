@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import BUILD, ROOT, doc_console_steps, scaled
+from harness import BUILD, ROOT, run_doc_examples, scaled
 from test_tls import TEST_PLUGINS, TlsCase, free_port
 
 TOKEN = "cluster-test-token-0123456789ab"
@@ -141,16 +141,8 @@ class ClusterCase(TlsCase):
         in docs/<doc> with bash and `env` (PATH holding the build), and compare
         each output with the lines under it after `substitute` (doc text ->
         real value, e.g. the doc's addresses -> the test's ports)."""
-        steps = doc_console_steps(doc, marker)
-        self.assertTrue(steps, f"no examples between the {marker} markers of docs/{doc}")
         env = dict(env, PATH=BUILD + os.pathsep + os.environ.get("PATH", ""))
-        for command, expected in steps:
-            out = subprocess.run(["bash", "-o", "pipefail", "-c", command], env=env, capture_output=True, text=True,
-                                 timeout=scaled(30))
-            want = "\n".join(expected)
-            for doc_text, real in substitute.items():
-                want = want.replace(doc_text, real)
-            self.assertEqual(out.stdout.rstrip("\n"), want, f"docs/{doc} step: {command}\nstderr: {out.stderr}")
+        run_doc_examples(self, doc, marker, env, expected_subs=substitute, timeout=30)
 
     def eventually(self, check, timeout=10, what="condition"):
         """Poll check() until it returns a true value; return it."""

@@ -192,6 +192,16 @@ class Daemon:
             return parse_response(recv_all(s))
 
 
+def wait_until_ready(d, timeout=10):
+    """Poll GET /ready until the one-node daemon `d` answers 200."""
+    deadline = time.monotonic() + scaled(timeout)
+    while d.request("GET", "/ready").status != 200:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{d.dir}: node never became ready")
+        time.sleep(0.02)
+    return d
+
+
 def build_request(method, path, body=b"", headers=None, close=False, host="localhost"):
     if isinstance(body, str):
         body = body.encode()
@@ -378,3 +388,27 @@ def doc_console_steps(doc, marker):
         elif in_fence and steps:
             steps[-1][1].append(line)
     return steps
+
+
+def run_doc_examples(case, doc, marker, env, *, command_subs=None, expected_subs=None, min_steps=1,
+                     strip_cr=False, cwd=None, timeout=20):
+    """Run the `$ ` steps of docs/<doc>'s <marker> blocks in order with bash
+    (pipefail, `env`, `cwd`) and assert, on the unittest.TestCase `case`,
+    that each prints the lines under it. The doc is written for its default
+    addresses: `command_subs` ({doc text: real value}) is applied to each
+    command before it runs, `expected_subs` to the expected lines before the
+    comparison. `strip_cr` drops the \\r of HTTP headers (curl -i)."""
+    steps = doc_console_steps(doc, marker)
+    case.assertGreaterEqual(len(steps), min_steps, f"too few examples between the {marker} markers of docs/{doc}")
+    for command, expected in steps:
+        for doc_text, real in (command_subs or {}).items():
+            command = command.replace(doc_text, real)
+        out = subprocess.run(["bash", "-o", "pipefail", "-c", command], env=env, cwd=cwd, capture_output=True,
+                             text=True, timeout=scaled(timeout))
+        got = out.stdout.rstrip("\n")
+        if strip_cr:
+            got = got.replace("\r", "")
+        want = "\n".join(expected)
+        for doc_text, real in (expected_subs or {}).items():
+            want = want.replace(doc_text, real)
+        case.assertEqual(got, want, f"docs/{doc} step: {command}\nstderr: {out.stderr}")

@@ -76,6 +76,23 @@ class FaultCase(ClusterCase):
                 f.write(json.dumps(fields) + "\n")
         return path
 
+    def start_clients(self, nodes, writers):
+        """The linearizability recorder (6 clients) and `writers` clients
+        writing acknowledged keys, over `nodes`; stopped at the end."""
+        recorder = Recorder(nodes, clients=6).start()
+        writer = AckWriter(nodes, clients=writers).start()
+        self.addCleanup(recorder.stop)
+        self.addCleanup(writer.stop)
+        return recorder, writer
+
+    def assertNothingLost(self, recorder, writer, nodes):
+        """Stop the clients: every acknowledged write is on every node and
+        the recorded history is linearizable."""
+        recorder.stop()
+        writer.stop()
+        self.assertEveryAckedWriteEverywhere(writer, nodes)
+        self.assertLinearizable(recorder.history)
+
     def assertEveryAckedWriteEverywhere(self, writer, nodes, timeout=30):
         self.assertGreater(len(writer.acked), 0)
         for d in nodes:
@@ -138,6 +155,19 @@ class PartitionCase(FaultCase):
         self.eventually(acks, timeout=20, what="a write acknowledged by the majority")
         return min(acks())
 
+    def cut_off_leader(self, nodes, recorder, fault, what):
+        """Apply `fault` (a FaultNet method) to the leader's links: the others
+        elect a new leader and take a write, and the old one steps down.
+        Returns the old leader and when the majority's first write completed."""
+        leader = self.leader_of(nodes)
+        fault(leader.node_id)
+        cut = recorder.now()
+        self.assertIsNot(self.leader_of([d for d in nodes if d is not leader], timeout=20), leader)
+        first_majority_ack = self.first_ack_elsewhere(recorder, cut, leader)
+        self.eventually(lambda: self.status(leader)["state"] != "leader", timeout=10,
+                        what=f"the {what} leader stepping down")
+        return leader, first_majority_ack
+
     def heal_and_check_served_nothing(self, recorder, leader, since):
         """Heal the network; nothing the cut-off old leader answered between
         `since` (the majority had taken a write) and now was a success."""
@@ -153,25 +183,13 @@ class Partitions(PartitionCase):
         leader = self.leader_of(nodes)
         status = self.status(leader)
         self.assertEqual((status["voters"], status["quorum_size"]), (5, 3))
-        recorder = Recorder(nodes, clients=6).start()
-        writer = AckWriter(nodes, clients=3).start()
-        self.addCleanup(recorder.stop)
-        self.addCleanup(writer.stop)
+        recorder, writer = self.start_clients(nodes, writers=3)
         self.grows(writer, 20)
         for round_ in range(ROUNDS):
             recorder.keys = self.round_keys(round_)
             self.assertOwnProxies(nodes)
-            leader = self.leader_of(nodes)
-            majority = [d for d in nodes if d is not leader]
-            self.net.isolate(leader.node_id)
-            cut = recorder.now()
-
-            new_leader = self.leader_of(majority, timeout=20)
-            self.assertIsNot(new_leader, leader)
-            first_majority_ack = self.first_ack_elsewhere(recorder, cut, leader)
             # The old leader hears no majority: it steps down, and refuses at once.
-            self.eventually(lambda: self.status(leader)["state"] != "leader", timeout=10,
-                            what="the isolated leader stepping down")
+            leader, first_majority_ack = self.cut_off_leader(nodes, recorder, self.net.isolate, "isolated")
             self.assertQuick503(leader, "PUT", "/v1/kv/minority", b"x")
             self.assertQuick503(leader, "GET", "/v1/kv/reg/a?consistent")
             self.assertQuick503(leader, "GET", "/v1/kv/reg/a")
@@ -181,19 +199,13 @@ class Partitions(PartitionCase):
             self.heal_and_check_served_nothing(recorder, leader, first_majority_ack)
             self.wait_ready(nodes, timeout=30)
             self.grows(writer, 10)
-        recorder.stop()
-        writer.stop()
-        self.assertEveryAckedWriteEverywhere(writer, nodes)
-        self.assertLinearizable(recorder.history)
+        self.assertNothingLost(recorder, writer, nodes)
 
 
 class AsymmetricAndSlowLinks(PartitionCase):
     def test_slow_leader_keeps_working_and_a_muted_one_is_replaced(self):
         nodes = self.start_proxied(5)
-        recorder = Recorder(nodes, clients=6).start()
-        writer = AckWriter(nodes, clients=3).start()
-        self.addCleanup(recorder.stop)
-        self.addCleanup(writer.stop)
+        recorder, writer = self.start_clients(nodes, writers=3)
         for round_ in range(ROUNDS):
             recorder.keys = self.round_keys(round_)
             self.assertOwnProxies(nodes)
@@ -204,31 +216,19 @@ class AsymmetricAndSlowLinks(PartitionCase):
             self.net.heal()
 
             # The leader hears everyone and nobody hears it.
-            leader = self.leader_of(nodes)
-            self.net.mute(leader.node_id)
-            cut = recorder.now()
-            self.assertIsNot(self.leader_of([d for d in nodes if d is not leader], timeout=20), leader)
-            first_majority_ack = self.first_ack_elsewhere(recorder, cut, leader)
-            self.eventually(lambda: self.status(leader)["state"] != "leader", timeout=10,
-                            what="the muted leader stepping down")
+            leader, first_majority_ack = self.cut_off_leader(nodes, recorder, self.net.mute, "muted")
             self.client_phase()
             self.heal_and_check_served_nothing(recorder, leader, first_majority_ack)
             self.wait_ready(nodes, timeout=30)
             self.grows(writer, 10)
-        recorder.stop()
-        writer.stop()
-        self.assertEveryAckedWriteEverywhere(writer, nodes)
-        self.assertLinearizable(recorder.history)
+        self.assertNothingLost(recorder, writer, nodes)
 
 
 class Crashes(FaultCase):
     def test_two_simultaneous_failures_then_no_quorum_then_recovery(self):
         nodes = self.start_cluster(5)
         self.wait_ready(nodes)
-        recorder = Recorder(lambda: nodes, clients=6).start()
-        writer = AckWriter(lambda: nodes, clients=4).start()
-        self.addCleanup(recorder.stop)
-        self.addCleanup(writer.stop)
+        recorder, writer = self.start_clients(lambda: nodes, writers=4)
         for round_ in range(ROUNDS):
             recorder.keys = self.round_keys(round_)
             self.grows(writer, 100)
@@ -258,10 +258,7 @@ class Crashes(FaultCase):
                 self.restart(d)
             self.wait_ready(nodes, timeout=30)
             self.grows(writer, 50)
-        recorder.stop()
-        writer.stop()
-        self.assertEveryAckedWriteEverywhere(writer, nodes)
-        self.assertLinearizable(recorder.history)
+        self.assertNothingLost(recorder, writer, nodes)
 
 
 class RollingRestart(FaultCase):

@@ -11,7 +11,7 @@ import unittest
 
 import test_tls
 from cluster_util import AUTH, RAMPARTCTL, TOKEN, ClusterCase, metric_values
-from harness import BUILD, doc_console_steps, scaled
+from harness import BUILD, run_doc_examples, scaled
 
 
 
@@ -239,20 +239,14 @@ class SingleNodeStatus(ClusterCase):
         """Every "$ command" in the fenced blocks between docs/cluster.md's
         cluster-examples markers runs against a one-node cluster and prints
         what the doc says (ports substituted)."""
-        steps = doc_console_steps("cluster.md", "cluster-examples")
-        self.assertGreaterEqual(len(steps), 5)
         d = self.start_single()
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAMPART_")}
         env["PATH"] = BUILD + os.pathsep + env.get("PATH", "")
         env["AUTH"] = f"Authorization: Bearer {TOKEN}"
         env["RAMPART_HTTP_ADDR"] = d.address
         env["RAMPART_HTTP_TOKEN"] = TOKEN
-        for command, expected in steps:
-            command = command.replace("localhost:7700", d.address)
-            out = subprocess.run(["bash", "-o", "pipefail", "-c", command], env=env, capture_output=True, text=True,
-                                 timeout=scaled(20))
-            want = "\n".join(expected).replace("127.0.0.1:7701", d.peer_listen)
-            self.assertEqual(out.stdout.rstrip("\n"), want, f"docs/cluster.md step: {command}\nstderr: {out.stderr}")
+        run_doc_examples(self, "cluster.md", "cluster-examples", env, min_steps=5,
+                         command_subs={"localhost:7700": d.address}, expected_subs={"127.0.0.1:7701": d.peer_listen})
 
 
 if __name__ == "__main__":

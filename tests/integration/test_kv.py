@@ -14,13 +14,12 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import tempfile
 import threading
 import time
 import unittest
 
-from harness import Daemon, doc_console_steps, scaled
+from harness import Daemon, run_doc_examples, scaled
 
 TOKEN = "kv-test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -490,19 +489,13 @@ class StoreDocExamples(unittest.TestCase):
     and prints what the doc says."""
 
     def test_doc_examples(self):
-        steps = doc_console_steps("store.md", "kv-examples")
-        self.assertGreaterEqual(len(steps), 10)
         node = Node({"auth": {"enabled": True, "bootstrap_token": TOKEN}})
         try:
             d = node.start()
             env = {k: v for k, v in os.environ.items() if not k.startswith("RAMPART_")}
             env["AUTH"] = f"Authorization: Bearer {TOKEN}"
-            for command, expected in steps:
-                command = command.replace("localhost:7700", d.address)
-                out = subprocess.run(["bash", "-o", "pipefail", "-c", command], env=env, capture_output=True,
-                                     text=True, timeout=scaled(20))
-                self.assertEqual(out.stdout.rstrip("\n").replace("\r", ""), "\n".join(expected),
-                                 f"docs/store.md step: {command}\nstderr: {out.stderr}")
+            run_doc_examples(self, "store.md", "kv-examples", env, min_steps=10, strip_cr=True,
+                             command_subs={"localhost:7700": d.address})
         finally:
             node.cleanup()
 

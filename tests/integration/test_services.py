@@ -7,12 +7,11 @@ clock, blocking health queries woken by a check change, restart persistence
 """
 import json
 import os
-import subprocess
 import threading
 import time
 import unittest
 
-from harness import doc_console_steps, scaled
+from harness import run_doc_examples, scaled
 from test_kv import Node
 
 TOKEN = "svc-test-token-0123456789abcdef"
@@ -286,19 +285,13 @@ class ServicesDocExamples(unittest.TestCase):
     on, and prints what the doc says."""
 
     def test_doc_examples(self):
-        steps = doc_console_steps("store.md", "services-examples")
-        self.assertGreaterEqual(len(steps), 8)
         node = Node(AUTH_CONFIG)
         try:
             d = node.start()
             env = {k: v for k, v in os.environ.items() if not k.startswith("RAMPART_")}
             env["AUTH"] = f"Authorization: Bearer {TOKEN}"
-            for command, expected in steps:
-                command = command.replace("localhost:7700", d.address)
-                out = subprocess.run(["bash", "-o", "pipefail", "-c", command], env=env, capture_output=True,
-                                     text=True, timeout=scaled(20))
-                self.assertEqual(out.stdout.rstrip("\n").replace("\r", ""), "\n".join(expected),
-                                 f"docs/store.md step: {command}\nstderr: {out.stderr}")
+            run_doc_examples(self, "store.md", "services-examples", env, min_steps=8, strip_cr=True,
+                             command_subs={"localhost:7700": d.address})
         finally:
             node.cleanup()
 

@@ -987,7 +987,11 @@ int Daemon::run() {
         },
         &registry_);
     cluster::install_status_routes(router_, *cluster_status_);
-    store::install_snapshot_routes(router_, *store_, audit_.get(), config_->node.data_dir);
+    store::install_snapshot_routes(
+        router_, *store_, audit_.get(), config_->node.data_dir, [this](const http::Request& head) {
+            auto outcome = auth_.decide(head).outcome;
+            return outcome == auth::Decision::Outcome::Open || outcome == auth::Decision::Outcome::Allowed;
+        });
     store::install_acl(router_, *store_, auth_);  // replicated API tokens beside the configured ones
     start_member_info();
     server_ = std::make_unique<http::Server>(&loop_, &router_, server_settings_for(*config_));

@@ -174,9 +174,9 @@ void handle_get(Store& store, const ExPtr& ex) {
 // its content is the log record, read back in one piece.
 class UploadSpool final : public http::BodySink {
 public:
-    // `busy` is shared by the route's spools: one at a time, because the
-    // spool starts before the request is authenticated, and a second
-    // client must not fill the disk the Raft log is on.
+    // `busy` is shared by the route's spools: one at a time, so that two
+    // admins' uploads together cannot fill the disk the Raft log is on.
+    // (A request without an admin token never gets a spool.)
     static std::shared_ptr<UploadSpool> open(const std::string& dir, std::shared_ptr<bool> busy,
                                              http::ParseError* error) {
         if (*busy) {
@@ -368,13 +368,23 @@ void handle_put(Store& store, audit::AuditLog* audit, const ExPtr& ex) {
 
 }  // namespace
 
-void install_snapshot_routes(http::Router& router, Store& store, audit::AuditLog* audit, std::string spool_dir) {
+// The body of an upload that authentication is about to refuse: counted by
+// the parser against the route's limit, kept nowhere.
+class DiscardedBody final : public http::BodySink {
+public:
+    bool write(const char*, size_t, http::ParseError*) override { return true; }
+};
+
+void install_snapshot_routes(http::Router& router, Store& store, audit::AuditLog* audit, std::string spool_dir,
+                             std::function<bool(const http::Request& head)> may_upload) {
     router.add("GET", "/v1/snapshot", [&store](Exchange& ex) { handle_get(store, ex.shared_from_this()); });
     router.add("PUT", "/v1/snapshot",
                [&store, audit](Exchange& ex) { handle_put(store, audit, ex.shared_from_this()); });
     router.stream_body("PUT", "/v1/snapshot",
-                       [dir = std::move(spool_dir), busy = std::make_shared<bool>(false)](const http::Request&,
-                                                                                          http::ParseError* error) {
+                       [dir = std::move(spool_dir), busy = std::make_shared<bool>(false),
+                        may_upload = std::move(may_upload)](const http::Request& head, http::ParseError* error) {
+                           if (!may_upload(head))
+                               return std::shared_ptr<http::BodySink>(std::make_shared<DiscardedBody>());
                            return std::shared_ptr<http::BodySink>(UploadSpool::open(dir, busy, error));
                        });
 }

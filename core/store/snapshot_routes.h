@@ -19,10 +19,12 @@
 // before anything is proposed.
 #pragma once
 
+#include <functional>
 #include <string>
 
 namespace rampart::http {
 class Router;
+struct Request;
 }
 namespace rampart::audit {
 class AuditLog;
@@ -34,6 +36,10 @@ class Store;
 
 // `store` and `audit` (may be null) must outlive the routes. Uploads are
 // spooled in `spool_dir` (node.data_dir: flash on a router, not tmpfs).
-void install_snapshot_routes(http::Router& router, Store& store, audit::AuditLog* audit, std::string spool_dir);
+// `may_upload` is asked with a PUT's head before a byte of its body is
+// spooled: a request that authentication will refuse has its body counted
+// (the route's limit still applies) and dropped, never written to disk.
+void install_snapshot_routes(http::Router& router, Store& store, audit::AuditLog* audit, std::string spool_dir,
+                             std::function<bool(const http::Request& head)> may_upload);
 
 }  // namespace rampart::store

@@ -328,7 +328,7 @@ void Daemon::install_routes() {
             }
             bool joining = join_loop_ ? join_loop_->state() != cluster::JoinLoop::State::Joined : raft_identity_.join;
             if (joining) {
-                bool refused = join_loop_->state() == cluster::JoinLoop::State::Refused;
+                bool refused = join_loop_ && join_loop_->state() == cluster::JoinLoop::State::Refused;
                 http::Response r =
                     refused
                         ? http::Response::error(503, "join_refused", "joining the cluster was refused (see the log)")

@@ -104,7 +104,12 @@ public:
     // through the peer retry loop (membership_client.h): the leader is
     // looked up again before each attempt, and only an idempotent request
     // (see install_membership_routes) is sent again after a failure.
-    void relay(const ExPtr& ex, const std::string& path, const std::string& body, bool idempotent) const {
+    using Handler = void (Handlers::*)(const ExPtr&) const;
+
+    // `again`: the route's handler, run here when this node took over the
+    // leadership while the request waited for a retry.
+    void relay(const ExPtr& ex, const std::string& path, const std::string& body, bool idempotent,
+               Handler again) const {
         if (ex->request().header(kRelayedBy) != nullptr)
             return ex->respond(unavailable("not_leader", "this node is not the leader any more; retry"));
         if (!leader_address())
@@ -123,8 +128,9 @@ public:
         // A client that went away, or this node leading now: stop (the
         // client retries, and reaches the leader's own handler).
         rq.wanted = [h, ex] { return !ex->abandoned() && !h.leading(); };
-        r_.client->send(std::move(rq), [ex](PeerAnswer a) {
+        r_.client->send(std::move(rq), [h, ex, again](PeerAnswer a) {
             if (ex->responded() || ex->abandoned()) return;
+            if (a.result.end == resilience::RetryEnd::Cancelled && h.leading()) return (h.*again)(ex);
             if (a.status != 0) return ex->respond(Response::json(a.status, std::move(a.body)));
             if (a.result.end == resilience::RetryEnd::BreakerOpen) {
                 Response r = Response::error(503, "leader_circuit_open",
@@ -151,7 +157,7 @@ public:
     // ---- join tokens ---------------------------------------------------
 
     void create_token(const ExPtr& ex) const {
-        if (!leading()) return relay(ex, ex->request().path, ex->request().body, false);
+        if (!leading()) return relay(ex, ex->request().path, ex->request().body, false, &Handlers::create_token);
         std::string error, role_text = "voter", ttl_text;
         Json root = parse_object(ex->request().body, &error);
         if (!root || !only_fields(root.get(), {"role", "ttl", "uses"}, &error) ||
@@ -224,7 +230,7 @@ public:
     }
 
     void revoke_token(const ExPtr& ex) const {
-        if (!leading()) return relay(ex, ex->request().path, ex->request().body, false);
+        if (!leading()) return relay(ex, ex->request().path, ex->request().body, false, &Handlers::revoke_token);
         std::string id(std::string_view(ex->request().path).substr(kTokenPath.size()));
         if (id.empty() || id.size() > store::MembershipLimits::kTokenId)
             return ex->respond(bad_request("a join token id is 1 to 32 characters"));
@@ -274,7 +280,7 @@ public:
                 "a join needs node_id, address (host:port), join_token, raft_id (a decimal string) and role"));
         std::string who;
         if (!joiner_identity_ok(*ex, j, &who)) return;  // answered
-        if (!leading()) return relay(ex, "/v1/cluster/join", ex->request().body, true);
+        if (!leading()) return relay(ex, "/v1/cluster/join", ex->request().body, true, &Handlers::join);
         admit(ex, j, who);
     }
 
@@ -417,7 +423,7 @@ public:
         if (!leading()) {
             std::string body = "{\"node_id\":";
             util::json_string_append(body, node_id);
-            return relay(ex, "/v1/cluster/leave", body + "}", false);
+            return relay(ex, "/v1/cluster/leave", body + "}", false, &Handlers::leave);
         }
         bool member = false, other_voter = false;
         rampart_raft* engine = r_.store->engine();
@@ -459,7 +465,8 @@ public:
         Json root = parse_object(ex->request().body, &error);
         if (!root || !only_fields(root.get(), {"to"}, &error) || !string_field(root.get(), "to", &to, &error))
             return ex->respond(bad_request(error));
-        if (!leading()) return relay(ex, "/v1/cluster/transfer-leadership", ex->request().body, false);
+        if (!leading())
+            return relay(ex, "/v1/cluster/transfer-leadership", ex->request().body, false, &Handlers::transfer);
         uint64_t to_id = 0;
         if (!to.empty()) {
             for (const Member& m : r_.bridge ? r_.bridge->members() : std::vector<Member>{}) {

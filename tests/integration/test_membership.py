@@ -51,8 +51,8 @@ class MembershipCase(ClusterCase):
         """The joiner logs the refusal, and the node that decided (the
         leader, or the seed that checked the certificate) audits it: the
         `count`-th refusal in the cluster's audit logs."""
-        joiner.wait_log(lambda e: e.get("msg") == "the cluster refused to admit this node" and reason in e.get(
-            "error", ""), timeout=scaled(timeout))
+        joiner.wait_log(lambda e: e.get("msg", "").startswith("join: refused for good") and reason in e.get(
+            "reason", ""), timeout=scaled(timeout))
 
         def refusals():
             events = [e for d in nodes for e in self.audit_events(d, "cluster_join")

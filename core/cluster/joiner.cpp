@@ -154,8 +154,9 @@ void JoinAttempt::operator()(const Seed& seed, std::function<void(JoinOutcome)> 
         if (a.status != 200 || !root) return done(JoinOutcome::retryable(why));
         std::vector<Member> members = members_of(root.get());
         bridge->add_known(members);
-        done(JoinOutcome::joined("admitted; catching up from the leader (" + std::to_string(members.size()) +
-                                 " members)"));
+        std::string names;
+        for (const Member& m : members) names += (names.empty() ? "" : ", ") + m.node_id;
+        done(JoinOutcome::joined("admitted; catching up from the leader (members: " + names + ")"));
     });
 }
 

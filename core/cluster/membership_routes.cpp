@@ -131,7 +131,12 @@ public:
         r_.client->send(std::move(rq), [h, ex, again](PeerAnswer a) {
             if (ex->responded() || ex->abandoned()) return;
             if (a.result.end == resilience::RetryEnd::Cancelled && h.leading()) return (h.*again)(ex);
-            if (a.status != 0) return ex->respond(Response::json(a.status, std::move(a.body)));
+            if (a.status != 0) {
+                Response r = Response::json(a.status, std::move(a.body));
+                if (a.retry_after_ms > 0)
+                    r.headers.emplace_back("Retry-After", std::to_string((a.retry_after_ms + 999) / 1000));
+                return ex->respond(std::move(r));
+            }
             if (a.result.end == resilience::RetryEnd::BreakerOpen) {
                 Response r = Response::error(503, "leader_circuit_open",
                                              "the leader failed repeatedly; " + a.error + "; retry later");

@@ -9,6 +9,7 @@ and joins (the real token join, POST /v1/cluster/join) as soon as a seed
 comes up. A bad domain, a name without SRV records and a server that is down
 each give a clear reason, more rounds, and no crash. JoinBackoff measures
 the gaps between rounds against backoff.lua, and a SIGHUP edit of it."""
+import json
 import os
 import re
 import shlex
@@ -233,8 +234,9 @@ class Discovery(JoinCase):
         except AssertionError as e:  # the seed's side of the story too
             raise AssertionError(f"{e}\nnode_3's log:\n{node3.log_text()[-4000:]}") from None
         self.assertEqual(done["seed"], node3.peer_listen)
-        self.assertIn("admitted", done["detail"])
         self.assert_member_of(joiner, node3)
+        self.assert_log_like_the_docs(joiner, {"127.0.0.1:7711": node2.peer_listen,
+                                               "127.0.0.1:7721": node3.peer_listen})
 
         counts = metric_values(self.metrics(joiner), "rampart_join_attempts_total")
         self.assertEqual(counts.get('result="joined"'), 1)
@@ -247,6 +249,20 @@ class Discovery(JoinCase):
         self.assertLessEqual(max(delays), 6000)  # the 5 s cap ±20 %
         self.assertIn("_rampart._tcp.rampart.test", dns.log_text())
         self.assertIsNone(joiner.proc.poll())
+
+    def assert_log_like_the_docs(self, d, ports):
+        """docs/cluster.md's example log: each line's message is in d's log, with the same fields,
+        and the same values where they do not depend on timing (ports mapped to ours)."""
+        for line in doc_block("log").strip().splitlines():
+            for theirs, ours in ports.items():
+                line = line.replace(theirs, ours)
+            want = json.loads(line)
+            fixed = {k: v for k, v in want.items() if k not in ("round", "retry_in_ms", "seeds")
+                     or (k == "seeds" and isinstance(v, str))}
+            matches = [e for e in d.log_entries()
+                       if set(want) <= set(e) and all(e[k] == v for k, v in fixed.items())]
+            self.assertTrue(matches, f"no line like {line} in the log:\n" +
+                            "\n".join(json.dumps(e) for e in d.log_entries() if e.get("msg") == want["msg"]))
 
     def test_bad_domain_and_no_records_retry_with_a_clear_reason(self):
         # A name that exists without SRV records: a TXT record at the SRV owner name.

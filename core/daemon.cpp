@@ -47,6 +47,7 @@
 #include "request_pipeline.h"
 #include "resilience/breaker_routes.h"
 #include "resilience/clock.h"
+#include "resilience/peer_retry.h"
 #include "resilience/plugin_failure_gate.h"
 #include "resilience/recovery_hooks.h"
 #include "resilience/supervisor.h"
@@ -284,6 +285,9 @@ private:
     std::unique_ptr<peer::PeerNetwork> peer_network_;
     std::unique_ptr<TransportSetup> transports_;
     std::unique_ptr<cluster::RaftBridge> raft_bridge_;
+    // Every request to another node (forwarding, membership relays, joins,
+    // announcements) goes through this one loop: one budget and breaker per peer.
+    std::unique_ptr<resilience::PeerRetrier> peer_retrier_;
     std::unique_ptr<cluster::Forwarder> forwarder_;
     std::unique_ptr<cluster::MemberInfoAnnouncer> announcer_;
     // Joining, leaving, promotion (issue 6): see start_membership().
@@ -560,8 +564,8 @@ void Daemon::start_forwarding() {
             ex.respond(http::Response::error(404, "not_found", "no such route"));
         }
     };
-    forwarder_ = std::make_unique<cluster::Forwarder>(&loop_, peer_network_.get(), config_->node.id, policies_,
-                                                      &registry_, std::move(lookup), std::move(serve_here));
+    forwarder_ = std::make_unique<cluster::Forwarder>(&loop_, peer_network_.get(), config_->node.id, *peer_retrier_,
+                                                      std::move(lookup), std::move(serve_here));
     forwarder_->install(server_.get());
 }
 
@@ -673,7 +677,7 @@ void Daemon::start_member_info() {
         return {m->node_id, address};
     };
     cluster_status_->set_self_advertisement(desired);
-    announcer_ = std::make_unique<cluster::MemberInfoAnnouncer>(&loop_, peer_network_.get(), *store_,
+    announcer_ = std::make_unique<cluster::MemberInfoAnnouncer>(&loop_, membership_client_.get(), *store_,
                                                                 std::move(desired), std::move(leader));
     announcer_->install_route(router_);
 }
@@ -682,6 +686,8 @@ void Daemon::start_member_info() {
 // bindings, the membership routes, the leader's reconciler, and, on a
 // pristine node that joins, the joiner (never blocking start-up).
 bool Daemon::start_membership(std::string* error) {
+    peer_retrier_ = std::make_unique<resilience::PeerRetrier>(
+        *clock_, policies_, resilience::PeerRetrier::Settings{0, nullptr, &registry_});
     membership_routes_.store = store_.get();
     membership_routes_.audit = audit_.get();
     membership_routes_.node_id = config_->node.id;
@@ -689,8 +695,7 @@ bool Daemon::start_membership(std::string* error) {
     if (raft_bridge_) {
         raft_bridge_->set_acceptor([this](int fd, const char* name) { return store_->accept_named(fd, name); });
         raft_bridge_->set_config_members([this] { return cluster::configuration_members(store_->engine()); });
-        membership_client_ =
-            std::make_unique<cluster::MembershipClient>(&loop_, peer_network_.get(), policies_, &registry_);
+        membership_client_ = std::make_unique<cluster::MembershipClient>(&loop_, peer_network_.get(), *peer_retrier_);
         membership_routes_.bridge = raft_bridge_.get();
         membership_routes_.client = membership_client_.get();
         membership_routes_.join_self = [this](const std::string& token, std::vector<cluster::MemberAddress> seeds,
@@ -1041,6 +1046,7 @@ int Daemon::run() {
     join_attempt_.reset();
     membership_client_.reset();
     forwarder_.reset();
+    peer_retrier_.reset();  // after its users
     announcer_.reset();
     raft_bridge_.reset();
     plugins_->set_peer_network(nullptr);  // plugins unload below; the network is gone

@@ -152,12 +152,8 @@ struct MembershipClient::Pending {
     uint64_t retry_id = 0;
 };
 
-MembershipClient::MembershipClient(uv_loop_t* loop, peer::PeerNetwork* network, const policy::PolicyHost& policies,
-                                   metrics::Registry* registry)
-    : loop_(loop),
-      sockets_(loop, network),
-      clock_(loop),
-      retrier_(clock_, policies, resilience::PeerRetrier::Settings{0, nullptr, registry}) {}
+MembershipClient::MembershipClient(uv_loop_t* loop, peer::PeerNetwork* network, resilience::PeerRetrier& retrier)
+    : loop_(loop), sockets_(loop, network), retrier_(retrier) {}
 
 MembershipClient::~MembershipClient() = default;
 
@@ -202,8 +198,8 @@ resilience::PeerRetrier::Abort MembershipClient::attempt(const std::shared_ptr<P
     const Request& rq = p->request;
     std::string bytes = rq.method + " " + rq.path + " HTTP/1.1\r\nHost: rampart-peer\r\n";
     for (const auto& [name, value] : rq.headers) bytes += name + ": " + value + "\r\n";
-    bytes +=
-        "Content-Type: application/json\r\nContent-Length: " + std::to_string(rq.body.size()) + "\r\n\r\n" + rq.body;
+    bytes += "Content-Type: " + rq.content_type + "\r\nContent-Length: " + std::to_string(rq.body.size()) + "\r\n\r\n" +
+             rq.body;
     p->last = Raw{};
     uint64_t id = next_call_++;
     std::weak_ptr<Pending> weak = p;

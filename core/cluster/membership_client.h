@@ -29,15 +29,7 @@
 
 #include "cluster/membership_address.h"
 #include "peer/socket_bridge.h"
-#include "resilience/clock.h"
 #include "resilience/peer_retry.h"
-
-namespace rampart::metrics {
-class Registry;
-}
-namespace rampart::policy {
-class PolicyHost;
-}
 
 namespace rampart::cluster {
 
@@ -57,7 +49,8 @@ public:
     struct Request {
         std::string method = "POST";
         std::string path;
-        std::string body;  // JSON
+        std::string body;
+        std::string content_type = "application/json";
         Headers headers;
         bool idempotent = false;  // may be sent again after a failure (see the header comment)
         int max_attempts = 0;     // above 0: a cap below retry.lua's (PeerRetrier::Request)
@@ -70,8 +63,9 @@ public:
         std::function<bool()> wanted;
     };
 
-    MembershipClient(uv_loop_t* loop, peer::PeerNetwork* network, const policy::PolicyHost& policies,
-                     metrics::Registry* registry);
+    // `retrier`: the node's one peer retry loop (shared with the forwarder:
+    // one budget and one breaker per peer); it must outlive the client.
+    MembershipClient(uv_loop_t* loop, peer::PeerNetwork* network, resilience::PeerRetrier& retrier);
     ~MembershipClient();
     MembershipClient(const MembershipClient&) = delete;
     MembershipClient& operator=(const MembershipClient&) = delete;
@@ -103,8 +97,7 @@ private:
 
     uv_loop_t* loop_;
     peer::SocketBridge sockets_;
-    resilience::LoopClock clock_;
-    resilience::PeerRetrier retrier_;
+    resilience::PeerRetrier& retrier_;
     std::map<uint64_t, std::unique_ptr<Call>> calls_;       // attempts on the wire, by id
     std::map<Pending*, std::shared_ptr<Pending>> pending_;  // requests in the retry loop
     uint64_t next_call_ = 1;

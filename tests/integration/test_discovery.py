@@ -394,7 +394,8 @@ class JoinBackoff(JoinCase):
         # Every attempt went through the peer client's classification (one attempt each: the
         # join loop paces the retries, so no backoff of the peer retrier's own).
         self.assertEqual(metric(text, "rampart_peer_request_total", peer="node_2", status="network_error"), failed)
-        self.assertEqual(metric(text, "rampart_peer_request_total", peer="node_2", status="success"), 1)
+        # (Its member advertisement to node_2 follows the join through the same client.)
+        self.assertGreaterEqual(metric(text, "rampart_peer_request_total", peer="node_2", status="success"), 1)
         self.assertEqual(metric_values(text, "rampart_peer_backoff_seconds_count").get("", 0), 0)
 
 

@@ -255,7 +255,7 @@ private:
     double pin_mismatch_hold_s(const std::string& node_id, bool just_failed);
     bool start_peer_port();
     void start_join_loop();
-    void make_join_loop(std::vector<cluster::MemberAddress> given);
+    void make_join_loop(const std::vector<cluster::MemberAddress>& given);
     std::string peers_yml_name(const std::string& address) const;
     void apply_transports();
     bool start_policies();
@@ -737,7 +737,7 @@ bool Daemon::join_cluster(const std::string& token, std::vector<cluster::MemberA
     join_attempt_ = std::make_unique<cluster::JoinAttempt>(
         *membership_client_, *raft_bridge_, transports_->peer_context() != nullptr,
         [this](const std::string& a) { return peers_yml_name(a); }, std::move(js));
-    make_join_loop(std::move(seeds));
+    make_join_loop(seeds);
     if (join_started_) join_loop_->start();
     return true;
 }
@@ -782,7 +782,7 @@ std::string Daemon::peers_yml_name(const std::string& address) const {
 // (rampartctl cluster join), else cluster.seeds and cluster.discovery_srv
 // (re-read and re-resolved each round), else the peers of etc/peers.yml (a
 // member back from data loss).
-void Daemon::make_join_loop(std::vector<cluster::MemberAddress> given) {
+void Daemon::make_join_loop(const std::vector<cluster::MemberAddress>& given) {
     const config::Config::Cluster& c = config_->cluster;
     bool configured = given.empty() && (!c.seeds.empty() || !c.discovery_srv.empty());
     cluster::Discovery::Settings ds{c.seeds, configured ? c.discovery_srv : "", c.dns_server};

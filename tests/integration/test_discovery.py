@@ -347,7 +347,8 @@ class JoinBackoff(JoinCase):
         self.assert_joining(joiner)  # start-up was not held up
 
         # Rounds 1-5 fail on the missing seed. Each waits backoff.delay_ms(round) (100 ms x 2^(round-1)
-        # ±20 %); the gap between two rounds' lines is that wait plus one failed dial.
+        # ±20 %); the gap between two rounds' lines is that wait plus one failed dial (less up to
+        # 10 ms: the loop's timers count from its cached clock, the log from the wall clock).
         rounds = self.eventually(lambda: (r := self.rounds_failed(joiner)) and len(r) >= 5 and r, timeout=20,
                                  what="five failed rounds")[:5]
         slack = scaled(0.25)
@@ -359,7 +360,7 @@ class JoinBackoff(JoinCase):
             self.assertTrue(lo <= e["retry_in_ms"] <= hi, (k, e["retry_in_ms"], lo, hi))
             if k < 5:
                 gap = log_time(rounds[k]) - log_time(e)
-                self.assertTrue(e["retry_in_ms"] / 1000 - 0.002 <= gap <= e["retry_in_ms"] / 1000 + slack,
+                self.assertTrue(e["retry_in_ms"] / 1000 - 0.01 <= gap <= e["retry_in_ms"] / 1000 + slack,
                                 (k, gap, e["retry_in_ms"]))
                 gaps.append(gap)
         self.assertEqual(gaps, sorted(gaps), gaps)  # the jitter ranges do not overlap: strictly growing
@@ -379,7 +380,7 @@ class JoinBackoff(JoinCase):
             self.assertTrue(lo <= e["retry_in_ms"] <= hi, (e["round"], e["retry_in_ms"]))
         for a, b in zip(after, after[1:]):
             gap = log_time(b) - log_time(a)
-            self.assertTrue(a["retry_in_ms"] / 1000 - 0.002 <= gap <= a["retry_in_ms"] / 1000 + slack, gap)
+            self.assertTrue(a["retry_in_ms"] / 1000 - 0.01 <= gap <= a["retry_in_ms"] / 1000 + slack, gap)
 
         # The seed comes up: the next round's join request is admitted.
         self.start_again(seed)

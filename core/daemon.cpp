@@ -28,7 +28,6 @@
 #include "cluster/membership_routes.h"
 #include "cluster/raft_bridge.h"
 #include "cluster/redirect.h"
-#include "cluster/seed_probe.h"
 #include "cluster/status.h"
 #include "cluster/status_routes.h"
 #include "cluster/version_gate.h"
@@ -48,6 +47,7 @@
 #include "request_pipeline.h"
 #include "resilience/breaker_routes.h"
 #include "resilience/clock.h"
+#include "resilience/peer_retry.h"
 #include "resilience/plugin_failure_gate.h"
 #include "resilience/recovery_hooks.h"
 #include "resilience/supervisor.h"
@@ -255,6 +255,8 @@ private:
     double pin_mismatch_hold_s(const std::string& node_id, bool just_failed);
     bool start_peer_port();
     void start_join_loop();
+    void make_join_loop(const std::vector<cluster::MemberAddress>& given);
+    std::string peers_yml_name(const std::string& address) const;
     void apply_transports();
     bool start_policies();
     bool deliver_policy_data();
@@ -283,6 +285,9 @@ private:
     std::unique_ptr<peer::PeerNetwork> peer_network_;
     std::unique_ptr<TransportSetup> transports_;
     std::unique_ptr<cluster::RaftBridge> raft_bridge_;
+    // Every request to another node (forwarding, membership relays, joins,
+    // announcements) goes through this one loop: one budget and breaker per peer.
+    std::unique_ptr<resilience::PeerRetrier> peer_retrier_;
     std::unique_ptr<cluster::Forwarder> forwarder_;
     std::unique_ptr<cluster::MemberInfoAnnouncer> announcer_;
     // Joining, leaving, promotion (issue 6): see start_membership().
@@ -290,13 +295,13 @@ private:
     cluster::MembershipRoutes membership_routes_;
     std::unique_ptr<cluster::MembershipClient> membership_client_;
     std::unique_ptr<cluster::MembershipManager> membership_;
-    std::unique_ptr<cluster::Joiner> joiner_;
+    std::unique_ptr<cluster::JoinAttempt> join_attempt_;  // the join loop's attempt: POST /v1/cluster/join
     policy::PolicyHost policies_;
     std::unique_ptr<store::Store> store_;
     std::unique_ptr<cluster::ClusterStatus> cluster_status_;  // after store_: holds a reference to it
     std::unique_ptr<cluster::Discovery> discovery_;
-    std::unique_ptr<cluster::SeedProbe> seed_probe_;
-    std::unique_ptr<cluster::JoinLoop> join_loop_;  // only with cluster.seeds or cluster.discovery_srv
+    std::unique_ptr<cluster::JoinLoop> join_loop_;  // only while this node joins (or failed to)
+    bool join_started_ = false;                     // start_join_loop() ran: a new join loop starts at once
     std::unique_ptr<audit::AuditLog> audit_;        // data_dir/audit.jsonl
     metrics::Metric* migrations_ = nullptr;
     std::unique_ptr<store::DiskWatchdog> disk_watchdog_;
@@ -325,12 +330,16 @@ void Daemon::install_routes() {
                 ex.respond(std::move(r));
                 return;
             }
-            if (join_loop_ && join_loop_->state() != cluster::JoinLoop::State::Joined) {
-                bool refused = join_loop_->state() == cluster::JoinLoop::State::Refused;
+            bool joining = join_loop_ ? join_loop_->state() != cluster::JoinLoop::State::Joined : raft_identity_.join;
+            if (joining) {
+                bool refused = join_loop_ && join_loop_->state() == cluster::JoinLoop::State::Refused;
                 http::Response r =
                     refused
                         ? http::Response::error(503, "join_refused", "joining the cluster was refused (see the log)")
-                        : http::Response::error(503, "joining", "the node is still joining its cluster");
+                        : http::Response::error(503, "joining",
+                                                join_loop_
+                                                    ? "the node is still joining its cluster"
+                                                    : "the node waits for a join token (rampartctl cluster join)");
                 r.headers.emplace_back("Retry-After", "1");
                 return ex.respond(std::move(r));
             }
@@ -447,7 +456,6 @@ void Daemon::begin_shutdown(int signum) {
     if (forwarder_) forwarder_->close_all();
     if (join_loop_) join_loop_->stop();
     if (discovery_) discovery_->close();
-    if (seed_probe_) seed_probe_->close_all();
     if (announcer_) announcer_->close();
     stop_membership();
     if (peer_network_) peer_network_->shutdown();
@@ -556,8 +564,8 @@ void Daemon::start_forwarding() {
             ex.respond(http::Response::error(404, "not_found", "no such route"));
         }
     };
-    forwarder_ = std::make_unique<cluster::Forwarder>(&loop_, peer_network_.get(), config_->node.id, policies_,
-                                                      &registry_, std::move(lookup), std::move(serve_here));
+    forwarder_ = std::make_unique<cluster::Forwarder>(&loop_, peer_network_.get(), config_->node.id, *peer_retrier_,
+                                                      std::move(lookup), std::move(serve_here));
     forwarder_->install(server_.get());
 }
 
@@ -669,7 +677,7 @@ void Daemon::start_member_info() {
         return {m->node_id, address};
     };
     cluster_status_->set_self_advertisement(desired);
-    announcer_ = std::make_unique<cluster::MemberInfoAnnouncer>(&loop_, peer_network_.get(), *store_,
+    announcer_ = std::make_unique<cluster::MemberInfoAnnouncer>(&loop_, membership_client_.get(), *store_,
                                                                 std::move(desired), std::move(leader));
     announcer_->install_route(router_);
 }
@@ -678,6 +686,8 @@ void Daemon::start_member_info() {
 // bindings, the membership routes, the leader's reconciler, and, on a
 // pristine node that joins, the joiner (never blocking start-up).
 bool Daemon::start_membership(std::string* error) {
+    peer_retrier_ = std::make_unique<resilience::PeerRetrier>(
+        *clock_, policies_, resilience::PeerRetrier::Settings{0, nullptr, &registry_});
     membership_routes_.store = store_.get();
     membership_routes_.audit = audit_.get();
     membership_routes_.node_id = config_->node.id;
@@ -685,7 +695,7 @@ bool Daemon::start_membership(std::string* error) {
     if (raft_bridge_) {
         raft_bridge_->set_acceptor([this](int fd, const char* name) { return store_->accept_named(fd, name); });
         raft_bridge_->set_config_members([this] { return cluster::configuration_members(store_->engine()); });
-        membership_client_ = std::make_unique<cluster::MembershipClient>(&loop_, peer_network_.get());
+        membership_client_ = std::make_unique<cluster::MembershipClient>(&loop_, peer_network_.get(), *peer_retrier_);
         membership_routes_.bridge = raft_bridge_.get();
         membership_routes_.client = membership_client_.get();
         membership_routes_.join_self = [this](const std::string& token, std::vector<cluster::MemberAddress> seeds,
@@ -718,40 +728,21 @@ bool Daemon::join_cluster(const std::string& token, std::vector<cluster::MemberA
         *error = "this node is already a member of a cluster (its Raft configuration is not empty)";
         return false;
     }
-    if (joiner_ && joiner_->state() == cluster::Joiner::State::Joining) {
+    if (join_loop_ && join_loop_->state() == cluster::JoinLoop::State::Running) {
         *error = "this node is already joining";
         return false;
     }
-    if (seeds.empty()) {
-        for (const std::string& s : config_->cluster.seeds) seeds.push_back(cluster::split_member_address(s));
-    }
-    if (seeds.empty()) {
-        for (const peer::PeerEntry& p : transports_->peers().peers) seeds.push_back({p.node_id, p.endpoint()});
-    }
-    for (cluster::MemberAddress& seed : seeds) {
-        for (const peer::PeerEntry& p : transports_->peers().peers) {
-            if (seed.node_id.empty() && p.endpoint() == seed.address) seed.node_id = p.node_id;
-        }
-        if (seed.node_id.empty()) {
-            *error = "seed " + seed.address + " names no node: write it as node_id@" + seed.address;
-            return false;
-        }
-    }
-    cluster::Joiner::Settings js;
-    js.node_id = config_->node.id;
-    js.raft_id = raft_identity_.raft_id;
-    js.peer_address = config_->peer.listen;
-    js.token = token;
-    js.role = config_->cluster.role;
-    js.seeds = std::move(seeds);
-    if (joiner_) joiner_->close();
-    joiner_ = std::make_unique<cluster::Joiner>(&loop_, *membership_client_, *raft_bridge_, std::move(js));
-    joiner_->start();
+    cluster::JoinAttempt::Settings js{config_->node.id, raft_identity_.raft_id, config_->peer.listen, token,
+                                      config_->cluster.role};
+    join_attempt_ = std::make_unique<cluster::JoinAttempt>(
+        *membership_client_, *raft_bridge_, transports_->peer_context() != nullptr,
+        [this](const std::string& a) { return peers_yml_name(a); }, std::move(js));
+    make_join_loop(seeds);
+    if (join_started_) join_loop_->start();
     return true;
 }
 
 void Daemon::stop_membership() {
-    if (joiner_) joiner_->close();
     if (membership_) membership_->close();
     if (membership_client_) membership_client_->close_all();
 }
@@ -776,33 +767,45 @@ bool Daemon::start_peer_port() {
     return true;
 }
 
-// With cluster.seeds or cluster.discovery_srv, look for the cluster in the
-// background: start-up goes on (/health answers, /ready says "joining")
-// while the join loop finds seeds and retries under backoff.delay_ms.
-// Until the join request exists, an attempt is SeedProbe's check that the
-// seed is a live member (seed_probe.h).
-void Daemon::start_join_loop() {
+// A static seed's node id, for its certificate: etc/peers.yml's entry at
+// that address ("" when none).
+std::string Daemon::peers_yml_name(const std::string& address) const {
+    for (const peer::PeerEntry& p : transports_->peers().peers) {
+        if (p.endpoint() == address) return p.node_id;
+    }
+    return {};
+}
+
+// The one join loop (cluster/join_loop.h): rounds over the seeds, each
+// attempt the join request itself (cluster/joiner.h), waiting
+// backoff.delay_ms(round) between rounds. The seeds: those given
+// (rampartctl cluster join), else cluster.seeds and cluster.discovery_srv
+// (re-read and re-resolved each round), else the peers of etc/peers.yml (a
+// member back from data loss).
+void Daemon::make_join_loop(const std::vector<cluster::MemberAddress>& given) {
     const config::Config::Cluster& c = config_->cluster;
-    if (c.seeds.empty() && c.discovery_srv.empty()) return;
-    if (!clock_) clock_ = std::make_unique<resilience::LoopClock>(&loop_);
-    discovery_ = std::make_unique<cluster::Discovery>(
-        &loop_, *clock_, cluster::Discovery::Settings{c.seeds, c.discovery_srv, c.dns_server});
-    // A static seed's node id, for its certificate: etc/peers.yml's entry
-    // at that address.
-    seed_probe_ = std::make_unique<cluster::SeedProbe>(&loop_, peer_network_.get(), [this](const std::string& address) {
-        for (const peer::PeerEntry& p : transports_->peers().peers) {
-            if (p.endpoint() == address) return p.node_id;
+    bool configured = given.empty() && (!c.seeds.empty() || !c.discovery_srv.empty());
+    cluster::Discovery::Settings ds{c.seeds, configured ? c.discovery_srv : "", c.dns_server};
+    if (!configured) {
+        ds.static_seeds.clear();
+        for (const cluster::MemberAddress& m : given)
+            ds.static_seeds.push_back(cluster::member_address(m.node_id, m.address));
+        if (given.empty()) {
+            for (const peer::PeerEntry& p : transports_->peers().peers)
+                ds.static_seeds.push_back(cluster::member_address(p.node_id, p.endpoint()));
         }
-        return std::string();
-    });
+    }
+    if (join_loop_) join_loop_->stop();
+    if (discovery_) discovery_->close();
+    discovery_ = std::make_unique<cluster::Discovery>(&loop_, *clock_, ds);
     join_loop_ = std::make_unique<cluster::JoinLoop>(
         *clock_,
-        [this](std::function<void(const cluster::SeedList&)> done) {
-            discovery_->set_static_seeds(config_->cluster.seeds);  // SIGHUP may have changed them
+        [this, configured](std::function<void(const cluster::SeedList&)> done) {
+            if (configured) discovery_->set_static_seeds(config_->cluster.seeds);  // SIGHUP may have changed them
             discovery_->resolve(std::move(done));
         },
         [this](const cluster::Seed& seed, std::function<void(cluster::JoinOutcome)> done) {
-            seed_probe_->probe(seed, std::move(done));
+            (*join_attempt_)(seed, std::move(done));
         },
         [this](int round) {
             static std::mt19937_64 rng{std::random_device{}()};
@@ -811,11 +814,16 @@ void Daemon::start_join_loop() {
         },
         &registry_);
     log::info("join: looking for the cluster in the background",
-              {{"seeds", join(c.seeds)},
-               {"srv", c.discovery_srv.empty() ? std::string() : cluster::kSrvService + c.discovery_srv},
-               {"dns_server", c.dns_server.empty() ? std::string("system resolver") : c.dns_server},
-               {"attempt", "peer-port GET /v1/status/leader (the join request is not built yet)"}});
-    join_loop_->start();
+              {{"seeds", join(ds.static_seeds)},
+               {"srv", ds.srv_domain.empty() ? std::string() : cluster::kSrvService + ds.srv_domain},
+               {"dns_server", c.dns_server.empty() ? std::string("system resolver") : c.dns_server}});
+}
+
+// Joining starts once both ports listen, and never holds start-up up:
+// /health answers and /ready says "joining" until it is done.
+void Daemon::start_join_loop() {
+    join_started_ = true;
+    if (join_loop_) join_loop_->start();
 }
 
 void Daemon::register_core_metrics() {
@@ -945,7 +953,8 @@ int Daemon::run() {
         return kExitConfigError;
     }
     // A pristine node with a join token or seeds joins instead of bootstrapping.
-    bool wants_join = !config_->cluster.join_token.empty() || !config_->cluster.seeds.empty();
+    bool wants_join = !config_->cluster.join_token.empty() || !config_->cluster.seeds.empty() ||
+                      !config_->cluster.discovery_srv.empty();
     if (!cluster::choose_raft_identity(config_->node.data_dir, config_->node.id, wants_join, &raft_identity_, &error)) {
         log::error("cannot choose this node's Raft id", {{"error", error}});
         uv_loop_close(&loop_);
@@ -1036,12 +1045,12 @@ int Daemon::run() {
     // before it unloads.
     server_.reset();
     join_loop_.reset();
-    seed_probe_.reset();
     discovery_.reset();
     membership_.reset();
-    joiner_.reset();
+    join_attempt_.reset();
     membership_client_.reset();
     forwarder_.reset();
+    peer_retrier_.reset();  // after its users
     announcer_.reset();
     raft_bridge_.reset();
     plugins_->set_peer_network(nullptr);  // plugins unload below; the network is gone

@@ -289,16 +289,14 @@ private:
     std::string in_;
 };
 
-Forwarder::Forwarder(uv_loop_t* loop, peer::PeerNetwork* network, std::string self_id,
-                     const policy::PolicyHost& policies, metrics::Registry* registry, LeaderLookup lookup,
-                     ServeHere serve_here)
+Forwarder::Forwarder(uv_loop_t* loop, peer::PeerNetwork* network, std::string self_id, resilience::PeerRetrier& retrier,
+                     LeaderLookup lookup, ServeHere serve_here)
     : loop_(loop),
       self_id_(std::move(self_id)),
       lookup_(std::move(lookup)),
       serve_here_(std::move(serve_here)),
       sockets_(loop, network),
-      clock_(loop),
-      retrier_(clock_, policies, resilience::PeerRetrier::Settings{0, nullptr, registry}) {}
+      retrier_(retrier) {}
 
 Forwarder::~Forwarder() = default;
 

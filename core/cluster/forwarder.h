@@ -71,8 +71,11 @@ public:
     // retry while this node took over the leadership is served locally.
     using ServeHere = std::function<void(http::Exchange&)>;
 
-    Forwarder(uv_loop_t* loop, peer::PeerNetwork* network, std::string self_id, const policy::PolicyHost& policies,
-              metrics::Registry* registry, LeaderLookup lookup, ServeHere serve_here);
+    // `retrier` is the node's one peer retry loop, shared with the membership
+    // client (membership_client.h) so that each peer has one budget and one
+    // breaker whatever the request; it must outlive the forwarder.
+    Forwarder(uv_loop_t* loop, peer::PeerNetwork* network, std::string self_id, resilience::PeerRetrier& retrier,
+              LeaderLookup lookup, ServeHere serve_here);
     ~Forwarder();
     Forwarder(const Forwarder&) = delete;
     Forwarder& operator=(const Forwarder&) = delete;
@@ -107,8 +110,7 @@ private:
     LeaderLookup lookup_;
     ServeHere serve_here_;
     peer::SocketBridge sockets_;
-    resilience::LoopClock clock_;
-    resilience::PeerRetrier retrier_;
+    resilience::PeerRetrier& retrier_;
     std::map<std::string, std::unique_ptr<Pool>> pools_;          // by leader address
     std::map<Forwarded*, std::shared_ptr<Forwarded>> forwarded_;  // requests in the retry loop
 };

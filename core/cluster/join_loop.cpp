@@ -104,8 +104,10 @@ void JoinLoop::answered(uint64_t attempt_id, const JoinOutcome& outcome) {
             return finish(State::Joined, outcome);
         case JoinOutcome::Result::Refused:
             through_ = seed;
-            log::error("join: refused for good; not retrying (fix the cause, then restart the node)",
-                       {{"round", round_}, {"seed", seed.address}, {"reason", outcome.detail}});
+            log::error(
+                "join: refused for good; not retrying (fix the cause, then rampartctl cluster join or restart the "
+                "node)",
+                {{"round", round_}, {"seed", seed.address}, {"reason", outcome.detail}});
             return finish(State::Refused, outcome);
         case JoinOutcome::Result::Retryable:
             reasons_.push_back(seed.address + ": " + outcome.detail);

@@ -12,7 +12,6 @@
 
 #include "cluster/membership_client.h"
 #include "cluster/raft_bridge.h"
-#include "log.h"
 #include "util/json.h"
 
 namespace rampart::cluster {
@@ -83,7 +82,7 @@ bool choose_raft_identity(const std::string& data_dir, const std::string& node_i
     return true;
 }
 
-std::string join_request_json(const Joiner::Settings& s) {
+std::string join_request_json(const JoinAttempt::Settings& s) {
     std::string body = "{\"node_id\":";
     util::json_string_append(body, s.node_id);
     body += ",\"address\":";
@@ -95,66 +94,25 @@ std::string join_request_json(const Joiner::Settings& s) {
     return body + "}";
 }
 
-Joiner::Joiner(uv_loop_t* loop, MembershipClient& client, RaftBridge& bridge, Settings settings)
-    : loop_(loop), client_(client), bridge_(bridge), settings_(std::move(settings)) {}
+namespace {
 
-Joiner::~Joiner() { close(); }
-
-void Joiner::start() {
-    if (settings_.seeds.empty()) {
-        log::error("cannot join: no seeds (cluster.seeds, or peers in etc/peers.yml)");
-        state_ = State::GaveUp;
-        return;
+// The reason a failed attempt gives: the seed's own error message when it
+// answered, else how the request failed.
+std::string reason_of(const PeerAnswer& a, const cJSON* root) {
+    const cJSON* message = root ? cJSON_GetObjectItemCaseSensitive(root, "error") : nullptr;
+    if (a.status == 0) {
+        if (a.result.retry_class == "tls_error")
+            return "no peer connection (the TLS handshake failed: the peer connection log line says why)";
+        if (a.result.retry_class == "network_error") return "no peer connection (" + a.error + ")";
+        return a.error;
     }
-    timer_ = std::make_unique<MembershipTimer>(loop_, this);
-    state_ = State::Joining;
-    log::info("joining the cluster", {{"seeds", static_cast<long long>(settings_.seeds.size())},
-                                      {"raft_id", std::to_string(settings_.raft_id)}});
-    timer_->start(cb_timer, 0, 0);
+    std::string why = "HTTP " + std::to_string(a.status);
+    return cJSON_IsString(message) ? why + ": " + message->valuestring : why;
 }
 
-void Joiner::close() {
-    if (closed_) return;
-    closed_ = true;
-    if (timer_) timer_->close();
-}
-
-void Joiner::cb_timer(uv_timer_t* t) { static_cast<Joiner*>(t->data)->attempt(); }
-
-void Joiner::attempt() {
-    if (closed_ || state_ != State::Joining) return;
-    const MemberAddress& seed = settings_.seeds[attempts_ % settings_.seeds.size()];
-    attempts_++;
-    client_.post(seed.address, seed.node_id, "/v1/cluster/join", join_request_json(settings_), {},
-                 [this](const PeerAnswer& a) { answered(a.status, a.body, a.error); });
-}
-
-void Joiner::retry_later(const std::string& why) {
-    if (attempts_ >= settings_.max_attempts) {
-        state_ = State::GaveUp;
-        log::error("giving up joining the cluster", {{"attempts", static_cast<long long>(attempts_)}, {"last", why}});
-        return;
-    }
-    log::warn("join attempt failed; retrying", {{"attempt", static_cast<long long>(attempts_)}, {"why", why}});
-    timer_->start(cb_timer, settings_.retry_ms, 0);
-}
-
-// 200: admitted, with the members to talk to until the engine has the
-// configuration. 4xx: refused for good. Anything else: try again.
-void Joiner::answered(int status, const std::string& body, const std::string& error) {
-    if (closed_) return;
-    if (status == 0) return retry_later(error);
-    std::unique_ptr<cJSON, void (*)(cJSON*)> root(cJSON_ParseWithLength(body.data(), body.size()), cJSON_Delete);
-    const cJSON* message = root ? cJSON_GetObjectItemCaseSensitive(root.get(), "error") : nullptr;
-    std::string why = cJSON_IsString(message) ? message->valuestring : "HTTP " + std::to_string(status);
-    if (status >= 400 && status < 500) {
-        state_ = State::Refused;
-        log::error("the cluster refused to admit this node", {{"status", status}, {"error", why}});
-        return;
-    }
-    if (status != 200 || !root) return retry_later(why);
+std::vector<Member> members_of(const cJSON* root) {
     std::vector<Member> members;
-    const cJSON* list = cJSON_GetObjectItemCaseSensitive(root.get(), "members");
+    const cJSON* list = cJSON_GetObjectItemCaseSensitive(root, "members");
     const cJSON* m = nullptr;
     cJSON_ArrayForEach(m, list) {
         const cJSON* id = cJSON_GetObjectItemCaseSensitive(m, "node_id");
@@ -163,10 +121,43 @@ void Joiner::answered(int status, const std::string& body, const std::string& er
         if (!cJSON_IsString(id) || !cJSON_IsString(raft) || !cJSON_IsString(address)) continue;
         members.push_back({id->valuestring, strtoull(raft->valuestring, nullptr, 10), address->valuestring});
     }
-    bridge_.add_known(members);
-    state_ = State::Joined;
-    log::info("admitted to the cluster; catching up from the leader",
-              {{"members", static_cast<long long>(members.size())}});
+    return members;
+}
+
+}  // namespace
+
+JoinAttempt::JoinAttempt(MembershipClient& client, RaftBridge& bridge, bool tls, NameFor name_for, Settings settings)
+    : client_(client), bridge_(bridge), tls_(tls), name_for_(std::move(name_for)), settings_(std::move(settings)) {}
+
+void JoinAttempt::operator()(const Seed& seed, std::function<void(JoinOutcome)> done) {
+    MemberAddress to{seed.name.empty() && name_for_ ? name_for_(seed.address) : seed.name, seed.address};
+    // A TLS dial must name the certificate it expects; a static seed that
+    // etc/peers.yml does not list has no name to expect.
+    if (to.node_id.empty() && tls_) {
+        return done(JoinOutcome::retryable(
+            "no node id known for this seed, so its certificate cannot be checked: write it node_id@host:port, "
+            "list it in etc/peers.yml, or discover it by SRV (the target's first label is the node id)"));
+    }
+    MembershipClient::Request rq;
+    rq.path = "/v1/cluster/join";
+    rq.body = join_request_json(settings_);
+    rq.idempotent = true;  // a repeat is answered again, the token spent once
+    rq.max_attempts = 1;   // the join loop retries, in rounds
+    rq.guarded = false;    // ... under its own backoff
+    rq.target = [to] { return std::optional<MemberAddress>(to); };
+    RaftBridge* bridge = &bridge_;
+    client_.send(std::move(rq), [bridge, done = std::move(done)](const PeerAnswer& a) {
+        std::unique_ptr<cJSON, void (*)(cJSON*)> root(cJSON_ParseWithLength(a.body.data(), a.body.size()),
+                                                      cJSON_Delete);
+        std::string why = reason_of(a, root.get());
+        if (a.status >= 400 && a.status < 500) return done(JoinOutcome::refused(why));
+        if (a.status != 200 || !root) return done(JoinOutcome::retryable(why));
+        std::vector<Member> members = members_of(root.get());
+        bridge->add_known(members);
+        std::string names;
+        for (const Member& m : members) names += (names.empty() ? "" : ", ") + m.node_id;
+        done(JoinOutcome::joined("admitted; catching up from the leader (members: " + names + ")"));
+    });
 }
 
 }  // namespace rampart::cluster

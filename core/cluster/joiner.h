@@ -1,14 +1,10 @@
-// The joining side (issue 6): a node started with cluster.seeds and
-// cluster.join_token and no Raft state asks a seed, over the peer port's
-// internal HTTP, to admit it (POST /v1/cluster/join). The leader consumes
-// the token through the log and adds the node; the engine then hears from
-// the leader and catches up. Start-up never waits for this: the node
-// serves (503 on /ready) while it joins.
-//
-// Retries are plain and bounded: a seed that cannot be reached or has no
-// leader is retried (the next seed, every retry_ms, at most max_attempts
-// times); a refusal (bad, expired or reused token, certificate mismatch)
-// stops at once, because asking again cannot change the answer.
+// The joining side (issue 6): a node started with a join token and no Raft
+// state asks a seed, over the peer port's internal HTTP, to admit it
+// (POST /v1/cluster/join). The leader consumes the token through the log
+// and adds the node; the engine then hears from the leader and catches up.
+// Start-up never waits for this: the join loop (join_loop.h) runs these
+// attempts in the background, round after round under backoff.lua, while
+// the node serves (503 "joining" on /ready).
 #pragma once
 
 #include <uv.h>
@@ -18,8 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "cluster/join_loop.h"
 #include "cluster/membership_address.h"
-#include "cluster/membership_timer.h"
 
 namespace rampart::cluster {
 
@@ -38,7 +34,21 @@ struct RaftIdentity {
 bool choose_raft_identity(const std::string& data_dir, const std::string& node_id, bool has_join_token,
                           RaftIdentity* out, std::string* error);
 
-class Joiner {
+// The join loop's attempt (join_loop.h): one POST /v1/cluster/join to one
+// seed, through the peer retry loop for its classification and metrics
+// (rampart_peer_request_total{peer,status}) but with one attempt and no
+// breaker: the join loop paces the retries itself, under backoff.lua.
+//   200                      -> joined: the answer's members are handed to
+//                               the Raft bridge until the engine has the
+//                               configuration;
+//   4xx                      -> refused for good (a bad, expired or reused
+//                               token, a certificate naming another node):
+//                               asking again cannot change the answer;
+//   anything else            -> retryable (the seed is down, has no leader,
+//                               answered 5xx, or timed out), with the reason.
+// A join is idempotent by nature: the leader answers a repeat of a join it
+// admitted again, without spending the token twice.
+class JoinAttempt {
 public:
     struct Settings {
         std::string node_id;
@@ -46,38 +56,25 @@ public:
         std::string peer_address;  // this node's, as the others dial it
         std::string token;
         std::string role;  // cluster.role: what the node asks for
-        std::vector<MemberAddress> seeds;
-        unsigned max_attempts = 60;
-        uint64_t retry_ms = 1000;
     };
-    enum class State { Idle, Joining, Joined, Refused, GaveUp };
+    // The node id a seed's certificate must name, when the seed does not
+    // say (a static seed): "" when unknown.
+    using NameFor = std::function<std::string(const std::string& address)>;
 
-    Joiner(uv_loop_t* loop, MembershipClient& client, RaftBridge& bridge, Settings settings);
-    ~Joiner();
-    Joiner(const Joiner&) = delete;
-    Joiner& operator=(const Joiner&) = delete;
+    JoinAttempt(MembershipClient& client, RaftBridge& bridge, bool tls, NameFor name_for, Settings settings);
 
-    void start();
-    void close();
-    State state() const { return state_; }
+    void operator()(const Seed& seed, std::function<void(JoinOutcome)> done);
+    const Settings& settings() const { return settings_; }
 
 private:
-    static void cb_timer(uv_timer_t* t);
-    void attempt();
-    void answered(int status, const std::string& body, const std::string& error);
-    void retry_later(const std::string& why);
-
-    uv_loop_t* loop_;
     MembershipClient& client_;
     RaftBridge& bridge_;
+    bool tls_;
+    NameFor name_for_;
     Settings settings_;
-    std::unique_ptr<MembershipTimer> timer_;
-    State state_ = State::Idle;
-    unsigned attempts_ = 0;
-    bool closed_ = false;
 };
 
 // The join request body for `s` (the fields POST /v1/cluster/join takes).
-std::string join_request_json(const Joiner::Settings& s);
+std::string join_request_json(const JoinAttempt::Settings& s);
 
 }  // namespace rampart::cluster

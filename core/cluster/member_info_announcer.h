@@ -5,7 +5,10 @@
 // dropped it) it announces the record through the leader. The leader proposes it itself; a follower sends it to
 // the leader over the peer port ("http", mutual TLS) as
 // `PUT /internal/member-info`, which only peer connections may call and
-// only for the node id their certificate names.
+// only for the node id their certificate names. That request goes through
+// the membership client (membership_client.h): classified and counted in
+// rampart_peer_request_total like every node-to-node request, one attempt
+// per tick (the next tick is the retry).
 #pragma once
 
 #include <uv.h>
@@ -15,7 +18,6 @@
 #include <string>
 
 #include "cluster/member_info.h"
-#include "peer/socket_bridge.h"
 
 namespace rampart::http {
 class Router;
@@ -26,6 +28,8 @@ class Store;
 
 namespace rampart::cluster {
 
+class MembershipClient;
+
 class MemberInfoAnnouncer {
 public:
     // What this node advertises now.
@@ -33,7 +37,8 @@ public:
     // The leader's (node id, peer address); node id "" when unknown.
     using LeaderFn = std::function<std::pair<std::string, std::string>()>;
 
-    MemberInfoAnnouncer(uv_loop_t* loop, peer::PeerNetwork* network, store::Store& store, DesiredFn desired,
+    // `client` may be null (no peer port: a cluster of one, nobody to tell).
+    MemberInfoAnnouncer(uv_loop_t* loop, MembershipClient* client, store::Store& store, DesiredFn desired,
                         LeaderFn leader);
     ~MemberInfoAnnouncer();
     MemberInfoAnnouncer(const MemberInfoAnnouncer&) = delete;
@@ -45,10 +50,8 @@ public:
     void close();
 
     static constexpr uint64_t kCheckMs = 200;
-    static constexpr uint64_t kTimeoutMs = 5000;  // one announcement to the leader
 
 private:
-    class Call;
     static void cb_tick(uv_timer_t* timer);
     void tick();
     void finished(bool ok, uint64_t index);
@@ -57,10 +60,10 @@ private:
     store::Store& store_;
     DesiredFn desired_;
     LeaderFn leader_;
-    peer::SocketBridge sockets_;
+    MembershipClient* client_;
     uv_timer_t* timer_ = nullptr;  // freed by its close callback
-    std::unique_ptr<Call> call_;   // the announcement in flight, if any
-    bool in_flight_ = false;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+    bool in_flight_ = false;        // an announcement is on its way
     uint64_t committed_index_ = 0;  // wait until applied here before comparing again
 };
 

@@ -1,55 +1,59 @@
 #include "cluster/membership_client.h"
 
-#include <unistd.h>
-
 #include <strings.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <string_view>
 
 namespace rampart::cluster {
 
+std::string peer_label(const MemberAddress& peer) { return peer.node_id.empty() ? peer.address : peer.node_id; }
+
+// One attempt: dial, send, read the answer. It frees itself (through its
+// owner) once its handles have closed.
 class MembershipClient::Call {
 public:
-    Call(MembershipClient* owner, Done done) : owner_(owner), done_(std::move(done)) {
+    Call(MembershipClient* owner, uint64_t id, RawDone done) : owner_(owner), id_(id), done_(std::move(done)) {
         uv_timer_init(owner->loop_, &timer_);
         timer_.data = this;
         pipe_.data = this;
     }
 
-    void start(const std::string& address, const std::string& node_id, std::string request) {
+    void start(const MemberAddress& to, std::string request) {
         out_ = std::move(request);
         uv_timer_start(&timer_, cb_timeout, kTimeoutMs, 0);
-        dial_ = owner_->sockets_.dial(address, node_id, "http", [this](int fd) {
+        dial_ = owner_->sockets_.dial(to.address, to.node_id, "http", [this](int fd, const std::string& error_class) {
             dial_ = nullptr;
-            dialled(fd);
+            dialled(fd, error_class);
         });
     }
 
-    // Stop without an answer (the owner is closing): `done` never runs.
+    // Stop without an answer (aborted, or the owner is closing): `done` never runs.
     void abandon() {
         done_ = nullptr;
         finish({});
     }
 
 private:
-    void dialled(int fd) {
-        if (fd < 0 || uv_pipe_init(owner_->loop_, &pipe_, 0) != 0) {
-            if (fd >= 0) ::close(fd);
-            return fail("cannot reach the node over the peer port");
+    void dialled(int fd, const std::string& error_class) {
+        if (fd < 0) return fail(error_class == "tls_error" ? "tls" : error_class == "timeout" ? "timeout" : "network");
+        if (uv_pipe_init(owner_->loop_, &pipe_, 0) != 0) {
+            ::close(fd);
+            return fail("network");
         }
         pipe_open_ = true;
-        if (uv_pipe_open(&pipe_, fd) != 0) return fail("cannot use the peer connection");
+        if (uv_pipe_open(&pipe_, fd) != 0) return fail("network");
         uv_buf_t buf = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
         write_.data = this;
         if (uv_write(&write_, reinterpret_cast<uv_stream_t*>(&pipe_), &buf, 1, cb_written) != 0 ||
             uv_read_start(reinterpret_cast<uv_stream_t*>(&pipe_), cb_alloc, cb_read) != 0)
-            fail("the peer connection failed");
+            fail("write");
     }
 
     static void cb_written(uv_write_t* req, int status) {
         auto* self = static_cast<Call*>(req->data);
-        if (status < 0 && !self->finished_) self->fail(uv_strerror(status));
+        if (status < 0 && !self->finished_) self->fail("write");
     }
 
     static void cb_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
@@ -62,47 +66,52 @@ private:
         if (self->finished_) return;
         if (nread > 0) {
             self->in_.append(buf->base, static_cast<size_t>(nread));
-            if (self->in_.size() > kMaxAnswer) return self->fail("answer too large");
+            if (self->in_.size() > kMaxAnswer) return self->fail("too_large");
             return self->parse(false);
         }
         if (nread < 0) self->parse(true);
     }
 
-    static void cb_timeout(uv_timer_t* t) { static_cast<Call*>(t->data)->fail("no answer in time"); }
+    static void cb_timeout(uv_timer_t* t) { static_cast<Call*>(t->data)->fail("timeout"); }
 
     // Our own server's answer: a status line, headers, Content-Length.
     // Complete once the body is in (the server may keep the connection).
     void parse(bool closed) {
         size_t end = in_.find("\r\n\r\n");
         if (end == std::string::npos) {
-            if (closed) fail(in_.empty() ? "the connection closed without an answer" : "malformed answer");
+            if (closed) fail(in_.empty() ? "closed" : "malformed");
             return;
         }
         std::string_view head(in_.data(), end);
-        if (head.size() < 12 || head.substr(0, 7) != "HTTP/1.") return fail("malformed answer");
+        if (head.size() < 12 || head.substr(0, 7) != "HTTP/1.") return fail("malformed");
         size_t length = 0;
+        Raw a;
         for (size_t at = head.find("\r\n"); at != std::string_view::npos; at = head.find("\r\n", at + 2)) {
             std::string_view line = head.substr(at + 2, head.find("\r\n", at + 2) - at - 2);
             if (line.size() > 15 && strncasecmp(line.data(), "content-length:", 15) == 0)
                 length = strtoull(std::string(line.substr(15)).c_str(), nullptr, 10);
+            if (line.size() > 12 && strncasecmp(line.data(), "retry-after:", 12) == 0) {
+                std::string value(line.substr(12));
+                value.erase(0, value.find_first_not_of(' '));
+                a.retry_after_ms = resilience::PeerRetrier::parse_retry_after(&value);
+            }
         }
         if (in_.size() < end + 4 + length) {
-            if (closed) fail("the answer was cut short");
+            if (closed) fail("closed");
             return;
         }
-        PeerAnswer a;
         a.status = atoi(std::string(head.substr(9, 3)).c_str());
         a.body = in_.substr(end + 4, length);
         finish(std::move(a));
     }
 
-    void fail(std::string why) {
-        PeerAnswer a;
-        a.error = std::move(why);
+    void fail(std::string error) {
+        Raw a;
+        a.error = std::move(error);
         finish(std::move(a));
     }
 
-    void finish(PeerAnswer a) {
+    void finish(Raw a) {
         if (finished_) return;
         finished_ = true;
         if (dial_ != nullptr) owner_->sockets_.cancel(dial_);
@@ -111,17 +120,18 @@ private:
         uv_timer_stop(&timer_);
         uv_close(reinterpret_cast<uv_handle_t*>(&timer_), cb_closed);
         if (pipe_open_) uv_close(reinterpret_cast<uv_handle_t*>(&pipe_), cb_closed);
-        Done done = std::move(done_);
+        RawDone done = std::move(done_);
         if (done) done(std::move(a));
     }
 
     static void cb_closed(uv_handle_t* h) {
         auto* self = static_cast<Call*>(h->data);
-        if (--self->handles_ == 0) self->owner_->finished(self);
+        if (--self->handles_ == 0) self->owner_->call_freed(self->id_);
     }
 
     MembershipClient* owner_;
-    Done done_;
+    uint64_t id_;
+    RawDone done_;
     peer::SocketBridge::Link* dial_ = nullptr;
     uv_timer_t timer_{};
     uv_pipe_t pipe_{};
@@ -133,30 +143,111 @@ private:
     char chunk_[16 * 1024];
 };
 
-MembershipClient::MembershipClient(uv_loop_t* loop, peer::PeerNetwork* network)
-    : loop_(loop), sockets_(loop, network) {}
+// A request in the retry loop: its target now, and its last answer.
+struct MembershipClient::Pending {
+    Request request;
+    Done done;
+    std::optional<MemberAddress> to;  // the current attempt's node
+    Raw last;
+    uint64_t retry_id = 0;
+};
+
+MembershipClient::MembershipClient(uv_loop_t* loop, peer::PeerNetwork* network, resilience::PeerRetrier& retrier)
+    : loop_(loop), sockets_(loop, network), retrier_(retrier) {}
 
 MembershipClient::~MembershipClient() = default;
 
-void MembershipClient::post(const std::string& address, const std::string& node_id, const std::string& path,
-                            const std::string& body, const Headers& headers, Done done) {
-    std::string request = "POST " + path + " HTTP/1.1\r\nHost: rampart-peer\r\n";
-    for (const auto& [name, value] : headers) request += name + ": " + value + "\r\n";
-    request += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+void MembershipClient::send(Request request, Done done) {
     if (closing_) return;
-    calls_.push_back(std::make_unique<Call>(this, std::move(done)));
-    calls_.back()->start(address, node_id, std::move(request));
+    auto p = std::make_shared<Pending>();
+    p->request = std::move(request);
+    p->done = std::move(done);
+    Pending* raw = p.get();
+    pending_[raw] = p;
+    resilience::PeerRetrier::Request rq;
+    rq.idempotent = raw->request.idempotent;
+    rq.max_attempts = raw->request.max_attempts;
+    rq.guarded = raw->request.guarded;
+    rq.wanted = raw->request.wanted;
+    rq.target = [raw] {
+        raw->to = raw->request.target ? raw->request.target() : std::nullopt;
+        return raw->to ? peer_label(*raw->to) : std::string();
+    };
+    rq.send = [this, raw](const std::string&,
+                          const resilience::PeerRetrier::Done& d) -> resilience::PeerRetrier::Abort {
+        auto it = pending_.find(raw);
+        if (it == pending_.end()) {
+            d(resilience::PeerOutcome{0, "shutting_down", 0});
+            return nullptr;
+        }
+        return attempt(it->second, d);
+    };
+    rq.finish = [this, raw](const resilience::RetryResult& r) {
+        auto it = pending_.find(raw);
+        if (it == pending_.end()) return;
+        std::shared_ptr<Pending> keep = std::move(it->second);
+        pending_.erase(it);
+        finished(keep, r);
+    };
+    uint64_t id = retrier_.start(std::move(rq));
+    if (auto it = pending_.find(raw); it != pending_.end()) it->second->retry_id = id;
 }
 
-void MembershipClient::finished(Call* call) {
-    std::erase_if(calls_, [call](const std::unique_ptr<Call>& c) { return c.get() == call; });
+resilience::PeerRetrier::Abort MembershipClient::attempt(const std::shared_ptr<Pending>& p,
+                                                         const resilience::PeerRetrier::Done& done) {
+    const Request& rq = p->request;
+    std::string bytes = rq.method + " " + rq.path + " HTTP/1.1\r\nHost: rampart-peer\r\n";
+    for (const auto& [name, value] : rq.headers) bytes += name + ": " + value + "\r\n";
+    bytes += "Content-Type: " + rq.content_type + "\r\nContent-Length: " + std::to_string(rq.body.size()) + "\r\n\r\n" +
+             rq.body;
+    p->last = Raw{};
+    uint64_t id = next_call_++;
+    std::weak_ptr<Pending> weak = p;
+    calls_[id] = std::make_unique<Call>(this, id, [weak, done](Raw a) {
+        std::shared_ptr<Pending> alive = weak.lock();
+        if (!alive) return;
+        resilience::PeerOutcome o{a.status, a.error, a.retry_after_ms};
+        alive->last = std::move(a);
+        done(o);
+    });
+    calls_[id]->start(*p->to, std::move(bytes));
+    return [this, id] {
+        auto it = calls_.find(id);
+        if (it != calls_.end()) it->second->abandon();
+    };
 }
+
+void MembershipClient::finished(const std::shared_ptr<Pending>& p, const resilience::RetryResult& r) {
+    PeerAnswer a;
+    a.result = r;
+    if (r.end == resilience::RetryEnd::BreakerOpen) {
+        a.error = "the circuit breaker for " + r.peer + " is open";
+        a.retry_after_ms = r.retry_after_ms;
+    } else if (r.peer.empty()) {
+        a.error = "no node to send it to";
+    } else if (p->last.status != 0 && r.end != resilience::RetryEnd::Cancelled) {
+        a.status = p->last.status;
+        a.body = std::move(p->last.body);
+        a.retry_after_ms = p->last.retry_after_ms;
+    }
+    if (a.status == 0 && a.error.empty()) {
+        a.error = r.retry_class + " after " + std::to_string(r.attempts) + " attempt" + (r.attempts == 1 ? "" : "s");
+        if (r.end == resilience::RetryEnd::BudgetExhausted) a.error += ", retry budget spent";
+        if (r.end == resilience::RetryEnd::Cancelled) a.error = "cancelled";
+    }
+    if (p->done) p->done(std::move(a));
+}
+
+void MembershipClient::call_freed(uint64_t id) { calls_.erase(id); }
 
 void MembershipClient::close_all() {
     closing_ = true;
-    std::vector<Call*> open;
-    for (auto& c : calls_) open.push_back(c.get());
-    for (Call* c : open) c->abandon();
+    std::map<Pending*, std::shared_ptr<Pending>> open;
+    open.swap(pending_);  // their finish, if it ever came, finds nothing
+    for (auto& [raw, p] : open) retrier_.cancel(p->retry_id);
+    std::vector<Call*> calls;
+    for (auto& [id, c] : calls_) calls.push_back(c.get());
+    for (Call* c : calls) c->abandon();
     sockets_.close_all();
 }
 

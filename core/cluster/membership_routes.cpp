@@ -3,6 +3,7 @@
 #include <cjson/cJSON.h>
 #include <sys/random.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "audit/audit_log.h"
@@ -99,21 +100,61 @@ public:
     }
 
     // Send the request to the leader (which this node is not) and relay
-    // its answer. Once only: a relayed request never travels on.
-    void relay(const ExPtr& ex, const std::string& path, const std::string& body) const {
+    // its answer. Once only: a relayed request never travels on. It goes
+    // through the peer retry loop (membership_client.h): the leader is
+    // looked up again before each attempt, and only an idempotent request
+    // (see install_membership_routes) is sent again after a failure.
+    using Handler = void (Handlers::*)(const ExPtr&) const;
+
+    // `again`: the route's handler, run here when this node took over the
+    // leadership while the request waited for a retry.
+    void relay(const ExPtr& ex, const std::string& path, const std::string& body, bool idempotent,
+               Handler again) const {
         if (ex->request().header(kRelayedBy) != nullptr)
             return ex->respond(unavailable("not_leader", "this node is not the leader any more; retry"));
-        auto [leader_id, leader_address] = r_.store->leader();
-        std::optional<Member> leader = leader_id != 0 && r_.bridge ? r_.bridge->member_by_id(leader_id) : std::nullopt;
-        if (!leader) return ex->respond(unavailable("no_leader", "the cluster has no leader right now; retry"));
-        MembershipClient::Headers headers{{kRelayedBy, r_.node_id}};
-        if (const std::string* a = ex->request().header("authorization")) headers.emplace_back("Authorization", *a);
-        r_.client->post(leader_address, leader->node_id, path, body, headers, [ex](PeerAnswer a) {
-            if (a.status == 0)
-                return ex->respond(
-                    unavailable("leader_unreachable", "the leader could not be reached (" + a.error + "); retry"));
-            ex->respond(Response::json(a.status, std::move(a.body)));
+        if (!leader_address())
+            return ex->respond(unavailable("no_leader", "the cluster has no leader right now; retry"));
+        MembershipClient::Request rq;
+        rq.method = ex->request().method;
+        rq.path = path;
+        rq.body = body;
+        rq.headers = {{kRelayedBy, r_.node_id}};
+        for (const char* name : {"authorization", "idempotency-key"}) {
+            if (const std::string* v = ex->request().header(name)) rq.headers.emplace_back(name, *v);
+        }
+        rq.idempotent = idempotent || ex->request().header("idempotency-key") != nullptr;
+        auto h = *this;
+        rq.target = [h] { return h.leader_address(); };
+        // A client that went away, or this node leading now: stop (the
+        // client retries, and reaches the leader's own handler).
+        rq.wanted = [h, ex] { return !ex->abandoned() && !h.leading(); };
+        r_.client->send(std::move(rq), [h, ex, again](PeerAnswer a) {
+            if (ex->responded() || ex->abandoned()) return;
+            if (a.result.end == resilience::RetryEnd::Cancelled && h.leading()) return (h.*again)(ex);
+            if (a.status != 0) {
+                Response r = Response::json(a.status, std::move(a.body));
+                if (a.retry_after_ms > 0)
+                    r.headers.emplace_back("Retry-After", std::to_string((a.retry_after_ms + 999) / 1000));
+                return ex->respond(std::move(r));
+            }
+            if (a.result.end == resilience::RetryEnd::BreakerOpen) {
+                Response r = Response::error(503, "leader_circuit_open",
+                                             "the leader failed repeatedly; " + a.error + "; retry later");
+                r.headers.emplace_back("Retry-After",
+                                       std::to_string(std::max<uint64_t>(1, (a.retry_after_ms + 999) / 1000)));
+                return ex->respond(std::move(r));
+            }
+            ex->respond(unavailable("leader_unreachable", "the leader could not be reached (" + a.error + "); retry"));
         });
+    }
+
+    // The leader's node id and peer address, when there is one and it is not this node.
+    std::optional<MemberAddress> leader_address() const {
+        if (r_.store->is_leader()) return std::nullopt;
+        auto [leader_id, address] = r_.store->leader();
+        std::optional<Member> leader = leader_id != 0 && r_.bridge ? r_.bridge->member_by_id(leader_id) : std::nullopt;
+        if (!leader) return std::nullopt;
+        return MemberAddress{leader->node_id, address};
     }
 
     bool leading() const { return r_.store->is_leader(); }
@@ -121,7 +162,7 @@ public:
     // ---- join tokens ---------------------------------------------------
 
     void create_token(const ExPtr& ex) const {
-        if (!leading()) return relay(ex, ex->request().path, ex->request().body);
+        if (!leading()) return relay(ex, ex->request().path, ex->request().body, false, &Handlers::create_token);
         std::string error, role_text = "voter", ttl_text;
         Json root = parse_object(ex->request().body, &error);
         if (!root || !only_fields(root.get(), {"role", "ttl", "uses"}, &error) ||
@@ -194,7 +235,7 @@ public:
     }
 
     void revoke_token(const ExPtr& ex) const {
-        if (!leading()) return relay(ex, ex->request().path, ex->request().body);
+        if (!leading()) return relay(ex, ex->request().path, ex->request().body, false, &Handlers::revoke_token);
         std::string id(std::string_view(ex->request().path).substr(kTokenPath.size()));
         if (id.empty() || id.size() > store::MembershipLimits::kTokenId)
             return ex->respond(bad_request("a join token id is 1 to 32 characters"));
@@ -244,7 +285,7 @@ public:
                 "a join needs node_id, address (host:port), join_token, raft_id (a decimal string) and role"));
         std::string who;
         if (!joiner_identity_ok(*ex, j, &who)) return;  // answered
-        if (!leading()) return relay(ex, "/v1/cluster/join", ex->request().body);
+        if (!leading()) return relay(ex, "/v1/cluster/join", ex->request().body, true, &Handlers::join);
         admit(ex, j, who);
     }
 
@@ -387,7 +428,7 @@ public:
         if (!leading()) {
             std::string body = "{\"node_id\":";
             util::json_string_append(body, node_id);
-            return relay(ex, "/v1/cluster/leave", body + "}");
+            return relay(ex, "/v1/cluster/leave", body + "}", false, &Handlers::leave);
         }
         bool member = false, other_voter = false;
         rampart_raft* engine = r_.store->engine();
@@ -429,7 +470,8 @@ public:
         Json root = parse_object(ex->request().body, &error);
         if (!root || !only_fields(root.get(), {"to"}, &error) || !string_field(root.get(), "to", &to, &error))
             return ex->respond(bad_request(error));
-        if (!leading()) return relay(ex, "/v1/cluster/transfer-leadership", ex->request().body);
+        if (!leading())
+            return relay(ex, "/v1/cluster/transfer-leadership", ex->request().body, false, &Handlers::transfer);
         uint64_t to_id = 0;
         if (!to.empty()) {
             for (const Member& m : r_.bridge ? r_.bridge->members() : std::vector<Member>{}) {

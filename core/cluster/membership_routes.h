@@ -13,6 +13,17 @@
 // token, and marks it with X-Rampart-Relayed-By: a join's certificate is
 // checked where the joiner's TLS connection ends, so the leader admits a
 // relayed join only from a member's verified peer connection.
+//
+// Relays are writes, so they go through the peer retry loop but are sent
+// again after a failure only when that cannot apply them twice:
+//   - join: idempotent by nature. The leader answers a repeat of a join it
+//     admitted (same node id and Raft id) with the same admission, without
+//     spending the token again; retried as retry.lua says.
+//   - leave, transfer-leadership, join-token create and revoke: not. A
+//     second transfer moves leadership again, a second create makes a
+//     second token, and a repeated leave or revoke answers 404 for what the
+//     first did. Sent once, unless the client's request carries an
+//     Idempotency-Key (relayed with it), as forwarded writes are.
 #pragma once
 
 #include <functional>

@@ -186,7 +186,7 @@ void PeerRetrier::attempt(uint64_t id) {
     }
     std::string target = c->request.target ? c->request.target() : std::string();
     c->peer = target;
-    if (!target.empty()) {
+    if (!target.empty() && c->request.guarded) {
         Peer& p = peer(target, c->limits);
         uint64_t now = clock_.now_ms();
         if (!p.breaker.allow(now)) {
@@ -246,9 +246,9 @@ void PeerRetrier::judge(uint64_t id, const PeerOutcome& o) {
     std::string retry_class = policy::classify(g, policy::RequestOutcome{o.status, o.error});
     c->last_class = retry_class;
     Peer* p = nullptr;
-    if (!c->peer.empty()) {
+    if (!c->peer.empty() && requests_ != nullptr) requests_->add({c->peer, retry_class}, 1);
+    if (!c->peer.empty() && c->request.guarded) {
         p = &peer(c->peer, c->limits);
-        if (requests_ != nullptr) requests_->add({c->peer, retry_class}, 1);
         uint64_t now = clock_.now_ms();
         if (peer_failed(retry_class)) {
             p->budget.record_failure();
@@ -259,7 +259,9 @@ void PeerRetrier::judge(uint64_t id, const PeerOutcome& o) {
         }
         show_breaker(c->peer, *p);
     }
-    if (retry_class == "success" || !policy::should_retry(g, retry_class, c->attempts, c->request.idempotent)) {
+    bool capped = c->request.max_attempts > 0 && c->attempts >= c->request.max_attempts;
+    if (retry_class == "success" || capped ||
+        !policy::should_retry(g, retry_class, c->attempts, c->request.idempotent)) {
         finish(id, RetryEnd::Answered);
         return;
     }

@@ -1,5 +1,6 @@
 // The decision loop every outbound request from this node to a peer goes
-// through (follower → leader forwarding today). The caller says how to pick
+// through (follower → leader forwarding, membership relays to the leader,
+// join requests to seeds). The caller says how to pick
 // the peer and how to send one attempt; the loop decides everything else:
 //
 //   1. before each attempt, the target is looked up afresh (the leader may
@@ -96,6 +97,14 @@ public:
         std::function<void(const RetryResult&)> finish;
         // Optional: asked before each attempt; false ends it as Cancelled.
         std::function<bool()> wanted;
+        // Above 0: at most this many attempts, whatever retry.lua says. A
+        // caller that paces its own retries (the join loop) sends one.
+        int max_attempts = 0;
+        // False: the peer's retry budget and breaker are neither consulted
+        // nor fed. For a caller with its own backoff (the join loop): a
+        // breaker opened while a seed was down would hide it for a whole
+        // cool-down after it came back. Outcomes are still counted.
+        bool guarded = true;
     };
 
     struct Settings {

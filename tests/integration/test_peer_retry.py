@@ -5,7 +5,9 @@ retry budget and opens the circuit breaker (which closes once the leader
 heals), a TLS failure is not retried, and a backoff.lua edit + SIGHUP
 changes the measured delay. The 5xx come from the fail_forwarded test
 plugin (tests/plugins/fail_forwarded.c) on the leader, over the real peer
-connection."""
+connection. Membership relays (a follower sending join-token, leave, ... to
+the leader) go through the same retrier: counted per peer and class, a
+keyed one retried past a hung leader, an unkeyed one sent once."""
 import json
 import os
 import signal
@@ -154,6 +156,56 @@ class PeerRetry(ClusterCase):
         second = one_wait("delay-2")
         self.assertTrue(0.56 <= second <= 0.84, second)  # base 700 ms, ±20 %
         self.assertGreaterEqual(time.monotonic() - start, 0.56)  # the client waited it, too
+
+    def test_membership_relays_through_the_retrier(self):
+        nodes = self.start_cluster(3)
+        self.wait_ready(nodes)
+        leader, followers = self.leader_and_followers(nodes)
+        follower = followers[0]
+
+        def count(status):
+            return metric(self.metrics(follower), "rampart_peer_request_total", peer=leader.node_id, status=status)
+
+        # (Member advertisements go through the same client: count from here on.)
+        before = {status: count(status) for status in ("success", "http_4xx", "timeout")}
+        # Relayed to the leader and counted there per class: a success, a 404 (http_4xx, not retried).
+        r = follower.request("POST", "/v1/cluster/join-token", body=b"{}", headers=AUTH, timeout=scaled(10))
+        self.assertEqual(r.status, 200, r.body)
+        r = follower.request("DELETE", "/v1/cluster/join-token/nosuchtoken", headers=AUTH, timeout=scaled(10))
+        self.assertEqual(r.status, 404, r.body)
+        self.assertEqual(count("success") - before["success"], 1)
+        self.assertEqual(count("http_4xx") - before["http_4xx"], 1)
+
+        # The leader hangs. An unkeyed leave is a write that may have been applied: sent once, it
+        # ends after its 2.5 s attempt with a clean 503. A keyed join-token request is retried
+        # after backoff and reaches the new leader.
+        leader.signal(signal.SIGSTOP)
+        self.addCleanup(lambda: leader.proc.poll() is None and leader.signal(signal.SIGCONT))
+        answers, elapsed = {}, {}
+
+        def call(name, method, path, body, headers):
+            start = time.monotonic()
+            answers[name] = follower.request(method, path, body=body, headers=headers, timeout=scaled(40))
+            elapsed[name] = time.monotonic() - start
+
+        threads = [threading.Thread(target=call, args=("leave", "POST", "/v1/cluster/leave", b'{"node_id":"node_9"}',
+                                                       AUTH)),
+                   threading.Thread(target=call, args=("token", "POST", "/v1/cluster/join-token", b"{}",
+                                                       {**AUTH, "Idempotency-Key": "relay-1"}))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        leave = answers["leave"]
+        self.assertEqual((leave.status, leave.json()["code"]), (503, "leader_unreachable"), leave.body)
+        self.assertIn("timeout after 1 attempt", leave.json()["error"])
+        self.assertEqual(leave.headers.get("retry-after"), "1")
+        self.assertGreaterEqual(elapsed["leave"], 2.5)
+        self.assertEqual(answers["token"].status, 200, answers["token"].body)
+        self.assertEqual(len(answers["token"].json()["token"]), 64)
+        self.assertGreaterEqual(elapsed["token"], 2.5)  # its first attempt ran out of time too
+        self.assertEqual(count("timeout") - before["timeout"], 2)
+        self.assertGreaterEqual(metric_values(self.metrics(follower), "rampart_peer_backoff_seconds_count").get("", 0), 1)
 
 
 if __name__ == "__main__":

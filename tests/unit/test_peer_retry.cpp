@@ -363,6 +363,45 @@ void test_never_retried(void**) {
     }
 }
 
+// The join loop's way: one attempt, whatever retry.lua says, and the
+// peer's budget and breaker left alone (the loop paces itself); outcomes
+// are still counted per peer.
+void test_capped_and_unguarded(void**) {
+    Fixture f;
+    f.peers.then(0, "refused");
+    for (int i = 0; i < 8; ++i) {  // more failures than open a breaker (5)
+        PeerRetrier::Request rq;
+        rq.idempotent = true;
+        rq.max_attempts = 1;
+        rq.guarded = false;
+        rq.target = [] { return std::string("node_2"); };
+        rq.send = [&f](const std::string& p, PeerRetrier::Done d) { return f.peers.send(p, std::move(d)); };
+        rq.finish = [&f](const RetryResult& r) { f.results.push_back(r); };
+        f.retrier->start(std::move(rq));
+        f.settle();
+    }
+    assert_int_equal(f.peers.sent_at.size(), 8);  // one each, none failed fast
+    for (const RetryResult& r : f.results) {
+        assert_true(r.end == RetryEnd::Answered);
+        assert_int_equal(r.attempts, 1);
+    }
+    assert_int_equal(f.metric("rampart_peer_request_total", {"node_2", "network_error"}), 8);
+    assert_true(f.retrier->breaker_state("node_2") == BreakerState::Closed);
+    assert_true(f.retrier->budget_tokens("node_2") == RetryBudgetSettings{}.max_tokens);
+    // A guarded request with a cap of 3 stops at 3 though retry.lua allows 10.
+    f.results.clear();
+    PeerRetrier::Request rq;
+    rq.idempotent = true;
+    rq.max_attempts = 3;
+    rq.target = [] { return std::string("node_3"); };
+    rq.send = [&f](const std::string& p, PeerRetrier::Done d) { return f.peers.send(p, std::move(d)); };
+    rq.finish = [&f](const RetryResult& r) { f.results.push_back(r); };
+    f.retrier->start(std::move(rq));
+    f.settle();
+    assert_int_equal(f.results.at(0).attempts, 3);
+    assert_true(f.results[0].end == RetryEnd::Answered);
+}
+
 // No peer known (an election): those attempts back off like failures but
 // touch no peer's budget or breaker; the request goes out once one leads.
 void test_no_peer_waits_for_one(void**) {
@@ -470,6 +509,7 @@ int main() {
         cmocka_unit_test(test_retry_after_is_honoured_and_capped),
         cmocka_unit_test(test_attempt_timeout_is_the_policy_budget),
         cmocka_unit_test(test_never_retried),
+        cmocka_unit_test(test_capped_and_unguarded),
         cmocka_unit_test(test_no_peer_waits_for_one),
         cmocka_unit_test(test_cancel_and_not_wanted),
         cmocka_unit_test(test_reload_changes_the_base_delay_for_new_requests),

@@ -31,6 +31,12 @@ class PeerRetry(ClusterCase):
         for d in followers:
             self.eventually(lambda d=d: (self.status(d)["leader"] or {}).get("node_id") == leader.node_id,
                             what=f"{d.node_id} following {leader.node_id}")
+        # Each member's advertisement is in the state: followers announce
+        # theirs to the leader through the same retrier until it is, and
+        # those requests would add to the counts the tests assert.
+        for d in nodes:
+            self.eventually(lambda d=d: all(m.get("api_address") for m in self.status(d)["members"]),
+                            what=f"every member's advertisement on {d.node_id}")
         return leader, followers
 
     def put(self, d, key, value, idempotency_key=None, timeout=30):

@@ -201,6 +201,33 @@ class RejoinAfterDataLoss(MembershipCase):
         nodes[0].wait_log(lambda e: e.get("msg") == "raft: refused a peer claiming a Raft id its certificate "
                                                      "does not own" and e.get("owner") == "node_3")
 
+    def test_wiped_follower_without_a_token_is_refilled(self):
+        """No token: the node comes back under its old Raft id. The leader
+        sees it answer below what it had acknowledged and hands leadership
+        over; the new leader refills it."""
+        nodes = self.start_cluster(3)
+        self.wait_ready(nodes)
+        leader = self.leader_of(nodes)
+        for i in range(40):
+            self.put_on_leader(nodes, f"acked/{i}", f"v{i}".encode())
+        leader = self.leader_of(nodes)
+        victim = self.follower_of(nodes, leader)
+        victim.stop()
+        shutil.rmtree(os.path.join(victim.dir, "data"))
+        alive = [d for d in nodes if d is not victim]
+        for i in range(40, 60):
+            self.put_on_leader(alive, f"acked/{i}", f"v{i}".encode())
+        leader = self.leader_of(alive)
+        os.rename(victim.log_path, victim.log_path + ".1")
+        victim.start()
+        for i in range(60):
+            self.wait_value(victim, f"acked/{i}", f"v{i}".encode(), timeout=30)
+        lost = [e for e in leader.log_entries() if "its log was lost" in e.get("detail", "")]
+        self.assertEqual(len(lost), 1, leader.log_text()[-3000:])
+        self.assertIn("handing leadership over", lost[0]["detail"])
+        self.assertEqual(lost[0]["level"], "warn")
+        self.assertIsNot(self.leader_of(nodes), leader)
+
     def test_wiped_follower_rejoins_under_a_new_raft_id(self):
         nodes = self.start_cluster(3)
         self.wait_ready(nodes)

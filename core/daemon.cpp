@@ -980,6 +980,10 @@ int Daemon::run() {
         uv_loop_close(&loop_);
         return kExitRuntime;
     }
+    if (!store_->supervise_checks(*supervisor_, &error)) {
+        log::error("cannot supervise the TTL-check ticker", {{"error", error}});
+        exit_status_ = kExitRuntime;
+    }
     if (!start_membership(&error)) {
         log::error("cannot start cluster membership", {{"error", error}});
         exit_status_ = kExitRuntime;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "resilience/supervisor.h"
 #include "store/store.h"
 
 namespace rampart::store {
@@ -30,12 +31,40 @@ CheckTicker::CheckTicker(uv_loop_t* loop, Store& store) : store_(store) {
 void CheckTicker::close() {
     if (closed_) return;
     closed_ = true;
+    if (supervisor_ != nullptr) supervisor_->remove(task_);
     uv_timer_stop(&timer_);
     uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
 }
 
+bool CheckTicker::supervise(resilience::Supervisor& supervisor, std::string* error) {
+    task_ = supervisor.add({"ttl_checks",
+                            [this](std::string*) {
+                                halted_ = false;
+                                armed_for_ = 0;  // look afresh
+                                rearm();
+                                return true;
+                            }},
+                           error);
+    if (task_ == 0) return false;
+    supervisor_ = &supervisor;
+    supervisor.start(task_);
+    return true;
+}
+
+void CheckTicker::tick_done(int status) {
+    in_flight_ = false;
+    if (supervisor_ == nullptr || closed_) return;
+    if (status == RAMPART_RAFT_OK) return supervisor_->succeeded(task_);
+    // Not leading (any more), or closing: nothing failed here.
+    if (status == RAMPART_RAFT_NOT_LEADER || status == RAMPART_RAFT_LEADERSHIP_LOST || status == RAMPART_RAFT_SHUTDOWN)
+        return;
+    halted_ = true;
+    uv_timer_stop(&timer_);
+    supervisor_->failed(task_, std::string("TTL check tick not committed: ") + rampart_raft_status_name(status));
+}
+
 void CheckTicker::rearm() {
-    if (closed_) return;
+    if (closed_ || halted_) return;
     uint64_t deadline = store_.state().version()->catalog.next_deadline_ms;
     if (deadline == armed_for_ && uv_is_active(reinterpret_cast<uv_handle_t*>(&timer_))) return;
     arm(deadline, wall_clock_ms());
@@ -54,7 +83,7 @@ void CheckTicker::arm(uint64_t deadline_ms, uint64_t now_ms) {
 void CheckTicker::cb_timer(uv_timer_t* timer) { static_cast<CheckTicker*>(timer->data)->fire(); }
 
 void CheckTicker::fire() {
-    if (closed_) return;
+    if (closed_ || halted_) return;
     uint64_t deadline = store_.state().version()->catalog.next_deadline_ms;
     uint64_t now = wall_clock_ms();
     if (deadline == kNoDeadline) return arm(deadline, now);
@@ -72,7 +101,7 @@ void CheckTicker::fire() {
     // The apply re-arms through Store::catalog_applied; this timer is the
     // retry should the tick fail.
     uv_timer_start(&timer_, cb_timer, kRetryMs, 0);
-    store_.write(tick, [this](int, uint64_t, std::unique_ptr<Result>) { in_flight_ = false; });
+    store_.write(tick, [this](int status, uint64_t, std::unique_ptr<Result>) { tick_done(status); });
 }
 
 }  // namespace rampart::store

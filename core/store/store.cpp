@@ -194,6 +194,10 @@ void Store::cb_closed(void* ctx) {
 
 bool Store::has_leader() const { return node_ != nullptr && !closing_ && rampart_raft_leader(node_, nullptr, 0) != 0; }
 
+bool Store::supervise_checks(resilience::Supervisor& supervisor, std::string* error) {
+    return ticker_->supervise(supervisor, error);
+}
+
 bool Store::is_leader() const { return node_ != nullptr && !closing_ && rampart_raft_is_leader(node_) != 0; }
 
 // ---- writes ---------------------------------------------------------------

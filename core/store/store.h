@@ -22,6 +22,10 @@
 
 struct rampart_raft;
 
+namespace rampart::resilience {
+class Supervisor;
+}
+
 namespace rampart::store {
 class CheckTicker;
 }
@@ -102,6 +106,9 @@ public:
     using WriteDone = std::function<void(int status, uint64_t index, std::unique_ptr<Result> result)>;
     // Propose `cmd`; `done` runs once, possibly before write() returns.
     void write(const Command& cmd, WriteDone done);
+    // Run the TTL-check ticker as the supervisor's task "ttl_checks"
+    // (check_ticker.h). False with *error when the task cannot be added.
+    bool supervise_checks(resilience::Supervisor& supervisor, std::string* error);
 
     // Propose an already encoded record (a snapshot restore); as write().
     void write_record(const std::string& record, WriteDone done);

@@ -7,6 +7,7 @@ tmpfs takes another I/O path; so each test fills a real, small ext4 file
 system on a loop device (needs root: skipped otherwise) used as
 node.data_dir. Every mount is undone in a finally block.
 """
+import json
 import os
 import re
 import shutil
@@ -175,6 +176,47 @@ class DiskFaults(unittest.TestCase):
         self.check_all(acked)
         self.start(floor)  # and from disk
         self.check_all(acked)
+
+    def ttl_task(self):
+        r = self.d.request("GET", "/v1/agent/breakers")
+        self.assertEqual(r.status, 200, r.body)
+        rows = [t for t in json.loads(r.body) if t["task"] == "ttl_checks"]
+        self.assertEqual(len(rows), 1, r.body)
+        return rows[0]
+
+    def check_status(self, check_id):
+        r = self.d.request("GET", "/v1/health/state/any")
+        return next((c["Status"] for c in json.loads(r.body) if c["CheckID"] == check_id), None)
+
+    def test_ttl_check_ticker_runs_under_the_supervisor(self):
+        """The leader's TTL ticker is the supervised task "ttl_checks": a tick
+        that cannot be committed (writes refused below the floor) is a
+        failure that recovery.lua handles, and the check turns critical once
+        space is back."""
+        floor = 8 * MiB
+        d = self.start(floor)
+        self.assertEqual(self.ttl_task()["state"], "running")
+        r = d.request("PUT", "/v1/agent/service/register",
+                      json.dumps({"ID": "beat-1", "Name": "beat", "Check": {"TTL": "1s", "Status": "passing"}}))
+        self.assertEqual(r.status, 200, r.body)
+        self.fs.fill(leave=floor // 2)
+        self.assertTrue(wait_for(lambda: self.put("probe", b"x").status == 507))
+        # The shipped recovery.lua: restart at once, then back off (100, 200,
+        # 400 ms), and at the 5th failure within 60 s open the breaker.
+        self.assertTrue(wait_for(lambda: self.ttl_task()["breaker"] == "open", timeout=15), self.ttl_task())
+        task = self.ttl_task()
+        self.assertIn("TTL check tick not committed: ", task["last_error"])
+        self.assertEqual((task["state"], task["failures"], task["restarts"]), ("stopped", 5, 4), task)
+        self.assertEqual(self.check_status("service:beat-1"), "passing")  # no tick committed
+
+        # Space is back; an operator closes the breaker rather than wait
+        # for the cool-down's trial (30 s), and the check lapses at once.
+        os.unlink(os.path.join(self.fs.mnt, "ballast"))
+        self.assertTrue(wait_for(lambda: self.put("after", b"back").status == 200))
+        self.assertEqual(d.request("POST", "/v1/agent/breakers/ttl_checks/reset").status, 200)
+        self.assertTrue(wait_for(lambda: self.check_status("service:beat-1") == "critical"), self.ttl_task())
+        task = self.ttl_task()
+        self.assertEqual((task["breaker"], task["state"]), ("closed", "running"), task)
 
     def test_full_disk_while_writing_never_crashes(self):
         """The file system fills to the last block while a writer streams

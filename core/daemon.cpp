@@ -244,7 +244,7 @@ private:
     void start_forwarding();
     bool before_handler(http::Exchange& ex);
     bool start_membership(std::string* error);
-    bool join_cluster(const std::string& token, std::vector<cluster::MemberAddress> seeds, std::string* error);
+    bool join_cluster(const std::string& token, const std::vector<cluster::MemberAddress>& seeds, std::string* error);
     void stop_membership();
     bool forward_to_leader(http::Exchange& ex);
     void start_member_info();
@@ -699,7 +699,7 @@ bool Daemon::start_membership(std::string* error) {
         membership_routes_.bridge = raft_bridge_.get();
         membership_routes_.client = membership_client_.get();
         membership_routes_.join_self = [this](const std::string& token, std::vector<cluster::MemberAddress> seeds,
-                                              std::string* why) { return join_cluster(token, std::move(seeds), why); };
+                                              std::string* why) { return join_cluster(token, seeds, why); };
         cluster::MembershipManager::Settings ms;
         ms.node_id = config_->node.id;
         ms.auto_promote = config_->cluster.auto_promote;
@@ -718,7 +718,8 @@ bool Daemon::start_membership(std::string* error) {
 
 // Seeds without a node id take it from etc/peers.yml; no seeds at all means
 // the peers of etc/peers.yml (a member back from data loss).
-bool Daemon::join_cluster(const std::string& token, std::vector<cluster::MemberAddress> seeds, std::string* error) {
+bool Daemon::join_cluster(const std::string& token, const std::vector<cluster::MemberAddress>& seeds,
+                          std::string* error) {
     rampart_raft* engine = store_->engine();
     if (!raft_bridge_ || engine == nullptr) {
         *error = "this node has no peer port (etc/peers.yml) to join with";

@@ -30,7 +30,10 @@ void Router::add(std::string method, std::string pattern, Handler handler, bool 
 
 void Router::stream_body(std::string_view method, std::string_view pattern, BodySinkFactory factory) {
     for (Route& r : routes_) {
-        if (r.method == method && r.pattern == pattern) r.body_sink = factory;
+        if (r.method == method && r.pattern == pattern) {
+            r.body_sink = std::move(factory);
+            return;
+        }
     }
 }
 

@@ -22,7 +22,9 @@ namespace {
 // A one-node cluster: this node is Raft id 1. Joining (a later issue) maps
 // node ids to Raft ids in the replicated state.
 
+// A snapshot in the making: the version pinned on the loop, then its bytes.
 struct SnapshotBytes {
+    Version version;
     std::string payload;
 };
 
@@ -82,7 +84,7 @@ bool Store::start(std::string* error) {
     cfg.data_dir = raft_dir_.c_str();
     cfg.snapshot_threshold = settings_.snapshot_threshold;
     cfg.snapshot_trailing = settings_.snapshot_trailing;
-    cfg.fsm = {this, cb_apply, cb_result_free, cb_snapshot, cb_snapshot_done, cb_restore};
+    cfg.fsm = {this, cb_apply, cb_result_free, cb_snapshot, cb_snapshot_done, cb_restore, cb_snapshot_fill};
     cfg.log = cb_log;
     cfg.log_user = this;
     int rv = rampart_raft_create(loop_, &cfg, &node_);
@@ -334,15 +336,26 @@ void Store::cb_apply(void* user, uint64_t index, const void* data, size_t len, v
 
 void Store::cb_result_free(void*, void* result) { std::unique_ptr<Result>(static_cast<Result*>(result)).reset(); }
 
-// The payload is serialised from the current immutable version; the copy
-// lives until the engine has written it.
+// On the loop: only pin the current immutable version (a shared_ptr copy).
+// cb_snapshot_fill serialises it on the thread pool while the loop applies
+// on; the adapter checksums it there too (issue 5: "the snapshot hook stays
+// cheap").
 int Store::cb_snapshot(void* user, const void** data, size_t* len, void** token) {
     auto* self = static_cast<Store*>(user);
-    auto bytes = std::make_unique<SnapshotBytes>(SnapshotBytes{StateMachine::serialize(*self->sm_.version())});
+    *data = nullptr;
+    *len = 0;
+    *token = std::make_unique<SnapshotBytes>(SnapshotBytes{self->sm_.version(), {}}).release();
+    return 0;  // cb_snapshot_done frees the token
+}
+
+// Thread pool: reads only the pinned version, which no one changes (writes
+// copy the map; the entries are shared through atomic reference counts).
+void Store::cb_snapshot_fill(void*, void* token, const void** data, size_t* len) noexcept {
+    auto* bytes = static_cast<SnapshotBytes*>(token);
+    bytes->payload = StateMachine::serialize(*bytes->version);
+    bytes->version.reset();  // the payload is all the engine needs now
     *data = bytes->payload.data();
     *len = bytes->payload.size();
-    *token = bytes.release();  // cb_snapshot_done frees it
-    return 0;
 }
 
 void Store::cb_snapshot_done(void*, void* token) {

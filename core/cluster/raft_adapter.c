@@ -1,8 +1,13 @@
 /* The Raft engine adapter. See raft_adapter.h for the contract and
  * docs/store.md ("Engine adapter") for why each guard exists. This is the
  * only file that includes libraft's headers. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* RTLD_NEXT */
+#endif
 #include "cluster/raft_adapter.h"
 
+#include <dlfcn.h>
+#include <pthread.h>
 #include <raft.h>
 #include <raft/uv.h>
 #include <signal.h>
@@ -12,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -931,6 +937,53 @@ static void io_close_after_fill(struct raft_io* io, raft_io_close_cb cb) {
     struct rampart_raft* n = node_of_io(io);
     n->engine_io_closed = cb;
     n->io_close(io, io_closed_cb);
+}
+
+/* ------------------------------------------------------------------ */
+/* raft_uv's AIO contexts: destroyed off the loop                      */
+
+/* raft_uv gives every open log segment its own kernel AIO context and
+ * calls io_destroy() on the loop when it closes one, which happens at every
+ * snapshot (the snapshot's barrier closes the open segment) and every
+ * segment roll. io_destroy waits for an RCU grace period: 25-40 ms measured
+ * with strace here, during which no request is served (the /health stalls
+ * of tests/integration/test_snapshot_latency.py after the payload had
+ * already moved off the loop). libraft reaches it through libc's syscall(),
+ * which this definition interposes (the executable's symbol wins over
+ * libc's for libraft.so's PLT call): io_destroy goes to a detached thread,
+ * every other call straight to libc. The context is idle by then (the
+ * segment's writer waits for its writes before closing), and nothing uses
+ * it again. On any failure to start the thread, it is destroyed in place. */
+typedef long (*syscall_fn)(long, ...);
+static syscall_fn libc_syscall;
+static pthread_once_t libc_syscall_once = PTHREAD_ONCE_INIT;
+
+static void find_libc_syscall(void) { libc_syscall = (syscall_fn)dlsym(RTLD_NEXT, "syscall"); }
+
+static void* io_destroy_later(void* ctx) {
+    libc_syscall(SYS_io_destroy, (long)(uintptr_t)ctx);
+    return NULL;
+}
+
+static bool io_destroy_off_loop(long ctx) {
+    pthread_attr_t attr;
+    pthread_t t;
+    if (pthread_attr_init(&attr) != 0) return false;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    bool ok = pthread_create(&t, &attr, io_destroy_later, (void*)(uintptr_t)ctx) == 0;
+    pthread_attr_destroy(&attr);
+    return ok;
+}
+
+long syscall(long number, ...) {
+    va_list ap;
+    long a[6];
+    va_start(ap, number);
+    for (int i = 0; i < 6; i++) a[i] = va_arg(ap, long); /* as libc's own: six registers */
+    va_end(ap);
+    pthread_once(&libc_syscall_once, find_libc_syscall);
+    if (number == SYS_io_destroy && io_destroy_off_loop(a[0])) return 0;
+    return libc_syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
 
 /* ------------------------------------------------------------------ */

@@ -20,6 +20,8 @@
  *    snapshot fails restore loudly and is never handed to the state machine.
  *    With fsm.snapshot_fill, the payload and its CRC are made on the libuv
  *    thread pool, not on the loop (issue 5: "the snapshot hook stays cheap").
+ *  - raft_uv's io_destroy() (25-40 ms, once per snapshot) runs on a thread:
+ *    the adapter interposes libc's syscall() for that one call.
  *  - Peer traffic goes through an injected transport: the core connects and
  *    accepts (mutual TLS, later) and hands the adapter one end of a socketpair.
  */

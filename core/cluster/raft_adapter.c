@@ -1,8 +1,13 @@
 /* The Raft engine adapter. See raft_adapter.h for the contract and
  * docs/store.md ("Engine adapter") for why each guard exists. This is the
  * only file that includes libraft's headers. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* RTLD_NEXT */
+#endif
 #include "cluster/raft_adapter.h"
 
+#include <dlfcn.h>
+#include <pthread.h>
 #include <raft.h>
 #include <raft/uv.h>
 #include <signal.h>
@@ -12,8 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <uv.h>
+
+#include "util/crc32c.h"
 
 /* ------------------------------------------------------------------ */
 /* Defaults                                                            */
@@ -55,29 +63,9 @@ static uint64_t get64(const uint8_t* p) {
     return v;
 }
 
-/* ------------------------------------------------------------------ */
-/* CRC32C (Castagnoli), bitwise-table: snapshots are checked once on    */
-/* restore and once when taken, so a simple table is fast enough.      */
-
-static uint32_t crc_table[256];
-static bool crc_ready;
-
-static void crc_init(void) {
-    for (uint32_t i = 0; i < 256; i++) {
-        uint32_t c = i;
-        for (int k = 0; k < 8; k++) c = (c & 1) ? (c >> 1) ^ 0x82f63b78u : c >> 1;
-        crc_table[i] = c;
-    }
-    crc_ready = true;
-}
-
-uint32_t rampart_raft_crc32c(uint32_t crc, const void* data, size_t len) {
-    if (!crc_ready) crc_init();
-    const uint8_t* p = data;
-    crc = ~crc;
-    while (len--) crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
-    return ~crc;
-}
+/* CRC32C: util/crc32c.h picks the CPU's instruction when it has one. The
+ * name stays for the store's callers and the tests. */
+uint32_t rampart_raft_crc32c(uint32_t crc, const void* data, size_t len) { return rampart_crc32c(crc, data, len); }
 
 /* ------------------------------------------------------------------ */
 /* Node                                                                */
@@ -126,6 +114,18 @@ struct handshake {
     struct handshake* next;
 };
 
+/* A snapshot whose payload the core serialises on the thread pool before
+ * the engine's own snapshot_put sees it (io_snapshot_put_after_fill). */
+struct snapshot_fill {
+    uv_work_t work;
+    bool pending; /* fsm_snapshot pinned a state: the payload is still to make */
+    bool running; /* queued on the thread pool */
+    unsigned trailing;
+    struct raft_io_snapshot_put* req;
+    const struct raft_snapshot* snapshot;
+    raft_io_snapshot_put_cb cb;
+};
+
 struct rampart_raft {
     uv_loop_t* loop;
     struct raft raft;
@@ -151,6 +151,8 @@ struct rampart_raft {
     uint64_t last_applied_seen;
     void* snapshot_token;
     struct raft_buffer* snapshot_bufs;
+    uint64_t snapshot_index; /* the index snapshot_bufs covers */
+    struct snapshot_fill fill;
 
     rampart_raft_close_cb close_cb;
     void* close_ctx;
@@ -159,6 +161,12 @@ struct rampart_raft {
      * the adapter wraps raft_uv's start() to see every tick and message and
      * compares the state and the known leader after each. */
     int (*io_start)(struct raft_io*, unsigned, raft_io_tick_cb, raft_io_recv_cb);
+    /* Wrapped too, to serialise snapshots off the loop (fsm_snapshot). */
+    int (*io_snapshot_put)(struct raft_io*, unsigned, struct raft_io_snapshot_put*, const struct raft_snapshot*,
+                           raft_io_snapshot_put_cb);
+    void (*io_close)(struct raft_io*, raft_io_close_cb);
+    raft_io_close_cb engine_io_closed; /* held while a fill runs */
+    bool io_closed;
     raft_io_tick_cb engine_tick;
     raft_io_recv_cb engine_recv;
     struct rampart_raft_observer observer;
@@ -276,7 +284,8 @@ int rampart_raft_frame_decode(const void* frame, size_t frame_len, const void** 
 /* ------------------------------------------------------------------ */
 /* Snapshot envelope: magic[8] format u32 crc32c u32 length u64 index u64 */
 
-static void snapshot_header(uint8_t* h, const void* data, size_t len, uint64_t index) {
+static void snapshot_header(void* out, const void* data, size_t len, uint64_t index) {
+    uint8_t* h = out;
     memcpy(h, SNAPSHOT_MAGIC, 8);
     put32(h + 8, SNAPSHOT_FORMAT);
     put32(h + 12, rampart_raft_crc32c(0, data, len));
@@ -348,6 +357,19 @@ static int fsm_apply(struct raft_fsm* fsm, const struct raft_buffer* buf, void**
     return 0;
 }
 
+/* The payload goes in bufs[1] and its envelope, CRC included, in bufs[0]. */
+static void snapshot_set_payload(struct rampart_raft* n, const void* data, size_t len) {
+    snapshot_header(n->snapshot_bufs[0].base, data, len, n->snapshot_index);
+    n->snapshot_bufs[1].base = (void*)data;
+    n->snapshot_bufs[1].len = len;
+}
+
+/* On the loop, inside the engine's snapshot step. With snapshot_fill the
+ * core only pins its state here (cheap); the payload and its checksum are
+ * made on the thread pool once the engine hands the snapshot to
+ * snapshot_put (io_snapshot_put_after_fill). libraft's own fsm v3 hook,
+ * snapshot_async, would not help: raft_uv (legacy mode) calls it right
+ * after snapshot(), on the loop. */
 static int fsm_snapshot(struct raft_fsm* fsm, struct raft_buffer* bufs[], unsigned* n_bufs) {
     struct rampart_raft* n = node_of_fsm(fsm);
     const void* data = NULL;
@@ -364,15 +386,19 @@ static int fsm_snapshot(struct raft_fsm* fsm, struct raft_buffer* bufs[], unsign
         if (n->cfg.fsm.snapshot_done) n->cfg.fsm.snapshot_done(n->cfg.fsm.user, token);
         return RAFT_NOMEM;
     }
-    /* Legacy snapshots are taken with commit == last applied. */
-    snapshot_header(h, data, len, raft_last_applied(&n->raft));
     b[0].base = h;
     b[0].len = RAMPART_RAFT_SNAPSHOT_HEADER;
-    b[1].base = (void*)data;
-    b[1].len = len;
     n->snapshot_token = token;
     n->snapshot_bufs = b;
+    /* Legacy snapshots are taken with commit == last applied. */
+    n->snapshot_index = raft_last_applied(&n->raft);
     *bufs = b;
+    if (n->cfg.fsm.snapshot_fill != NULL) {
+        n->fill.pending = true;
+        *n_bufs = 2;
+        return 0;
+    }
+    snapshot_set_payload(n, data, len);
     *n_bufs = len > 0 ? 2 : 1;
     return 0;
 }
@@ -389,6 +415,7 @@ static int fsm_snapshot_finalize(struct raft_fsm* fsm, struct raft_buffer* bufs[
     *bufs = NULL;
     *n_bufs = 0;
     n->snapshot_bufs = NULL;
+    n->fill.pending = false;
     if (n->cfg.fsm.snapshot_done) n->cfg.fsm.snapshot_done(n->cfg.fsm.user, n->snapshot_token);
     n->snapshot_token = NULL;
     return 0;
@@ -902,6 +929,121 @@ static int io_start_observed(struct raft_io* io, unsigned msecs, raft_io_tick_cb
     return n->io_start(io, msecs, io_tick_observed, io_recv_observed);
 }
 
+/* Serialising off the loop. The engine calls snapshot_put right after
+ * fsm_snapshot and, for raft_uv, only reads the buffers from its thread
+ * pool; so the adapter takes that call, has the core fill the payload and
+ * the CRC on the thread pool, and hands the filled snapshot to raft_uv in
+ * the after-work callback with the engine's own request and callback. The
+ * engine marks itself "taking a snapshot" as soon as snapshot_put returns
+ * 0, and the adapter's snapshot_bufs stays set until finalize, so
+ * taking_snapshot() holds from fsm_snapshot to the end of the write. */
+static void fill_work_cb(uv_work_t* work) {
+    struct rampart_raft* n = work->data;
+    const void* data = NULL;
+    size_t len = 0;
+    n->cfg.fsm.snapshot_fill(n->cfg.fsm.user, n->snapshot_token, &data, &len);
+    snapshot_set_payload(n, data, len);
+}
+
+static void io_closed_after_fill(struct rampart_raft* n) {
+    if (!n->io_closed || n->fill.running || n->engine_io_closed == NULL) return;
+    raft_io_close_cb cb = n->engine_io_closed;
+    n->engine_io_closed = NULL;
+    cb(&n->io);
+}
+
+static void fill_after_work_cb(uv_work_t* work, int status) {
+    struct rampart_raft* n = work->data;
+    struct snapshot_fill* f = &n->fill;
+    f->running = false;
+    f->pending = false;
+    /* The engine's struct; only the count changes, for an empty payload. */
+    if (n->snapshot_bufs[1].len == 0) ((struct raft_snapshot*)f->snapshot)->n_bufs = 1;
+    int rv = status == 0 && !n->closing ? n->io_snapshot_put(&n->io, f->trailing, f->req, f->snapshot, f->cb)
+                                        : RAFT_CANCELED;
+    if (rv != 0 && !n->closing) fatal(n, "snapshot_put", rv); /* the engine asserts a close on failure */
+    if (rv != 0) f->cb(f->req, RAFT_CANCELED);
+    io_closed_after_fill(n);
+}
+
+static int io_snapshot_put_after_fill(struct raft_io* io, unsigned trailing, struct raft_io_snapshot_put* req,
+                                      const struct raft_snapshot* snapshot, raft_io_snapshot_put_cb cb) {
+    struct rampart_raft* n = node_of_io(io);
+    struct snapshot_fill* f = &n->fill;
+    /* Installs from the leader and unfilled-free snapshots go straight on. */
+    if (!f->pending || f->running || snapshot->bufs != n->snapshot_bufs)
+        return n->io_snapshot_put(io, trailing, req, snapshot, cb);
+    f->trailing = trailing;
+    f->req = req;
+    f->snapshot = snapshot;
+    f->cb = cb;
+    f->work.data = n;
+    if (uv_queue_work(n->loop, &f->work, fill_work_cb, fill_after_work_cb) != 0) return RAFT_NOMEM;
+    f->running = true;
+    return 0;
+}
+
+/* raft_uv does not know of a fill in flight: the engine's close callback
+ * (which frees the engine) waits for it. */
+static void io_closed_cb(struct raft_io* io) {
+    struct rampart_raft* n = node_of_io(io);
+    n->io_closed = true;
+    io_closed_after_fill(n);
+}
+
+static void io_close_after_fill(struct raft_io* io, raft_io_close_cb cb) {
+    struct rampart_raft* n = node_of_io(io);
+    n->engine_io_closed = cb;
+    n->io_close(io, io_closed_cb);
+}
+
+/* ------------------------------------------------------------------ */
+/* raft_uv's AIO contexts: destroyed off the loop                      */
+
+/* raft_uv gives every open log segment its own kernel AIO context and
+ * calls io_destroy() on the loop when it closes one, which happens at every
+ * snapshot (the snapshot's barrier closes the open segment) and every
+ * segment roll. io_destroy waits for an RCU grace period: 25-40 ms measured
+ * with strace here, during which no request is served (the /health stalls
+ * of tests/integration/test_snapshot_latency.py after the payload had
+ * already moved off the loop). libraft reaches it through libc's syscall(),
+ * which this definition interposes (the executable's symbol wins over
+ * libc's for libraft.so's PLT call): io_destroy goes to a detached thread,
+ * every other call straight to libc. The context is idle by then (the
+ * segment's writer waits for its writes before closing), and nothing uses
+ * it again. On any failure to start the thread, it is destroyed in place. */
+typedef long (*syscall_fn)(long, ...);
+static syscall_fn libc_syscall;
+static pthread_once_t libc_syscall_once = PTHREAD_ONCE_INIT;
+
+static void find_libc_syscall(void) { libc_syscall = (syscall_fn)dlsym(RTLD_NEXT, "syscall"); }
+
+static void* io_destroy_later(void* ctx) {
+    libc_syscall(SYS_io_destroy, (long)(uintptr_t)ctx);
+    return NULL;
+}
+
+static bool io_destroy_off_loop(long ctx) {
+    pthread_attr_t attr;
+    pthread_t t;
+    if (pthread_attr_init(&attr) != 0) return false;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    bool ok = pthread_create(&t, &attr, io_destroy_later, (void*)(uintptr_t)ctx) == 0;
+    pthread_attr_destroy(&attr);
+    return ok;
+}
+
+long syscall(long number, ...) {
+    va_list ap;
+    long a[6];
+    va_start(ap, number);
+    for (int i = 0; i < 6; i++) a[i] = va_arg(ap, long); /* as libc's own: six registers */
+    va_end(ap);
+    pthread_once(&libc_syscall_once, find_libc_syscall);
+    if (number == SYS_io_destroy && io_destroy_off_loop(a[0])) return 0;
+    return libc_syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+
 /* ------------------------------------------------------------------ */
 /* Lifecycle                                                           */
 
@@ -997,6 +1139,10 @@ int rampart_raft_create(uv_loop_t* loop, const struct rampart_raft_config* cfg, 
     n->io_ready = true;
     n->io_start = n->io.start;
     n->io.start = io_start_observed;
+    n->io_snapshot_put = n->io.snapshot_put;
+    n->io.snapshot_put = io_snapshot_put_after_fill;
+    n->io_close = n->io.close;
+    n->io.close = io_close_after_fill;
     /* Never let the engine "repair" a damaged log by dropping entries. */
     raft_uv_set_auto_recovery(&n->io, false);
     /* Snapshot files stay plain, so that start can check our envelope on

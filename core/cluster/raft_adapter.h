@@ -5,7 +5,8 @@
  * freely and the engine can be swapped or patched behind it.
  *
  * Threading: every function here runs on the libuv loop passed to
- * rampart_raft_create(), and every callback fires on that loop.
+ * rampart_raft_create(), and every callback fires on that loop, except
+ * fsm.snapshot_fill (thread pool) and rampart_raft_crc32c (any thread).
  *
  * Guards the adapter enforces (issue 5, "Engine"; docs/store.md):
  *  - SIGPIPE is ignored before the engine can write to a peer.
@@ -17,6 +18,10 @@
  *    and trailing set explicitly.
  *  - Snapshots carry the adapter's CRC32C over the whole payload; a corrupt
  *    snapshot fails restore loudly and is never handed to the state machine.
+ *    With fsm.snapshot_fill, the payload and its CRC are made on the libuv
+ *    thread pool, not on the loop (issue 5: "the snapshot hook stays cheap").
+ *  - raft_uv's io_destroy() (25-40 ms, once per snapshot) runs on a thread:
+ *    the adapter interposes libc's syscall() for that one call.
  *  - Peer traffic goes through an injected transport: the core connects and
  *    accepts (mutual TLS, later) and hands the adapter one end of a socketpair.
  */
@@ -78,12 +83,15 @@ struct rampart_raft_fsm {
      * allocated. */
     void (*result_free)(void* user, void* result);
 
-    /* Take a snapshot of the state up to the last applied index. Set *data,
-     * *len and an opaque *token; the bytes must stay valid and unchanged
-     * until snapshot_done(token) (the engine writes them from its I/O
-     * threads). Serialise from an immutable copy, not by stopping the world.
-     * Return 0, or non-zero to skip this snapshot. */
+    /* Take a snapshot of the state up to the last applied index, on the
+     * loop: keep it cheap. Set an opaque *token and, without snapshot_fill,
+     * *data and *len: the bytes must stay valid and unchanged until
+     * snapshot_done(token) (the engine writes them from its I/O threads).
+     * With snapshot_fill, only pin an immutable version here; *data and
+     * *len are ignored. Return 0, or non-zero to skip this snapshot. */
     int (*snapshot)(void* user, const void** data, size_t* len, void** token);
+    /* On the loop, once the engine no longer reads the bytes (written,
+     * failed or cancelled at close): release what `token` holds. */
     void (*snapshot_done)(void* user, void* token);
 
     /* Replace the whole state with a snapshot's payload (already checked
@@ -91,6 +99,14 @@ struct rampart_raft_fsm {
      * `index` is the last index the snapshot covers. Return 0, or non-zero
      * if the payload does not parse (restore then fails loudly). */
     int (*restore)(void* user, uint64_t index, const void* data, size_t len);
+
+    /* Optional: serialise the version snapshot() pinned, on a libuv
+     * thread-pool thread, while the loop goes on applying entries. Read
+     * only what `token` holds (`user` is for finding nothing else: the
+     * loop owns it meanwhile). Set *data and *len; the bytes stay valid
+     * until snapshot_done(token). Must not fail (out of memory aborts, as
+     * in apply). The adapter checksums them on the same thread. */
+    void (*snapshot_fill)(void* user, void* token, const void** data, size_t* len);
 };
 
 /* Peer transport, injected by the core. The adapter never opens a socket:

@@ -1,9 +1,11 @@
 #include "store/store.h"
 
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <utility>
 
@@ -15,6 +17,7 @@
 #include "store/check_ticker.h"
 #include "store/snapshot_file.h"
 #include "store/snapshot_recovery.h"
+#include "store/state_writer.h"
 
 namespace rampart::store {
 namespace {
@@ -22,9 +25,50 @@ namespace {
 // A one-node cluster: this node is Raft id 1. Joining (a later issue) maps
 // node ids to Raft ids in the replicated state.
 
-struct SnapshotBytes {
-    std::string payload;
+// Snapshot bytes in pages of their own. The fill runs on thread-pool
+// threads, and glibc gives each its own malloc arena, which keeps what a
+// freed multi-MiB payload used: RSS after 10,000 keys went from 12 to 28 MiB
+// (bench/kv_vs_etcd.py). Mapped pages go back to the system at munmap.
+class MappedBytes {
+public:
+    MappedBytes() = default;
+    MappedBytes(const MappedBytes&) = delete;
+    MappedBytes& operator=(const MappedBytes&) = delete;
+    ~MappedBytes() {
+        if (base_ != nullptr) munmap(base_, cap_);
+    }
+
+    void append(std::string_view piece) {
+        if (len_ + piece.size() > cap_) grow(len_ + piece.size());
+        memcpy(static_cast<char*>(base_) + len_, piece.data(), piece.size());
+        len_ += piece.size();
+    }
+    const void* data() const { return base_; }
+    size_t size() const { return len_; }
+
+private:
+    void grow(size_t need) {
+        size_t cap = cap_ != 0 ? cap_ : size_t{1} << 20;
+        while (cap < need) cap *= 2;
+        void* p = base_ == nullptr ? mmap(nullptr, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+                                   : mremap(base_, cap_, cap, MREMAP_MAYMOVE);
+        if (p == MAP_FAILED) abort();  // out of memory, as a failed apply would
+        base_ = p;
+        cap_ = cap;
+    }
+
+    void* base_ = nullptr;
+    size_t len_ = 0;
+    size_t cap_ = 0;
 };
+
+// A snapshot in the making: the version pinned on the loop, then its bytes.
+struct SnapshotBytes {
+    Version version;
+    MappedBytes payload;
+};
+
+constexpr size_t kSnapshotPiece = 64 * 1024;  // StateWriter's budget per piece
 
 }  // namespace
 
@@ -86,7 +130,7 @@ bool Store::start(std::string* error) {
     cfg.heartbeat_timeout_ms = settings_.heartbeat_ms;
     cfg.snapshot_threshold = settings_.snapshot_threshold;
     cfg.snapshot_trailing = settings_.snapshot_trailing;
-    cfg.fsm = {this, cb_apply, cb_result_free, cb_snapshot, cb_snapshot_done, cb_restore};
+    cfg.fsm = {this, cb_apply, cb_result_free, cb_snapshot, cb_snapshot_done, cb_restore, cb_snapshot_fill};
     cfg.log = cb_log;
     cfg.log_user = this;
     int rv = rampart_raft_create(loop_, &cfg, &node_);
@@ -342,15 +386,35 @@ void Store::cb_apply(void* user, uint64_t index, const void* data, size_t len, v
 
 void Store::cb_result_free(void*, void* result) { std::unique_ptr<Result>(static_cast<Result*>(result)).reset(); }
 
-// The payload is serialised from the current immutable version; the copy
-// lives until the engine has written it.
+// On the loop: only pin the current immutable version (a shared_ptr copy).
+// cb_snapshot_fill serialises it on the thread pool while the loop applies
+// on; the adapter checksums it there too (issue 5: "the snapshot hook stays
+// cheap").
 int Store::cb_snapshot(void* user, const void** data, size_t* len, void** token) {
     auto* self = static_cast<Store*>(user);
-    auto bytes = std::make_unique<SnapshotBytes>(SnapshotBytes{StateMachine::serialize(*self->sm_.version())});
+    *data = nullptr;
+    *len = 0;
+    auto bytes = std::make_unique<SnapshotBytes>();
+    bytes->version = self->sm_.version();
+    *token = bytes.release();
+    return 0;  // cb_snapshot_done frees the token
+}
+
+// Thread pool: reads only the pinned version, which no one changes (writes
+// copy the map; the entries are shared through atomic reference counts).
+void Store::cb_snapshot_fill(void*, void* token, const void** data, size_t* len) noexcept {
+    auto* bytes = static_cast<SnapshotBytes*>(token);
+    {
+        StateWriter writer(*bytes->version);
+        std::string piece;
+        while (writer.next(piece, kSnapshotPiece)) {
+            bytes->payload.append(piece);
+            piece.clear();
+        }
+    }
+    bytes->version.reset();  // the payload is all the engine needs now
     *data = bytes->payload.data();
     *len = bytes->payload.size();
-    *token = bytes.release();  // cb_snapshot_done frees it
-    return 0;
 }
 
 void Store::cb_snapshot_done(void*, void* token) {

@@ -140,6 +140,7 @@ private:
     static void cb_apply(void* user, uint64_t index, const void* data, size_t len, void** result);
     static void cb_result_free(void* user, void* result);
     static int cb_snapshot(void* user, const void** data, size_t* len, void** token);
+    static void cb_snapshot_fill(void* user, void* token, const void** data, size_t* len) noexcept;
     static void cb_snapshot_done(void* user, void* token);
     static int cb_restore(void* user, uint64_t index, const void* data, size_t len);
     static void cb_log(void* user, int level, const char* msg);

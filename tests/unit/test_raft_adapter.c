@@ -41,6 +41,15 @@ struct fsm {
     uint64_t snapshot_first_index;
     int results_freed;
     int bad_payloads;
+    size_t restored_n; /* entries the last restore brought */
+    /* snapshot_fill (thread pool) tests: see test_snapshot_filled_off_the_loop. */
+    size_t applied_atomic; /* f->n, published for the fill thread */
+    size_t fill_wait_more; /* a fill waits until this many more entries applied */
+    int fill_release;      /* or until this is set (atomic) */
+    int fills, fills_off_loop;
+    size_t fill_pinned_n, fill_seen_n;
+    uint64_t fill_pinned_index;
+    uv_thread_t loop_thread;
 };
 
 /* Payload: the counter (8 bytes LE) then (counter % 13) filler bytes, so the
@@ -67,6 +76,7 @@ static void fsm_apply(void* user, uint64_t index, const void* data, size_t len, 
         f->counters[f->n] = counter;
         f->indexes[f->n] = index;
         f->n++;
+        __atomic_store_n(&f->applied_atomic, f->n, __ATOMIC_RELEASE);
     }
     uint64_t* r = malloc(sizeof *r);
     *r = index * 2;
@@ -104,6 +114,7 @@ static int fsm_restore(void* user, uint64_t index, const void* data, size_t len)
     const uint8_t* p = data;
     if (len % 8 != 0 || len / 8 > MAX_ENTRIES) return -1;
     f->n = len / 8;
+    f->restored_n = f->n;
     for (size_t i = 0; i < f->n; i++) {
         uint64_t v = 0;
         for (int b = 7; b >= 0; b--) v = (v << 8) | p[i * 8 + b];
@@ -113,6 +124,65 @@ static int fsm_restore(void* user, uint64_t index, const void* data, size_t len)
     f->restored_index = index;
     f->restores++;
     return 0;
+}
+
+/* The same state machine with snapshot_fill: snapshot() pins how many
+ * counters there are (the list only grows, so its first n never change: an
+ * immutable version), and the fill serialises them on the thread pool. The
+ * fill first waits until the loop has applied fill_wait_more more entries
+ * (or fill_release is set), which it can only see if the loop is not the
+ * thread running it. */
+struct fill_token {
+    struct fsm* f;
+    size_t n;
+    uint8_t* bytes;
+};
+
+static int fsm_snapshot_pin(void* user, const void** data, size_t* len, void** token) {
+    struct fsm* f = user;
+    struct fill_token* t = calloc(1, sizeof *t);
+    t->f = f;
+    t->n = f->n;
+    if (f->snapshots == 0) {
+        f->snapshot_first_index = f->n ? f->indexes[f->n - 1] : 0;
+        f->fill_pinned_n = f->n;
+        f->fill_pinned_index = f->snapshot_first_index;
+    }
+    f->snapshots++;
+    *data = NULL;
+    *len = 0;
+    *token = t;
+    return 0;
+}
+
+static void fsm_snapshot_fill(void* user, void* token, const void** data, size_t* len) {
+    struct fill_token* t = token;
+    struct fsm* f = t->f;
+    (void)user;
+    uv_thread_t self = uv_thread_self();
+    int first = __atomic_fetch_add(&f->fills, 1, __ATOMIC_ACQ_REL) == 0;
+    if (!uv_thread_equal(&self, &f->loop_thread)) __atomic_fetch_add(&f->fills_off_loop, 1, __ATOMIC_ACQ_REL);
+    for (int waited = 0; first && waited < 10000; waited++) {
+        if (__atomic_load_n(&f->fill_release, __ATOMIC_ACQUIRE)) break;
+        if (f->fill_wait_more && __atomic_load_n(&f->applied_atomic, __ATOMIC_ACQUIRE) >= t->n + f->fill_wait_more)
+            break;
+        uv_sleep(1);
+    }
+    if (first)
+        __atomic_store_n(&f->fill_seen_n, __atomic_load_n(&f->applied_atomic, __ATOMIC_ACQUIRE), __ATOMIC_RELEASE);
+    t->bytes = malloc(t->n * 8 + 1);
+    for (size_t i = 0; i < t->n; i++)
+        for (int b = 0; b < 8; b++) t->bytes[i * 8 + b] = (uint8_t)(f->counters[i] >> (8 * b));
+    *data = t->bytes;
+    *len = t->n * 8;
+}
+
+static void fsm_snapshot_unpin(void* user, void* token) {
+    struct fsm* f = user;
+    struct fill_token* t = token;
+    f->snapshots_done++;
+    free(t->bytes);
+    free(t);
 }
 
 /* ------------------------------------------------------------------ */
@@ -574,6 +644,101 @@ static void test_snapshot_restore_and_corruption(void** state) {
 }
 
 /* Last closed segment ("<first>-<last>") in the data dir. */
+static void use_fill(struct rampart_raft_config* c, struct fsm* f) {
+    c->fsm.snapshot = fsm_snapshot_pin;
+    c->fsm.snapshot_fill = fsm_snapshot_fill;
+    c->fsm.snapshot_done = fsm_snapshot_unpin;
+    f->loop_thread = uv_thread_self();
+}
+
+/* Issue 5: the snapshot is serialised (and checksummed) off the loop, from
+ * the version pinned at its index, while the loop applies on; restoring it
+ * gives exactly the state at that index. One snapshot only (threshold 200,
+ * 350 entries), so the restart restores this one. */
+static void test_snapshot_filled_off_the_loop(void** state) {
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    char* dir = make_dir();
+    struct fsm* f = calloc(1, sizeof *f);
+    struct rampart_raft_config c = base_config(1, "n1", dir, f);
+    c.snapshot_threshold = 200;
+    c.snapshot_trailing = 20;
+    use_fill(&c, f);
+    f->fill_wait_more = 60;
+    rampart_raft* node = start_one(&loop, &c, 1);
+
+    struct batch b = {.node = node};
+    apply_range(&loop, node, &b, 0, 350);
+    assert_counters(f, 350);
+    assert_true(run_until(&loop, snapshots_settled, f, 10000));
+    assert_int_equal(f->snapshots, 1);
+    assert_int_equal(f->fills, 1);
+    assert_int_equal(f->fills_off_loop, 1);
+    /* The loop applied at least 60 more entries while the fill ran. */
+    assert_true(f->fill_seen_n >= f->fill_pinned_n + 60);
+    close_node(&loop, node);
+
+    struct fsm* g = calloc(1, sizeof *g);
+    c.fsm.user = g;
+    use_fill(&c, g);
+    node = start_one(&loop, &c, 0);
+    struct applied_wait w = {node, g, 350};
+    assert_true(run_until(&loop, fsm_has, &w, 10000));
+    assert_int_equal(g->restores, 1);
+    /* Exactly the state at the snapshot's index: every counter applied at
+     * or before it in the first run, none after. */
+    assert_true(g->restored_index >= f->fill_pinned_index);
+    size_t at_index = 0;
+    while (at_index < f->n && f->indexes[at_index] <= g->restored_index) at_index++;
+    assert_int_equal(g->restored_n, f->fill_pinned_n);
+    assert_int_equal(g->restored_n, at_index);
+    assert_counters(g, 350);
+    assert_int_equal(g->applied_calls, 350 - at_index);
+    close_node(&loop, node);
+
+    assert_int_equal(uv_loop_close(&loop), 0);
+    free(f);
+    free(g);
+    remove_dir(dir);
+}
+
+static int snapshot_started(void* ctx) { return ((struct fsm*)ctx)->snapshots > 0; }
+
+/* A close while a fill runs waits for it: the engine's snapshot request is
+ * cancelled, the pinned state released exactly once, nothing freed under
+ * the fill. */
+static void test_close_waits_for_a_running_fill(void** state) {
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    char* dir = make_dir();
+    struct fsm* f = calloc(1, sizeof *f);
+    struct rampart_raft_config c = base_config(1, "n1", dir, f);
+    c.snapshot_threshold = 50;
+    c.snapshot_trailing = 10;
+    use_fill(&c, f);
+    rampart_raft* node = start_one(&loop, &c, 1);
+
+    struct batch b = {.node = node};
+    apply_range(&loop, node, &b, 0, 60);
+    assert_true(run_until(&loop, snapshot_started, f, 5000));
+    int done = 0;
+    rampart_raft_close(node, on_closed, &done);
+    assert_false(run_until(&loop, is_set, &done, 300)); /* held by the fill */
+    assert_int_equal(f->snapshots_done, 0);
+    __atomic_store_n(&f->fill_release, 1, __ATOMIC_RELEASE);
+    assert_true(run_until(&loop, is_set, &done, 5000));
+    assert_int_equal(f->fills, 1);
+    assert_int_equal(f->snapshots_done, 1);
+    char path[600];
+    assert_false(newest_snapshot(dir, path, sizeof path)); /* cancelled, not written */
+
+    assert_int_equal(uv_loop_close(&loop), 0);
+    free(f);
+    remove_dir(dir);
+}
+
 static int last_segment(const char* dir, char* out, size_t out_len) {
     DIR* d = opendir(dir);
     struct dirent* e;
@@ -948,6 +1113,8 @@ int main(void) {
         cmocka_unit_test(test_not_leader),
         cmocka_unit_test(test_one_node_apply_and_replay),
         cmocka_unit_test(test_snapshot_restore_and_corruption),
+        cmocka_unit_test(test_snapshot_filled_off_the_loop),
+        cmocka_unit_test(test_close_waits_for_a_running_fill),
         cmocka_unit_test(test_damaged_log_is_not_auto_recovered),
         cmocka_unit_test(test_handshake_refuses_wrong_id),
         cmocka_unit_test(test_three_nodes_over_socketpairs),

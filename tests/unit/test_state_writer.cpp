@@ -1,10 +1,16 @@
+// The engine's snapshots are serialised the same way on the thread pool
+// (Store::cb_snapshot_fill), while the loop applies on: the last test does
+// that with a real thread.
+//
 // StateWriter (core/store/state_writer.h), the cursor GET /v1/snapshot
 // streams from: its pieces, whatever the budget, concatenate to exactly
 // StateMachine::serialize()'s bytes; each piece holds whole items; and a
 // held version keeps producing the same bytes while the state machine
 // moves on (copy-on-write), which is what lets the daemon stream a snapshot
 // while writes continue.
+#include <atomic>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "store/state_machine.h"
@@ -133,6 +139,53 @@ void test_held_version_is_stable_while_writes_go_on(void**) {
     assert_false(StateMachine::serialize(*sm.version()) == before);
 }
 
+// The k-th write of a deterministic mix: sets over 5000 keys, deletes, and
+// CAS failures, so the versions differ in every way.
+Command write_number(uint64_t k) {
+    std::string key = "w/" + std::to_string(k % 5000);
+    if (k % 7 == 0) return at(3000, KvDelete{key, false, std::nullopt});
+    if (k % 11 == 0) return at(3000, KvSet{key, "cas", 0, uint64_t{1}});
+    return at(3000, KvSet{key, std::string(40 + k % 50, static_cast<char>('a' + k % 26)), k, std::nullopt});
+}
+
+// Store::cb_snapshot pins a Version on the loop and cb_snapshot_fill
+// serialises it on a thread-pool thread while the loop applies on. The
+// bytes must be exactly the state at the pinned index: equal to a state
+// machine that applied only the writes up to it, and restorable.
+void test_pinned_version_serialised_on_another_thread(void**) {
+    StateMachine sm;
+    uint64_t index = 1;
+    for (; index <= 20000; index++) sm.apply(index, write_number(index));
+    Version pinned = sm.version();
+    const uint64_t pinned_index = pinned->applied;
+
+    std::atomic<uint64_t> applied{index};
+    std::atomic<bool> done{false};
+    std::string bytes;
+    std::thread filler([&] {
+        while (applied.load() < pinned_index + 200) std::this_thread::yield();  // the state has moved on
+        bytes = StateMachine::serialize(*pinned);
+        pinned.reset();  // as cb_snapshot_fill does: the last reference may go here
+        done = true;
+    });
+    uint64_t during = 0;
+    for (; !done.load() || index < pinned_index + 400; index++, during++) {
+        sm.apply(index, write_number(index));
+        applied = index;
+    }
+    filler.join();
+    assert_true(during >= 400);
+
+    StateMachine reference;
+    for (uint64_t k = 1; k <= pinned_index; k++) reference.apply(k, write_number(k));
+    assert_true(bytes == StateMachine::serialize(*reference.version()));
+    StateMachine restored;
+    std::string error;
+    assert_true(restored.restore(pinned_index, bytes, &error));
+    assert_true(StateMachine::serialize(*restored.version()) == bytes);
+    assert_false(StateMachine::serialize(*sm.version()) == bytes);
+}
+
 }  // namespace
 
 int main() {
@@ -140,6 +193,7 @@ int main() {
         cmocka_unit_test(test_pieces_concatenate_to_serialize),
         cmocka_unit_test(test_empty_state),
         cmocka_unit_test(test_held_version_is_stable_while_writes_go_on),
+        cmocka_unit_test(test_pinned_version_serialised_on_another_thread),
     };
     return cmocka_run_group_tests(tests, nullptr, nullptr);
 }

@@ -25,7 +25,7 @@
 namespace rampart::http {
 class Router;
 struct Request;
-}
+}  // namespace rampart::http
 namespace rampart::audit {
 class AuditLog;
 }

@@ -698,7 +698,8 @@ bool Daemon::start_membership(std::string* error) {
         membership_client_ = std::make_unique<cluster::MembershipClient>(&loop_, peer_network_.get(), *peer_retrier_);
         membership_routes_.bridge = raft_bridge_.get();
         membership_routes_.client = membership_client_.get();
-        membership_routes_.join_self = [this](const std::string& token, std::vector<cluster::MemberAddress> seeds,
+        membership_routes_.join_self = [this](const std::string& token,
+                                              const std::vector<cluster::MemberAddress>& seeds,
                                               std::string* why) { return join_cluster(token, seeds, why); };
         cluster::MembershipManager::Settings ms;
         ms.node_id = config_->node.id;

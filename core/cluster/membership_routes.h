@@ -58,7 +58,8 @@ struct MembershipRoutes {
     bool auth_enabled = false;
     // Join this node through `seeds` with `token` (rampartctl cluster
     // join); false with *error when it cannot (it has a configuration).
-    std::function<bool(const std::string& token, std::vector<MemberAddress> seeds, std::string* error)> join_self;
+    std::function<bool(const std::string& token, const std::vector<MemberAddress>& seeds, std::string* error)>
+        join_self;
 };
 
 // `routes` must outlive the router.

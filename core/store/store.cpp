@@ -68,7 +68,7 @@ struct SnapshotBytes {
     MappedBytes payload;
 };
 
-constexpr size_t kSnapshotPiece = 64 * 1024;  // StateWriter's budget per piece
+constexpr size_t kSnapshotPiece = size_t{64} * 1024;  // StateWriter's budget per piece
 
 }  // namespace
 

@@ -27,8 +27,8 @@
 /* Defaults                                                            */
 
 enum {
-    DEFAULT_ELECTION_MS = 1000,
-    DEFAULT_HEARTBEAT_MS = 100,
+    DEFAULT_ELECTION_MS = 500, /* as cluster.election_timeout_ms */
+    DEFAULT_HEARTBEAT_MS = 50, /* as cluster.heartbeat_ms */
     DEFAULT_INSTALL_SNAPSHOT_MS = 3000,
     DEFAULT_MAX_INFLIGHT = 256,
     DEFAULT_SNAPSHOT_THRESHOLD = 1024,

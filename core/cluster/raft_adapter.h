@@ -148,8 +148,8 @@ struct rampart_raft_config {
     const char* data_dir; /* must exist; on a real disk, not tmpfs, in production */
 
     /* Timing; 0 picks the default shown. */
-    unsigned election_timeout_ms;         /* 1000 */
-    unsigned heartbeat_timeout_ms;        /* 100 */
+    unsigned election_timeout_ms;         /* 500 (cluster.election_timeout_ms) */
+    unsigned heartbeat_timeout_ms;        /* 50 (cluster.heartbeat_ms) */
     unsigned install_snapshot_timeout_ms; /* 3000: a dropped install otherwise stalls 30 s */
     unsigned max_inflight_entries;        /* 256: the engine's 32 halves pipelined throughput */
     unsigned snapshot_threshold;          /* 1024: entries between snapshots */

@@ -7,13 +7,6 @@
 namespace rampart::store {
 namespace {
 
-Result failed(Outcome outcome, std::string why) {
-    Result r;
-    r.outcome = outcome;
-    r.error = std::move(why);
-    return r;
-}
-
 bool valid_hash(std::string_view h) {
     if (h.size() != 64) return false;
     for (char c : h) {
@@ -63,12 +56,12 @@ Result MembershipState::apply(uint64_t index, const MembershipRecord& record) {
             using T = std::decay_t<decltype(b)>;
             if constexpr (std::is_same_v<T, JoinTokenCreate>) {
                 if (b.id.empty() || !valid_hash(b.hash) || b.expires_ms <= record.leader_ms)
-                    return failed(Outcome::Invalid, "malformed join token record");
+                    return Result::failure(Outcome::Invalid, "malformed join token record");
                 if (tokens_.size() >= kMaxTokens)
-                    return failed(Outcome::Failed, "too many live join tokens (" + std::to_string(kMaxTokens) +
-                                                       "): revoke some or let them expire");
+                    return Result::failure(Outcome::Failed, "too many live join tokens (" + std::to_string(kMaxTokens) +
+                                                                "): revoke some or let them expire");
                 if (tokens_.count(b.id) != 0 || token_by_hash(b.hash) != nullptr)
-                    return failed(Outcome::Failed, "join token exists");
+                    return Result::failure(Outcome::Failed, "join token exists");
                 JoinToken t;
                 t.id = b.id;
                 t.hash = b.hash;
@@ -80,20 +73,20 @@ Result MembershipState::apply(uint64_t index, const MembershipRecord& record) {
                 tokens_.emplace(t.id, std::move(t));
                 return {};
             } else if constexpr (std::is_same_v<T, JoinTokenRevoke>) {
-                if (tokens_.erase(b.id) == 0) return failed(Outcome::Failed, "no such join token");
+                if (tokens_.erase(b.id) == 0) return Result::failure(Outcome::Failed, "no such join token");
                 return {};
             } else if constexpr (std::is_same_v<T, MemberJoin>) {
                 if (b.node_id.empty() || b.raft_id == 0 || b.address.empty())
-                    return failed(Outcome::Invalid, "malformed member join record");
+                    return Result::failure(Outcome::Invalid, "malformed member join record");
                 auto it = tokens_.end();
                 for (auto t = tokens_.begin(); t != tokens_.end(); ++t) {
                     if (t->second.hash == b.token_hash) it = t;
                 }
                 JoinToken* token = it == tokens_.end() ? nullptr : &it->second;
                 if (std::string why = join_refusal(token, record.leader_ms); !why.empty())
-                    return failed(Outcome::Failed, why);
+                    return Result::failure(Outcome::Failed, why);
                 if (members_.size() >= kMaxMembers && members_.count(b.node_id) == 0)
-                    return failed(Outcome::Failed, "too many members");
+                    return Result::failure(Outcome::Failed, "too many members");
                 token->uses++;
                 MemberRecord& m = members_[b.node_id];
                 m.node_id = b.node_id;
@@ -104,9 +97,9 @@ Result MembershipState::apply(uint64_t index, const MembershipRecord& record) {
                 m.index = index;
                 return {};
             } else {
-                if (b.node_id.empty()) return failed(Outcome::Invalid, "malformed member leave record");
+                if (b.node_id.empty()) return Result::failure(Outcome::Invalid, "malformed member leave record");
                 if (members_.size() >= kMaxMembers && members_.count(b.node_id) == 0)
-                    return failed(Outcome::Failed, "too many members");
+                    return Result::failure(Outcome::Failed, "too many members");
                 MemberRecord& m = members_[b.node_id];
                 m.node_id = b.node_id;
                 m.raft_id = 0;

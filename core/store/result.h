@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace rampart::store {
@@ -52,6 +53,14 @@ struct Result {
 
     // Roughly what keeping this result costs, for the records' byte budget.
     size_t byte_size() const;
+
+    // A command that did not apply: its outcome and why.
+    static Result failure(Outcome outcome, std::string why) {
+        Result r;
+        r.outcome = outcome;
+        r.error = std::move(why);
+        return r;
+    }
 };
 
 }  // namespace rampart::store

@@ -9,13 +9,6 @@
 namespace rampart::store {
 namespace {
 
-Result failed(Outcome outcome, std::string why) {
-    Result r;
-    r.outcome = outcome;
-    r.error = std::move(why);
-    return r;
-}
-
 std::string quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
 // Text that ends up in JSON answers and log lines: valid UTF-8 without
@@ -133,14 +126,14 @@ std::string check_service_definition(const ServiceRegister& r) {
 }
 
 Result catalog_register(Catalog& c, uint64_t index, const ServiceRegister& r, uint64_t kv_bytes, uint64_t max_bytes) {
-    if (std::string e = check_service_definition(r); !e.empty()) return failed(Outcome::Invalid, e);
+    if (std::string e = check_service_definition(r); !e.empty()) return Result::failure(Outcome::Invalid, e);
     auto old_it = c.services.find(r.id);
     ServicePtr old = old_it == c.services.end() ? nullptr : old_it->second;
     for (const CheckDef& d : r.checks) {
         auto it = c.checks.find(d.id);
         if (it != c.checks.end() && it->second->service_id != r.id) {
-            return failed(Outcome::Invalid,
-                          "check ID " + quoted(d.id) + " belongs to service " + quoted(it->second->service_id));
+            return Result::failure(
+                Outcome::Invalid, "check ID " + quoted(d.id) + " belongs to service " + quoted(it->second->service_id));
         }
     }
 
@@ -198,8 +191,9 @@ Result catalog_register(Catalog& c, uint64_t index, const ServiceRegister& r, ui
     }
     // Shrinking always passes, so a full store can be cleaned up.
     if (after > before && kv_bytes + after > max_bytes) {
-        return failed(Outcome::StoreFull, "the store is full (cluster.max_store_bytes = " + std::to_string(max_bytes) +
-                                              "): deregister services, delete keys or raise the limit");
+        return Result::failure(Outcome::StoreFull,
+                               "the store is full (cluster.max_store_bytes = " + std::to_string(max_bytes) +
+                                   "): deregister services, delete keys or raise the limit");
     }
 
     for (const std::string& id : dropped) c.checks.erase(id);
@@ -218,7 +212,7 @@ Result catalog_register(Catalog& c, uint64_t index, const ServiceRegister& r, ui
 
 Result catalog_deregister(Catalog& c, uint64_t index, const ServiceDeregister& d) {
     auto it = c.services.find(d.id);
-    if (it == c.services.end()) return failed(Outcome::Failed, "unknown service ID " + quoted(d.id));
+    if (it == c.services.end()) return Result::failure(Outcome::Failed, "unknown service ID " + quoted(d.id));
     for (const std::string& id : it->second->checks) {
         auto chk = c.checks.find(id);
         c.bytes -= cost(*chk->second);
@@ -232,10 +226,10 @@ Result catalog_deregister(Catalog& c, uint64_t index, const ServiceDeregister& d
 }
 
 Result catalog_update_check(Catalog& c, uint64_t index, const CheckPass& p) {
-    if (std::string e = check_output(p.note); !e.empty()) return failed(Outcome::Invalid, e);
-    if (p.status > CheckStatus::Critical) return failed(Outcome::Invalid, "unknown check status");
+    if (std::string e = check_output(p.note); !e.empty()) return Result::failure(Outcome::Invalid, e);
+    if (p.status > CheckStatus::Critical) return Result::failure(Outcome::Invalid, "unknown check status");
     auto it = c.checks.find(p.check_id);
-    if (it == c.checks.end()) return failed(Outcome::Failed, "unknown check ID " + quoted(p.check_id));
+    if (it == c.checks.end()) return Result::failure(Outcome::Failed, "unknown check ID " + quoted(p.check_id));
     const CheckEntry& cur = *it->second;
     auto next = std::make_shared<CheckEntry>(cur);
     next->status = p.status;

@@ -89,16 +89,10 @@ private:
     std::vector<Undo> undo_;
 };
 
-Result failed(Outcome outcome, std::string why) {
-    Result r;
-    r.outcome = outcome;
-    r.error = std::move(why);
-    return r;
-}
-
 Result store_full(uint64_t max_bytes) {
-    return failed(Outcome::StoreFull, "the store is full (cluster.max_store_bytes = " + std::to_string(max_bytes) +
-                                          "): delete keys or raise the limit; reads still work");
+    return Result::failure(Outcome::StoreFull,
+                           "the store is full (cluster.max_store_bytes = " + std::to_string(max_bytes) +
+                               "): delete keys or raise the limit; reads still work");
 }
 
 // Consul's kvsSetCASTxn: cas 0 creates only; otherwise the key must exist
@@ -186,9 +180,9 @@ Result run_txn(State& s, uint64_t index, const Txn& txn, uint64_t max_bytes) {
 }
 
 Result run_set(State& s, uint64_t index, const KvSet& c, uint64_t max_bytes) {
-    if (std::string err = check_key(c.key, false); !err.empty()) return failed(Outcome::Invalid, err);
+    if (std::string err = check_key(c.key, false); !err.empty()) return Result::failure(Outcome::Invalid, err);
     Mutation m(s, index);
-    if (c.cas && !cas_holds(m.find(c.key), *c.cas)) return failed(Outcome::Failed, "");
+    if (c.cas && !cas_holds(m.find(c.key), *c.cas)) return Result::failure(Outcome::Failed, "");
     m.put(c.key, c.value, c.flags);
     if (m.over_cap(max_bytes)) {
         m.rollback();
@@ -209,13 +203,13 @@ uint64_t newest_index(const KvMap& kv, std::string_view prefix) {
 }
 
 Result run_delete(State& s, uint64_t index, const KvDelete& c) {
-    if (std::string err = check_key(c.key, c.recurse); !err.empty()) return failed(Outcome::Invalid, err);
+    if (std::string err = check_key(c.key, c.recurse); !err.empty()) return Result::failure(Outcome::Invalid, err);
     Mutation m(s, index);
     if (c.recurse) {
-        if (c.cas && newest_index(s.kv, c.key) != *c.cas) return failed(Outcome::Failed, "");
+        if (c.cas && newest_index(s.kv, c.key) != *c.cas) return Result::failure(Outcome::Failed, "");
         m.erase_prefix(c.key);
     } else {
-        if (c.cas && !delete_cas_holds(m.find(c.key), *c.cas)) return failed(Outcome::Failed, "");
+        if (c.cas && !delete_cas_holds(m.find(c.key), *c.cas)) return Result::failure(Outcome::Failed, "");
         m.erase(c.key);
     }
     m.commit();
@@ -251,7 +245,7 @@ Result StateMachine::apply_bytes(uint64_t index, std::string_view bytes) {
     DecodeResult d = decode(bytes);
     if (d.ok()) return apply(index, *d.command);
     mutable_state().applied = index;
-    return failed(Outcome::Invalid, "undecodable command: " + d.error);
+    return Result::failure(Outcome::Invalid, "undecodable command: " + d.error);
 }
 
 Result StateMachine::apply_member_info(uint64_t index, std::string_view record) {
@@ -259,7 +253,7 @@ Result StateMachine::apply_member_info(uint64_t index, std::string_view record) 
     std::string error;
     State& s = mutable_state();
     s.applied = index;
-    if (!cluster::decode_member_info(record, &info, &error)) return failed(Outcome::Invalid, error);
+    if (!cluster::decode_member_info(record, &info, &error)) return Result::failure(Outcome::Invalid, error);
     std::string node_id = info.node_id;
     s.members.insert_or_assign(std::move(node_id), std::move(info));
     return Result{};
@@ -282,7 +276,7 @@ Result StateMachine::apply_dedup(State& s, uint64_t index, const Command& cmd) {
     s.dedup.expire(cmd.meta.leader_ms);
     if (const DedupRecord* rec = s.dedup.find(cmd.meta.idempotency_key)) {
         if (rec->fingerprint != cmd.meta.fingerprint) {
-            return failed(Outcome::KeyReused, "Idempotency-Key was already used with a different request");
+            return Result::failure(Outcome::KeyReused, "Idempotency-Key was already used with a different request");
         }
         Result r = *rec->outcome;
         r.replayed = true;
@@ -319,8 +313,8 @@ Result StateMachine::apply_body(State& s, uint64_t index, const Command& cmd) {
             } else if constexpr (std::is_same_v<T, TokenRevoke>) {
                 return s.tokens.revoke(body);
             } else {
-                return failed(Outcome::Invalid,
-                              std::string(type_name(cmd.type())) + " is not supported by this version yet");
+                return Result::failure(Outcome::Invalid,
+                                       std::string(type_name(cmd.type())) + " is not supported by this version yet");
             }
         },
         cmd.body);
@@ -332,7 +326,7 @@ Result StateMachine::apply_membership(uint64_t index, std::string_view bytes) {
     s.applied = index;
     std::string error;
     std::optional<MembershipRecord> record = decode_membership(bytes, &error);
-    if (!record) return failed(Outcome::Invalid, "undecodable membership record: " + error);
+    if (!record) return Result::failure(Outcome::Invalid, "undecodable membership record: " + error);
     return s.membership.apply(index, *record);
 }
 

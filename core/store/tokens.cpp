@@ -11,13 +11,6 @@
 namespace rampart::store {
 namespace {
 
-Result failed(Outcome outcome, std::string why) {
-    Result r;
-    r.outcome = outcome;
-    r.error = std::move(why);
-    return r;
-}
-
 bool valid_role(TokenRole role) {
     auto r = static_cast<uint8_t>(role);
     return r >= static_cast<uint8_t>(TokenRole::Read) && r <= static_cast<uint8_t>(TokenRole::Admin);
@@ -115,13 +108,14 @@ void TokenTable::insert(TokenPtr t) {
 }
 
 Result TokenTable::create(uint64_t index, uint64_t leader_ms, const TokenCreate& c) {
-    if (std::string err = check_token(c); !err.empty()) return failed(Outcome::Invalid, err);
-    if (find_accessor(c.accessor) != nullptr) return failed(Outcome::Failed, "a token with this accessor exists");
+    if (std::string err = check_token(c); !err.empty()) return Result::failure(Outcome::Invalid, err);
+    if (find_accessor(c.accessor) != nullptr)
+        return Result::failure(Outcome::Failed, "a token with this accessor exists");
     // Two secrets with one hash: only a replayed or forged entry does that.
-    if (find_hash(c.secret_hash) != nullptr) return failed(Outcome::Failed, "a token with this secret exists");
+    if (find_hash(c.secret_hash) != nullptr) return Result::failure(Outcome::Failed, "a token with this secret exists");
     if (by_accessor_.size() >= TokenLimits::kMaxTokens) {
-        return failed(Outcome::Failed,
-                      "too many tokens (at most " + std::to_string(TokenLimits::kMaxTokens) + "): revoke some first");
+        return Result::failure(Outcome::Failed, "too many tokens (at most " + std::to_string(TokenLimits::kMaxTokens) +
+                                                    "): revoke some first");
     }
     auto t = std::make_shared<Token>();
     t->accessor = c.accessor;
@@ -138,7 +132,7 @@ Result TokenTable::create(uint64_t index, uint64_t leader_ms, const TokenCreate&
 
 Result TokenTable::revoke(const TokenRevoke& c) {
     auto it = by_accessor_.find(c.accessor);
-    if (it == by_accessor_.end()) return failed(Outcome::Failed, "no such token");
+    if (it == by_accessor_.end()) return Result::failure(Outcome::Failed, "no such token");
     by_hash_.erase(it->second->secret_hash);
     by_accessor_.erase(it);
     return {};

@@ -27,6 +27,7 @@
 #include "cluster/membership_manager.h"
 #include "cluster/membership_routes.h"
 #include "cluster/raft_bridge.h"
+#include "cluster/snapshot_task.h"
 #include "cluster/redirect.h"
 #include "cluster/status.h"
 #include "cluster/status_routes.h"
@@ -298,6 +299,7 @@ private:
     std::unique_ptr<cluster::JoinAttempt> join_attempt_;  // the join loop's attempt: POST /v1/cluster/join
     policy::PolicyHost policies_;
     std::unique_ptr<store::Store> store_;
+    std::unique_ptr<cluster::SnapshotTask> snapshot_task_;  // closed before the store's engine
     std::unique_ptr<cluster::ClusterStatus> cluster_status_;  // after store_: holds a reference to it
     std::unique_ptr<cluster::Discovery> discovery_;
     std::unique_ptr<cluster::JoinLoop> join_loop_;  // only while this node joins (or failed to)
@@ -482,6 +484,7 @@ void Daemon::finish() {
     uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
     if (disk_watchdog_) disk_watchdog_->close();
     if (cluster_status_) cluster_status_->close();
+    if (snapshot_task_) snapshot_task_->close();
     if (store_) store_->close(nullptr);  // the loop runs on until the engine has closed
 }
 
@@ -538,6 +541,8 @@ void Daemon::start_raft_bridge(store::StoreSettings& settings) {
     raft_bridge_ = std::make_unique<cluster::RaftBridge>(&loop_, peer_network_.get(), std::move(members));
     raft_bridge_->set_pin_hold(
         [this](const std::string& node_id, bool just_failed) { return pin_mismatch_hold_s(node_id, just_failed); });
+    // A peer's dials wait at most one election timeout, whatever recovery.lua says.
+    raft_bridge_->supervise_dials(*supervisor_, static_cast<uint64_t>(config_->cluster.election_timeout_ms));
     raft_bridge_->install();
     settings.transport = raft_bridge_->transport();
 }
@@ -620,7 +625,7 @@ double Daemon::pin_mismatch_hold_s(const std::string& node_id, bool just_failed)
 // failure (recovery.on_plugin_failure).
 void Daemon::breaker_changed(const std::string& task, bool open) {
     std::string plugin = task.substr(0, task.find('.'));
-    if (plugin == task || !plugins_) return;
+    if (plugin == task || plugin == "raft_peer" || !plugins_) return;  // the core's own tasks
     for (const std::string& name : plugins_->names()) {
         if (name == plugin) plugin_failure_gate_->breaker_changed(plugin, task, open);
     }
@@ -986,6 +991,11 @@ int Daemon::run() {
         log::error("cannot supervise the TTL-check ticker", {{"error", error}});
         exit_status_ = kExitRuntime;
     }
+    snapshot_task_ = std::make_unique<cluster::SnapshotTask>(store_->engine());
+    if (!snapshot_task_->supervise(*supervisor_, &error)) {
+        log::error("cannot supervise the snapshotter", {{"error", error}});
+        exit_status_ = kExitRuntime;
+    }
     if (!start_membership(&error)) {
         log::error("cannot start cluster membership", {{"error", error}});
         exit_status_ = kExitRuntime;
@@ -1022,6 +1032,7 @@ int Daemon::run() {
         if (!error.empty()) log::error("cannot listen", {{"address", config_->api.listen}, {"error", error}});
         server_->shutdown();
         peer_network_->shutdown();
+        snapshot_task_->close();
         store_->close(nullptr);
         transports_->stop();
         uv_run(&loop_, UV_RUN_DEFAULT);

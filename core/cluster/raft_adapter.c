@@ -7,6 +7,7 @@
 #include "cluster/raft_adapter.h"
 
 #include <dlfcn.h>
+#include <limits.h>
 #include <pthread.h>
 #include <raft.h>
 #include <raft/uv.h>
@@ -32,8 +33,11 @@ enum {
     DEFAULT_INSTALL_SNAPSHOT_MS = 3000,
     DEFAULT_MAX_INFLIGHT = 256,
     DEFAULT_SNAPSHOT_THRESHOLD = 1024,
+    DEFAULT_SNAPSHOT_WRITE_TIMEOUT_MS = 30000,
     DEFAULT_SNAPSHOT_TRAILING = 128,
-    DEFAULT_CONNECT_RETRY_MS = 1000,
+    /* The daemon's per-peer supervised task paces redials (cluster/peer_dial_tasks.h):
+     * the engine only asks again this often. */
+    DEFAULT_CONNECT_RETRY_MS = 100,
     HANDSHAKE_FIXED = 24,      /* magic, id, address length: three u64 */
     HANDSHAKE_MAX_ADDR = 1024, /* padded address bytes accepted from a peer */
 };
@@ -123,7 +127,8 @@ struct snapshot_fill {
     unsigned trailing;
     struct raft_io_snapshot_put* req;
     const struct raft_snapshot* snapshot;
-    raft_io_snapshot_put_cb cb;
+    raft_io_snapshot_put_cb cb; /* the engine's */
+    void* engine_data;          /* req->data, while the adapter borrows it */
 };
 
 struct rampart_raft {
@@ -153,6 +158,11 @@ struct rampart_raft {
     struct raft_buffer* snapshot_bufs;
     uint64_t snapshot_index; /* the index snapshot_bufs covers */
     struct snapshot_fill fill;
+    rampart_raft_snapshot_cb snapshot_listener;
+    void* snapshot_listener_user;
+    bool snapshots_paused;
+    bool snapshot_stalled;         /* the own write in flight is past its timeout */
+    uv_timer_t snapshot_stall_timer; /* armed while an own write is in flight */
 
     rampart_raft_close_cb close_cb;
     void* close_ctx;
@@ -952,6 +962,46 @@ static void io_closed_after_fill(struct rampart_raft* n) {
     cb(&n->io);
 }
 
+/* raft_uv finished writing this node's own snapshot: tell the listener
+ * (the supervisor's "snapshots" task), then the engine. A failed write is
+ * dropped by the engine, which keeps its log and tries again at its next
+ * step while the threshold is passed. */
+static void report_snapshot(struct rampart_raft* n, int status, const char* why) {
+    if (n->snapshot_listener != NULL && !n->closing) n->snapshot_listener(n->snapshot_listener_user, status, why);
+}
+
+static void own_snapshot_put_cb(struct raft_io_snapshot_put* req, int status) {
+    struct rampart_raft* n = req->data;
+    struct snapshot_fill* f = &n->fill;
+    req->data = f->engine_data;
+    uv_timer_stop(&n->snapshot_stall_timer);
+    n->snapshot_stalled = false;
+    if (status != RAFT_CANCELED) {
+        char why[320] = "";
+        if (status != 0 && n->io.errmsg[0] != '\0') {
+            snprintf(why, sizeof why, "%s: %s", raft_strerror(status), n->io.errmsg);
+        } else if (status != 0) {
+            snprintf(why, sizeof why, "%s", raft_strerror(status));
+        }
+        report_snapshot(n, status, why);
+    }
+    f->cb(req, status);
+}
+
+/* raft_uv writes the whole snapshot while "allocating" it and retries that
+ * step every 5 s after any failure (ENOSPC, EIO) without telling anyone;
+ * the engine meanwhile takes no other snapshot and the log only grows. */
+static void snapshot_stall_cb(uv_timer_t* t) {
+    struct rampart_raft* n = t->data;
+    n->snapshot_stalled = true;
+    char why[160];
+    snprintf(why, sizeof why,
+             "snapshot write stalled: not finished after %u ms (the engine retries it every 5 s: full disk or I/O "
+             "error?)",
+             n->cfg.snapshot_write_timeout_ms);
+    report_snapshot(n, RAMPART_RAFT_IO, why);
+}
+
 static void fill_after_work_cb(uv_work_t* work, int status) {
     struct rampart_raft* n = work->data;
     struct snapshot_fill* f = &n->fill;
@@ -959,8 +1009,15 @@ static void fill_after_work_cb(uv_work_t* work, int status) {
     f->pending = false;
     /* The engine's struct; only the count changes, for an empty payload. */
     if (n->snapshot_bufs[1].len == 0) ((struct raft_snapshot*)f->snapshot)->n_bufs = 1;
-    int rv = status == 0 && !n->closing ? n->io_snapshot_put(&n->io, f->trailing, f->req, f->snapshot, f->cb)
-                                        : RAFT_CANCELED;
+    /* The request's data field is the caller's: borrowed until the write
+     * ends, so that its callback finds this node. */
+    f->engine_data = f->req->data;
+    f->req->data = n;
+    int rv = status == 0 && !n->closing
+                 ? n->io_snapshot_put(&n->io, f->trailing, f->req, f->snapshot, own_snapshot_put_cb)
+                 : RAFT_CANCELED;
+    if (rv == 0) uv_timer_start(&n->snapshot_stall_timer, snapshot_stall_cb, n->cfg.snapshot_write_timeout_ms, 0);
+    if (rv != 0) f->req->data = f->engine_data;
     if (rv != 0 && !n->closing) fatal(n, "snapshot_put", rv); /* the engine asserts a close on failure */
     if (rv != 0) f->cb(f->req, RAFT_CANCELED);
     io_closed_after_fill(n);
@@ -1067,6 +1124,7 @@ static void apply_engine_settings(struct rampart_raft* n) {
     c->max_inflight_entries = or_default(c->max_inflight_entries, DEFAULT_MAX_INFLIGHT);
     c->snapshot_threshold = or_default(c->snapshot_threshold, DEFAULT_SNAPSHOT_THRESHOLD);
     c->snapshot_trailing = or_default(c->snapshot_trailing, DEFAULT_SNAPSHOT_TRAILING);
+    c->snapshot_write_timeout_ms = or_default(c->snapshot_write_timeout_ms, DEFAULT_SNAPSHOT_WRITE_TIMEOUT_MS);
     c->connect_retry_ms = or_default(c->connect_retry_ms, DEFAULT_CONNECT_RETRY_MS);
 
     raft_set_election_timeout(&n->raft, c->election_timeout_ms);
@@ -1167,6 +1225,8 @@ int rampart_raft_create(uv_loop_t* loop, const struct rampart_raft_config* cfg, 
 
     uv_timer_init(loop, &n->transport_timer);
     n->transport_timer.data = n;
+    uv_timer_init(loop, &n->snapshot_stall_timer);
+    n->snapshot_stall_timer.data = n;
     *out = n;
     return 0;
 }
@@ -1424,6 +1484,22 @@ int rampart_raft_sole_voter(const rampart_raft* n) {
     return voters == 1 && self;
 }
 
+void rampart_raft_set_snapshot_listener(rampart_raft* n, rampart_raft_snapshot_cb cb, void* user) {
+    n->snapshot_listener = cb;
+    n->snapshot_listener_user = user;
+}
+
+/* The engine asks its threshold at every step: past UINT_MAX entries it
+ * never is. */
+void rampart_raft_pause_snapshots(rampart_raft* n, int paused) {
+    n->snapshots_paused = paused != 0;
+    if (n->raft_ready) raft_set_snapshot_threshold(&n->raft, paused ? UINT_MAX : n->cfg.snapshot_threshold);
+}
+
+int rampart_raft_snapshots_paused(const rampart_raft* n) { return n->snapshots_paused ? 1 : 0; }
+
+int rampart_raft_snapshot_stalled(const rampart_raft* n) { return n->snapshot_stalled ? 1 : 0; }
+
 void rampart_raft_settings(const rampart_raft* n, struct rampart_raft_settings* out) {
     memset(out, 0, sizeof *out);
     out->pre_vote = n->raft.pre_vote;
@@ -1553,18 +1629,25 @@ void rampart_raft_set_observer(rampart_raft* n, const struct rampart_raft_observ
         memset(&n->observer, 0, sizeof n->observer);
 }
 
+/* The node's last two handles close in turn: its memory goes with the second. */
+static void stall_timer_closed_cb(uv_handle_t* h) {
+    struct rampart_raft* n = h->data;
+    n->transport_timer.data = n;
+    uv_close((uv_handle_t*)&n->transport_timer, node_free_timer_cb);
+}
+
 static void raft_closed_cb(struct raft* r) {
     struct rampart_raft* n = r->data;
     if (n->install_held) drop_install(&n->held_install);
     n->install_held = false;
     raft_uv_close(&n->io);
-    n->transport_timer.data = n;
-    uv_close((uv_handle_t*)&n->transport_timer, node_free_timer_cb);
+    uv_close((uv_handle_t*)&n->snapshot_stall_timer, stall_timer_closed_cb);
 }
 
 void rampart_raft_close(rampart_raft* n, rampart_raft_close_cb cb, void* ctx) {
     if (n->closing) return;
     n->closing = true;
+    uv_timer_stop(&n->snapshot_stall_timer);
     n->close_cb = cb;
     n->close_ctx = ctx;
     raft_close(&n->raft, raft_closed_cb);

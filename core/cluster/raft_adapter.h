@@ -154,7 +154,10 @@ struct rampart_raft_config {
     unsigned max_inflight_entries;        /* 256: the engine's 32 halves pipelined throughput */
     unsigned snapshot_threshold;          /* 1024: entries between snapshots */
     unsigned snapshot_trailing;           /* 128: entries kept after a snapshot */
-    unsigned connect_retry_ms;            /* 1000 */
+    unsigned connect_retry_ms;            /* 100: the daemon's per-peer task paces redials */
+    unsigned snapshot_write_timeout_ms;   /* 30000: an own snapshot write not finished by then
+                                             is reported as failed (raft_uv retries a failed
+                                             write every 5 s, silently) */
     size_t max_command;                   /* RAMPART_RAFT_MAX_COMMAND: largest apply() payload
                                              (snapshot restores need more) */
 
@@ -297,6 +300,21 @@ struct rampart_raft_observer {
 };
 /* Install (copied) or clear (NULL) the observer. */
 void rampart_raft_set_observer(rampart_raft* node, const struct rampart_raft_observer* observer);
+
+/* Snapshots under the supervisor (issue 7, task "snapshots"). The
+ * listener hears the outcome of every snapshot this node writes of its own
+ * state: status 0, or non-zero with a message: the engine's error (an I/O
+ * error), or RAMPART_RAFT_IO for a write still unfinished after
+ * snapshot_write_timeout_ms (its end is reported too, later). While paused, the engine takes no snapshot (its log keeps
+ * growing); without a pause it would retry a failing write at every tick
+ * and message, each time serialising the whole state again. */
+typedef void (*rampart_raft_snapshot_cb)(void* user, int status, const char* error);
+void rampart_raft_set_snapshot_listener(rampart_raft* node, rampart_raft_snapshot_cb cb, void* user);
+void rampart_raft_pause_snapshots(rampart_raft* node, int paused);
+int rampart_raft_snapshots_paused(const rampart_raft* node);
+/* An own snapshot write is past snapshot_write_timeout_ms and still
+ * running: the engine takes no other snapshot until it ends. */
+int rampart_raft_snapshot_stalled(const rampart_raft* node);
 
 /* The engine settings in force, read back from the engine where it exposes
  * them (for tests and `cluster status`). */

@@ -60,6 +60,16 @@ bool RaftBridge::pin_held(const std::string& node_id) {
     return false;
 }
 
+// Whether the peer's supervised task lets a dial out now; tasks of peers
+// that left the configuration go first.
+bool RaftBridge::dial_allowed(const std::string& node_id) {
+    if (!dial_tasks_) return true;
+    std::vector<std::string> node_ids;
+    for (const Member& m : members()) node_ids.push_back(m.node_id);
+    dial_tasks_->keep_only(node_ids);
+    return dial_tasks_->may_dial(node_id);
+}
+
 rampart_raft_transport RaftBridge::transport() {
     rampart_raft_transport t{};
     t.user = this;
@@ -153,11 +163,14 @@ int RaftBridge::cb_connect(void* user, rampart_raft_connect* req, uint64_t id, c
                   {{"raft_id", std::to_string(id)}, {"address", address}});
         return 1;
     }
-    if (self->pin_held(where.node_id)) return 1;
-    peer::SocketBridge::Link* link = self->sockets_.dial(where.address, where.node_id, kProtocol, [self, req](int fd) {
-        std::erase_if(self->dials_, [req](const auto& d) { return d.first == req; });
-        rampart_raft_connect_done(req, fd, fd < 0 ? 1 : 0);
-    });
+    if (self->pin_held(where.node_id) || !self->dial_allowed(where.node_id)) return 1;
+    peer::SocketBridge::Link* link = self->sockets_.dial(
+        where.address, where.node_id, kProtocol,
+        [self, req, node_id = where.node_id](int fd, const std::string& error_class) {
+            std::erase_if(self->dials_, [req](const auto& d) { return d.first == req; });
+            if (self->dial_tasks_) self->dial_tasks_->dialled(node_id, fd >= 0, error_class);
+            rampart_raft_connect_done(req, fd, fd < 0 ? 1 : 0);
+        });
     self->dials_.emplace_back(req, link);
     return 0;
 }

@@ -17,11 +17,13 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "cluster/peer_dial_tasks.h"
 #include "cluster/raft_adapter.h"
 #include "peer/socket_bridge.h"
 
@@ -76,6 +78,12 @@ public:
         pin_hold_ = std::move(hold);
     }
 
+    // The engine's dials under the supervisor, one task per peer
+    // (peer_dial_tasks.h); waits capped at `max_delay_ms`.
+    void supervise_dials(resilience::Supervisor& supervisor, uint64_t max_delay_ms) {
+        dial_tasks_ = std::make_unique<PeerDialTasks>(supervisor, max_delay_ms);
+    }
+
 private:
     static int cb_connect(void* user, rampart_raft_connect* req, uint64_t id, const char* address);
     static void cb_cancel(void* user, rampart_raft_connect* req);
@@ -84,6 +92,7 @@ private:
     bool accepted(const rampart_peer_identity* peer, int fd);
     void dial_failed(const std::string& node_id, const char* reason);
     bool pin_held(const std::string& node_id);
+    bool dial_allowed(const std::string& node_id);
 
     uv_loop_t* loop_;
     peer::SocketBridge sockets_;
@@ -93,6 +102,7 @@ private:
     std::function<double(const std::string&, bool)> pin_hold_;
     std::map<std::string, uint64_t> pin_failed_at_;  // node id -> loop time of its last pin mismatch
     std::function<int(int, const char*)> accept_;
+    std::unique_ptr<PeerDialTasks> dial_tasks_;
     // Engine connects in progress, to cancel them when the node closes.
     std::vector<std::pair<rampart_raft_connect*, peer::SocketBridge::Link*>> dials_;
 };

@@ -96,6 +96,9 @@ constexpr KeySpec kSchema[] = {
      "Raft log entries between snapshots"},
     {"cluster.snapshot_trailing", Int, "128", 0, 1000000, nullptr, false, false,
      "Raft log entries kept after a snapshot (lets a lagging member catch up without one)"},
+    {"cluster.snapshot_write_timeout_ms", Int, "30000", 1000, 3600000, nullptr, false, false,
+     "A snapshot write of this node not finished after this long counts as failed (task \"snapshots\"): the "
+     "engine retries a failed write (full disk, I/O error) on its own, silently"},
     {"cluster.snapshot_retention", Int, "2", 1, 1000, nullptr, false, false,
      "Engine snapshots kept in data_dir/raft; older ones are removed at start"},
     {"cluster.follower_writes", Enum, "forward", 0, 0, "forward|redirect", true, false,
@@ -357,6 +360,7 @@ constexpr Field kFields[] = {
     RAMPART_FIELD(cluster.heartbeat_ms),
     RAMPART_FIELD(cluster.snapshot_threshold),
     RAMPART_FIELD(cluster.snapshot_trailing),
+    RAMPART_FIELD(cluster.snapshot_write_timeout_ms),
     RAMPART_FIELD(cluster.snapshot_retention),
     RAMPART_FIELD(cluster.follower_writes),
     RAMPART_FIELD(cluster.auto_promote),

@@ -21,6 +21,11 @@ uint64_t to_delay_ms(double ms) {
     return static_cast<uint64_t>(std::llround(std::min(ms, 86'400'000.0)));
 }
 
+uint64_t bounded_delay_ms(double ms, uint64_t max_delay_ms) {
+    uint64_t delay = to_delay_ms(ms);
+    return max_delay_ms != 0 ? std::min(delay, max_delay_ms) : delay;
+}
+
 }  // namespace
 
 bool valid_task_name(std::string_view name) {
@@ -104,12 +109,15 @@ void Supervisor::failed(TaskId id, std::string_view reason) {
     // already has it in hand.
     if (t->phase == Task::Phase::Restarting || t->phase == Task::Phase::Stopped) return;
     const uint64_t now = clock_.now_ms();
-    log::warn("supervised task failed", {{"task", t->spec.name}, {"error", reason}});
     if (t->phase == Task::Phase::Trial) {
-        t->breaker.record_failure(now);  // open again, for another cool-down
+        // Open again, for another cool-down. Not logged: the opening was, and
+        // a peer that stays down would otherwise log every trial for hours.
+        log::debug("supervised task failed its trial", {{"task", t->spec.name}, {"error", reason}});
+        t->breaker.record_failure(now);
         arm_trial(*t);
         return;
     }
+    log::warn("supervised task failed", {{"task", t->spec.name}, {"error", reason}});
     const double window_s = rules_.window_s(t->spec.name);
     t->failure_times.push_back(now);
     forget_old_failures(*t, now, window_s);
@@ -121,9 +129,9 @@ void Supervisor::failed(TaskId id, std::string_view reason) {
     } else if (action == "circuit_breaker") {
         open_breaker(*t, now);
     } else {
-        double delay = rules_.backoff_ms(++t->backoff_attempt, rand01_());
-        if (backoff_seconds_) backoff_seconds_->observe({}, to_delay_ms(delay) / 1000.0);
-        schedule(*t, to_delay_ms(delay), "backoff");
+        uint64_t delay = bounded_delay_ms(rules_.backoff_ms(++t->backoff_attempt, rand01_()), t->spec.max_delay_ms);
+        if (backoff_seconds_) backoff_seconds_->observe({}, static_cast<double>(delay) / 1000.0);
+        schedule(*t, delay, "backoff");
     }
 }
 
@@ -209,8 +217,9 @@ void Supervisor::open_breaker(Task& t, uint64_t now) {
 // Open (again): the trial restart waits for the policy's cool-down.
 void Supervisor::arm_trial(Task& t) {
     BreakerSettings settings = t.breaker.settings();
-    settings.cooldown_ms = to_delay_ms(
-        rules_.cooldown_ms(t.spec.name, static_cast<int>(std::min<uint64_t>(t.breaker.times_opened(), 1000))));
+    settings.cooldown_ms = bounded_delay_ms(
+        rules_.cooldown_ms(t.spec.name, static_cast<int>(std::min<uint64_t>(t.breaker.times_opened(), 1000))),
+        t.spec.max_delay_ms);
     t.breaker.configure(settings);
     t.phase = Task::Phase::Stopped;
     t.last_action = "circuit_breaker";

@@ -65,6 +65,11 @@ struct TaskSpec {
     // Start (or restart) the work. Return false with *error when it cannot
     // start: that counts as a failure at once.
     std::function<bool(std::string* error)> start;
+    // Upper bound on any wait the policy gives this task (a backoff delay,
+    // an open breaker's cool-down); 0: none. For work that must never stay
+    // away long, whatever recovery.lua says (a Raft peer: one election
+    // timeout).
+    uint64_t max_delay_ms = 0;
 };
 
 using TaskId = uint64_t;

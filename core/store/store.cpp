@@ -81,6 +81,7 @@ StoreSettings StoreSettings::from(const config::Config& cfg) {
     s.heartbeat_ms = static_cast<unsigned>(cfg.cluster.heartbeat_ms);
     s.snapshot_threshold = static_cast<unsigned>(cfg.cluster.snapshot_threshold);
     s.snapshot_trailing = static_cast<unsigned>(cfg.cluster.snapshot_trailing);
+    s.snapshot_write_timeout_ms = static_cast<unsigned>(cfg.cluster.snapshot_write_timeout_ms);
     s.snapshot_retention = static_cast<unsigned>(cfg.cluster.snapshot_retention);
     return s;
 }
@@ -130,6 +131,7 @@ bool Store::start(std::string* error) {
     cfg.heartbeat_timeout_ms = settings_.heartbeat_ms;
     cfg.snapshot_threshold = settings_.snapshot_threshold;
     cfg.snapshot_trailing = settings_.snapshot_trailing;
+    cfg.snapshot_write_timeout_ms = settings_.snapshot_write_timeout_ms;
     cfg.fsm = {this, cb_apply, cb_result_free, cb_snapshot, cb_snapshot_done, cb_restore, cb_snapshot_fill};
     cfg.log = cb_log;
     cfg.log_user = this;

@@ -178,11 +178,7 @@ class DiskFaults(unittest.TestCase):
         self.check_all(acked)
 
     def ttl_task(self):
-        r = self.d.request("GET", "/v1/agent/breakers")
-        self.assertEqual(r.status, 200, r.body)
-        rows = [t for t in json.loads(r.body) if t["task"] == "ttl_checks"]
-        self.assertEqual(len(rows), 1, r.body)
-        return rows[0]
+        return self.task("ttl_checks")
 
     def check_status(self, check_id):
         r = self.d.request("GET", "/v1/health/state/any")
@@ -217,6 +213,77 @@ class DiskFaults(unittest.TestCase):
         self.assertTrue(wait_for(lambda: self.check_status("service:beat-1") == "critical"), self.ttl_task())
         task = self.ttl_task()
         self.assertEqual((task["breaker"], task["state"]), ("closed", "running"), task)
+
+    def task(self, name):
+        r = self.d.request("GET", "/v1/agent/breakers")
+        self.assertEqual(r.status, 200, r.body)
+        rows = [t for t in json.loads(r.body) if t["task"] == name]
+        self.assertEqual(len(rows), 1, r.body)
+        return rows[0]
+
+    def newest_snapshot_index(self):
+        raft = os.path.join(self.fs.mnt, "data", "raft")
+        metas = [n for n in os.listdir(raft) if n.startswith("snapshot-") and n.endswith(".meta")]
+        return max((int(n.split("-")[2]) for n in metas), default=0)
+
+    def test_snapshot_writes_run_under_the_supervisor(self):
+        """The engine's snapshotter is the supervised task "snapshots". On a
+        disk with room for the log but not for a snapshot, the engine retries
+        the write on its own, silently; the adapter reports it stalled after
+        cluster.snapshot_write_timeout_ms, recovery.lua backs off and opens
+        the breaker, writes keep being acknowledged, and once space is back
+        the stalled write ends, a reset resumes snapshots and nothing is lost."""
+        floor = 1 * MiB
+        workdir = os.path.join(self.fs.base, "node")
+        os.makedirs(workdir, exist_ok=True)
+        config = {"node": {"data_dir": os.path.join(self.fs.mnt, "data"), "min_free_bytes": floor},
+                  "cluster": {"snapshot_threshold": 64, "snapshot_trailing": 16,
+                              "snapshot_write_timeout_ms": 1000}}
+        config.update(PLUGINS)
+        self.d = d = Daemon(config=config, workdir=workdir)
+        d.start()
+        self.assertTrue(wait_for(lambda: d.request("GET", "/ready").status == 200))
+        self.assertEqual(self.task("snapshots")["state"], "running")
+        acked = {}
+        for i in range(80):  # 8 MB of state: more than the free space left below plus root's reserve (5 %)
+            acked[f"big{i}"] = bytes([65 + i % 26]) * (100 * 1024)
+            self.assertEqual(self.put(f"big{i}", acked[f"big{i}"]).status, 200)
+        self.assertTrue(wait_for(lambda: self.newest_snapshot_index() > 0))  # taken fine while there was room
+        before = self.newest_snapshot_index()
+        self.fs.fill(leave=floor + 3 * MiB // 2)
+        for i in range(80):  # past the threshold: the engine starts a snapshot it cannot write
+            acked[f"small{i}"] = str(i).encode()
+            self.assertEqual(self.put(f"small{i}", acked[f"small{i}"]).status, 200)
+        # Stalled after 1 s; restarts that find it still stalled fail
+        # (immediate, then 100/200/400 ms), and the 5th failure opens the breaker.
+        self.assertTrue(wait_for(lambda: self.task("snapshots")["breaker"] == "open", timeout=15),
+                        self.task("snapshots"))
+        task = self.task("snapshots")
+        self.assertEqual((task["state"], task["failures"]), ("stopped", 5), task)
+        self.assertTrue(any(m in task["last_error"] for m in ("snapshot write stalled", "snapshot write still stalled")),
+                        task)
+        self.assertEqual(metric(d, r'rampart_task_breaker_open\{task="snapshots"\}'), 1)
+        self.assertEqual(self.newest_snapshot_index(), before)
+        for i in range(10):  # the log still takes writes
+            acked[f"during{i}"] = b"d" * 100
+            self.assertEqual(self.put(f"during{i}", acked[f"during{i}"]).status, 200)
+
+        # Space is back: the engine's own retry (every 5 s) ends the stalled
+        # write; an operator's reset resumes snapshots before the trial.
+        os.unlink(os.path.join(self.fs.mnt, "ballast"))
+        self.assertTrue(wait_for(lambda: self.newest_snapshot_index() > before, timeout=20))
+        resumed_at = self.newest_snapshot_index()
+        self.assertEqual(d.request("POST", "/v1/agent/breakers/snapshots/reset").status, 200)
+        task = self.task("snapshots")
+        self.assertEqual((task["state"], task["breaker"]), ("running", "closed"), task)
+        for i in range(80):
+            acked[f"after{i}"] = str(i).encode()
+            self.assertEqual(self.put(f"after{i}", acked[f"after{i}"]).status, 200)
+        self.assertTrue(wait_for(lambda: self.newest_snapshot_index() > resumed_at, timeout=15))
+        self.assertIsNone(d.proc.poll())
+        self.check_all(acked)
+        self.start(floor)  # a restart recovers the same data from the snapshots and the log
+        self.check_all(acked)
 
     def test_full_disk_while_writing_never_crashes(self):
         """The file system fills to the last block while a writer streams

@@ -705,6 +705,59 @@ static void test_snapshot_filled_off_the_loop(void** state) {
 
 static int snapshot_started(void* ctx) { return ((struct fsm*)ctx)->snapshots > 0; }
 
+struct written {
+    int calls;
+    int last_status;
+};
+
+static void on_snapshot_written(void* user, int status, const char* error) {
+    struct written* w = user;
+    w->calls++;
+    w->last_status = status;
+    assert_non_null(error);
+}
+
+static int snapshot_reported(void* ctx) { return ((struct written*)ctx)->calls > 0; }
+
+/* Paused snapshots (the supervisor's "snapshots" task after a failed
+ * write): the engine takes none past its threshold, keeps every entry, and
+ * takes one at its next step once resumed; the listener hears how the
+ * write ended. */
+static void test_snapshots_paused_then_resumed(void** state) {
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    char* dir = make_dir();
+    struct fsm* f = calloc(1, sizeof *f);
+    struct rampart_raft_config c = base_config(1, "n1", dir, f);
+    c.snapshot_threshold = 50;
+    c.snapshot_trailing = 10;
+    use_fill(&c, f);
+    f->fill_release = 1; /* the fill runs at once */
+    rampart_raft* node = start_one(&loop, &c, 1);
+    struct written w = {0, -1};
+    rampart_raft_set_snapshot_listener(node, on_snapshot_written, &w);
+    rampart_raft_pause_snapshots(node, 1);
+    assert_int_equal(rampart_raft_snapshots_paused(node), 1);
+
+    struct batch b = {.node = node};
+    apply_range(&loop, node, &b, 0, 150);
+    assert_counters(f, 150);
+    assert_false(run_until(&loop, snapshot_started, f, 300));
+    assert_int_equal(f->snapshots, 0);
+
+    rampart_raft_pause_snapshots(node, 0);
+    apply_range(&loop, node, &b, 150, 151); /* the engine's next step */
+    assert_true(run_until(&loop, snapshot_reported, &w, 10000));
+    assert_int_equal(w.calls, 1);
+    assert_int_equal(w.last_status, 0);
+    assert_int_equal(f->snapshots, 1);
+    close_node(&loop, node);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    free(f);
+    remove_dir(dir);
+}
+
 /* A close while a fill runs waits for it: the engine's snapshot request is
  * cancelled, the pinned state released exactly once, nothing freed under
  * the fill. */
@@ -1115,6 +1168,7 @@ int main(void) {
         cmocka_unit_test(test_snapshot_restore_and_corruption),
         cmocka_unit_test(test_snapshot_filled_off_the_loop),
         cmocka_unit_test(test_close_waits_for_a_running_fill),
+        cmocka_unit_test(test_snapshots_paused_then_resumed),
         cmocka_unit_test(test_damaged_log_is_not_auto_recovered),
         cmocka_unit_test(test_handshake_refuses_wrong_id),
         cmocka_unit_test(test_three_nodes_over_socketpairs),

@@ -21,6 +21,7 @@
 #include "resilience/clock.h"
 #include "resilience/recovery_hooks.h"
 #include "resilience/supervisor.h"
+#include "cluster/peer_dial_tasks.h"
 
 // cmocka last: its fail() macro clashes with the C++ library.
 #include <setjmp.h>
@@ -74,15 +75,17 @@ struct Fixture {
     TaskId id = 0;
     std::string name;
 
-    explicit Fixture(std::string task = "worker") : name(std::move(task)) {
+    explicit Fixture(std::string task = "worker", uint64_t max_delay_ms = 0) : name(std::move(task)) {
         if (!host.load(dir.path).ok) fail_msg("the shipped policies do not load");
         supervisor.set_breaker_listener(
             [this](const std::string& task, bool open) { breaker_events.emplace_back(task, open); });
-        id = supervisor.add({name, [this](std::string* error) {
+        id = supervisor.add({name,
+                             [this](std::string* error) {
                                  starts.push_back(clock.now_ms());
                                  if (start_fails) *error = "cannot open the thing";
                                  return !start_fails;
-                             }});
+                             },
+                             max_delay_ms});
         assert_true(id != 0);
         supervisor.start(id);
     }
@@ -158,6 +161,75 @@ void test_restart_sequence_then_breaker_then_trial_closes(void**) {
     assert_non_null(strstr(text.c_str(), "rampart_backoff_duration_seconds_sum 0.7"));
     // After the trial's success a failure starts from the beginning.
     assert_int_equal(f.fail_and_measure(), 0);
+}
+
+// A task's max_delay_ms bounds every wait the policy gives it: the backoff
+// delays and the open breaker's cool-down (a Raft peer: one election).
+void test_max_delay_caps_backoff_and_cooldown(void**) {
+    Fixture f("capped", 150);
+    assert_int_equal(f.fail_and_measure(), 0);
+    f.clock.advance(0);
+    for (uint64_t expected : {100, 150, 150}) {  // recovery.lua: 100, 200, 400
+        assert_int_equal(f.fail_and_measure(), expected);
+        f.clock.advance(expected);
+    }
+    assert_int_equal(f.fail_and_measure(), 150);  // the breaker's 30 s cool-down
+    assert_string_equal(f.status().breaker.c_str(), "open");
+    size_t before = f.starts.size();
+    f.clock.advance(150);
+    assert_int_equal(f.starts.size(), before + 1);
+    assert_string_equal(f.status().state.c_str(), "trial");
+    assert_int_equal(f.fail_and_measure(), 150);  // a failed trial: the same cap
+    std::string text = f.registry.render();
+    assert_non_null(strstr(text.c_str(), "rampart_backoff_duration_seconds_sum 0.4"));
+}
+
+// The engine's dials to one peer as the task raft_peer.<node id>: a failed
+// dial stops dials until the supervisor restarts the task, a breaker that
+// opens holds them for (at most) the cap, a connected dial closes it, and
+// peers that left lose their tasks.
+void test_peer_dial_tasks(void**) {
+    Fixture f;  // for its supervisor, clock and policies
+    cluster::PeerDialTasks dials(f.supervisor, 500);
+    assert_true(dials.may_dial("node_2"));
+    TaskStatus s;
+    assert_true(f.supervisor.status("raft_peer.node_2", &s));
+    assert_string_equal(s.state.c_str(), "running");
+    dials.dialled("node_2", false, "network_error");
+    assert_false(dials.may_dial("node_2"));
+    assert_true(f.supervisor.status("raft_peer.node_2", &s));
+    assert_string_equal(s.last_error.c_str(), "dial failed: network_error");
+    f.clock.advance(0);  // immediate
+    assert_true(dials.may_dial("node_2"));
+    for (uint64_t wait : {100, 200, 400}) {
+        dials.dialled("node_2", false, "network_error");
+        assert_false(dials.may_dial("node_2"));
+        f.clock.advance(wait - 1);
+        assert_false(dials.may_dial("node_2"));
+        f.clock.advance(1);
+        assert_true(dials.may_dial("node_2"));
+    }
+    dials.dialled("node_2", false, "tls_error");  // the 5th: the breaker opens, for 500 ms, not 30 s
+    assert_true(f.supervisor.status("raft_peer.node_2", &s));
+    assert_string_equal(s.breaker.c_str(), "open");
+    assert_int_equal(s.retry_in_ms, 500);
+    f.clock.advance(499);
+    assert_false(dials.may_dial("node_2"));
+    f.clock.advance(1);
+    assert_true(dials.may_dial("node_2"));  // the trial
+    dials.dialled("node_2", true, "");
+    assert_true(f.supervisor.status("raft_peer.node_2", &s));
+    assert_string_equal(s.breaker.c_str(), "closed");
+    assert_true(f.metric("rampart_task_breaker_open", {"raft_peer.node_2"}) == 0);
+    // Another peer has its own task; one that left loses it.
+    assert_true(dials.may_dial("node_3"));
+    dials.keep_only({"node_3"});
+    assert_false(f.supervisor.status("raft_peer.node_2", &s));
+    assert_true(f.supervisor.status("raft_peer.node_3", &s));
+    dials.dialled("node_2", false, "network_error");  // a late report for a gone peer: ignored
+    // Task names take only what the supervisor accepts.
+    assert_string_equal(cluster::peer_dial_task_name("edge.7/x y").c_str(), "raft_peer.edge_7_x_y");
+    assert_int_equal(cluster::peer_dial_task_name(std::string(100, 'a')).size(), 64);
 }
 
 void test_failed_trial_opens_again(void**) {
@@ -368,6 +440,8 @@ void test_decision_hooks_and_their_defaults(void**) {
 int main() {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_restart_sequence_then_breaker_then_trial_closes),
+        cmocka_unit_test(test_max_delay_caps_backoff_and_cooldown),
+        cmocka_unit_test(test_peer_dial_tasks),
         cmocka_unit_test(test_failed_trial_opens_again),
         cmocka_unit_test(test_a_start_that_fails_is_a_failure),
         cmocka_unit_test(test_backoff_floor_ceiling_and_jitter),

@@ -20,6 +20,7 @@
 #include "cluster/discovery.h"
 #include "cluster/forwarder.h"
 #include "cluster/join_loop.h"
+#include "cluster/join_task.h"
 #include "cluster/joiner.h"
 #include "cluster/member_info_announcer.h"
 #include "cluster/membership_address.h"
@@ -256,6 +257,7 @@ private:
     double pin_mismatch_hold_s(const std::string& node_id, bool just_failed);
     bool start_peer_port();
     void start_join_loop();
+    void run_join_loop();
     void make_join_loop(const std::vector<cluster::MemberAddress>& given);
     std::string peers_yml_name(const std::string& address) const;
     void apply_transports();
@@ -303,6 +305,7 @@ private:
     std::unique_ptr<cluster::ClusterStatus> cluster_status_;  // after store_: holds a reference to it
     std::unique_ptr<cluster::Discovery> discovery_;
     std::unique_ptr<cluster::JoinLoop> join_loop_;  // only while this node joins (or failed to)
+    std::unique_ptr<cluster::JoinTask> join_task_;  // the loop under the supervisor (before join_loop_ goes)
     bool join_started_ = false;                     // start_join_loop() ran: a new join loop starts at once
     std::unique_ptr<audit::AuditLog> audit_;        // data_dir/audit.jsonl
     metrics::Metric* migrations_ = nullptr;
@@ -745,7 +748,7 @@ bool Daemon::join_cluster(const std::string& token, const std::vector<cluster::M
         *membership_client_, *raft_bridge_, transports_->peer_context() != nullptr,
         [this](const std::string& a) { return peers_yml_name(a); }, std::move(js));
     make_join_loop(seeds);
-    if (join_started_) join_loop_->start();
+    if (join_started_) run_join_loop();
     return true;
 }
 
@@ -830,7 +833,13 @@ void Daemon::make_join_loop(const std::vector<cluster::MemberAddress>& given) {
 // /health answers and /ready says "joining" until it is done.
 void Daemon::start_join_loop() {
     join_started_ = true;
-    if (join_loop_) join_loop_->start();
+    if (join_loop_) run_join_loop();
+}
+
+// The loop runs as the supervisor's task "join" (cluster/join_task.h).
+void Daemon::run_join_loop() {
+    if (!join_task_) join_task_ = std::make_unique<cluster::JoinTask>(*supervisor_);
+    join_task_->watch(join_loop_.get());
 }
 
 void Daemon::register_core_metrics() {
@@ -1061,6 +1070,7 @@ int Daemon::run() {
     // Sessions and contexts belong to the transport plugin: release them
     // before it unloads.
     server_.reset();
+    join_task_.reset();
     join_loop_.reset();
     discovery_.reset();
     membership_.reset();

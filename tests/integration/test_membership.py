@@ -47,6 +47,10 @@ class MembershipCase(ClusterCase):
 
         return self.eventually(check, timeout=timeout, what=f"roles {want}")
 
+    def join_task(self, d):
+        rows = [t for t in self.get_json(d, "/v1/agent/breakers", headers=AUTH) if t["task"] == "join"]
+        return rows[0] if rows else None
+
     def wait_refused(self, nodes, joiner, reason, count, timeout=20):
         """The joiner logs the refusal, and the node that decided (the
         leader, or the seed that checked the certificate) audits it: the
@@ -101,6 +105,14 @@ class JoinLeaveTransfer(MembershipCase):
         out = self.ctl(joiner, "cluster", "join", "--token", forged)
         self.assertEqual(out.returncode, 0, out.stderr)
         self.wait_refused(nodes, joiner, "unknown join token", 1)
+        # The join loop is the supervised task "join": a refusal for good is
+        # its failure, restarts fail while it stands, the breaker opens.
+        self.eventually(lambda: (self.join_task(joiner) or {}).get("breaker") == "open",
+                        what="the join task's breaker open")
+        task = self.join_task(joiner)
+        self.assertEqual((task["state"], task["failures"]), ("stopped", 5), task)
+        self.assertIn("unknown join token", task["last_error"])
+        self.assertIn("rampartctl cluster join", task["last_error"])
 
         expired = self.join_token(leader, "--ttl", "1s")
         time.sleep(1.2)  # past an absolute expiry time: not a race
@@ -109,6 +121,8 @@ class JoinLeaveTransfer(MembershipCase):
 
         self.ctl(joiner, "cluster", "join", "--token", made["token"])
         leader = self.wait_roles(nodes, {"node_4": "voter"})
+        # Joined: the task is done and leaves the list.
+        self.eventually(lambda: self.join_task(joiner) is None, what="the join task gone")
         self.wait_value(joiner, "before", b"joined-later")
         accepted = [e for e in self.audit_events(leader, "cluster_join") if e["fields"]["result"] == "accepted"]
         if not accepted:  # the leader changed since: the admitting node audited it

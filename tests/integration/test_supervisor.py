@@ -262,12 +262,13 @@ class Supervisor(unittest.TestCase):
                                            f'{{hook="on_disk_full",decision="{how}"}}') or 0
             # Asked as soon as the node leads while low (then every 5 s).
             poll("a transfer decision", lambda: decisions("transfer") >= 1, timeout=15)
-            # No plugin registered work on this node: the core's TTL-check
-            # ticker is its only task, and with no checks it never ticked.
+            # No plugin registered work on this node: the core's snapshotter
+            # and TTL-check ticker are its only tasks, and neither failed.
             r = run_cli([RAMPARTCTL, "--addr", d.address, "breaker", "list"])
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertEqual([line.split()[:4] for line in r.stdout.splitlines()[1:]],
-                             [["ttl_checks", "running", "closed", "0"]], r.stdout)
+                             [["snapshots", "running", "closed", "0"], ["ttl_checks", "running", "closed", "0"]],
+                             r.stdout)
             with open(self.recovery, "w") as f:
                 f.write(self.original.replace('return "transfer"', 'return "stay"', 1))
             d.signal(signal.SIGHUP)

@@ -121,7 +121,7 @@ void test_full_valid_file(void**) {
         "cluster:\n  seeds:\n    - 10.0.0.2:7701\n    - \"[fe80::1]:7701\"\n  join_token: s3cret\n  role: spare\n"
         "  discovery_srv: rampart.example.com.\n  dns_server: 10.0.0.53:53\n"
         "  max_store_bytes: 4096\n  election_timeout_ms: 2000\n  heartbeat_ms: 400\n  snapshot_threshold: 16\n  "
-        "snapshot_trailing: 0\n  snapshot_retention: 1\n"
+        "snapshot_trailing: 0\n  snapshot_write_timeout_ms: 1000\n  snapshot_retention: 1\n"
         "  follower_writes: redirect\n"
         "  auto_promote: false\n  remove_dead_after_ms: 5000\n"
         "log: {level: debug, format: console, sampling: 1}\n"
@@ -138,6 +138,7 @@ void test_full_valid_file(void**) {
     assert_int_equal(c.node.audit_max_bytes, 4096);
     assert_int_equal(c.node.audit_keep, 0);
     assert_int_equal(c.cluster.snapshot_retention, 1);
+    assert_int_equal(c.cluster.snapshot_write_timeout_ms, 1000);
     assert_int_equal(c.cluster.election_timeout_ms, 2000);
     assert_int_equal(c.cluster.heartbeat_ms, 400);
     assert_string_equal(c.api.listen.c_str(), "[::1]:0");

@@ -28,8 +28,8 @@
 #include "cluster/membership_manager.h"
 #include "cluster/membership_routes.h"
 #include "cluster/raft_bridge.h"
-#include "cluster/snapshot_task.h"
 #include "cluster/redirect.h"
+#include "cluster/snapshot_task.h"
 #include "cluster/status.h"
 #include "cluster/status_routes.h"
 #include "cluster/version_gate.h"
@@ -301,7 +301,7 @@ private:
     std::unique_ptr<cluster::JoinAttempt> join_attempt_;  // the join loop's attempt: POST /v1/cluster/join
     policy::PolicyHost policies_;
     std::unique_ptr<store::Store> store_;
-    std::unique_ptr<cluster::SnapshotTask> snapshot_task_;  // closed before the store's engine
+    std::unique_ptr<cluster::SnapshotTask> snapshot_task_;    // closed before the store's engine
     std::unique_ptr<cluster::ClusterStatus> cluster_status_;  // after store_: holds a reference to it
     std::unique_ptr<cluster::Discovery> discovery_;
     std::unique_ptr<cluster::JoinLoop> join_loop_;  // only while this node joins (or failed to)

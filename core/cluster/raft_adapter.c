@@ -161,7 +161,7 @@ struct rampart_raft {
     rampart_raft_snapshot_cb snapshot_listener;
     void* snapshot_listener_user;
     bool snapshots_paused;
-    bool snapshot_stalled;         /* the own write in flight is past its timeout */
+    bool snapshot_stalled;           /* the own write in flight is past its timeout */
     uv_timer_t snapshot_stall_timer; /* armed while an own write is in flight */
 
     rampart_raft_close_cb close_cb;

@@ -164,13 +164,13 @@ int RaftBridge::cb_connect(void* user, rampart_raft_connect* req, uint64_t id, c
         return 1;
     }
     if (self->pin_held(where.node_id) || !self->dial_allowed(where.node_id)) return 1;
-    peer::SocketBridge::Link* link = self->sockets_.dial(
-        where.address, where.node_id, kProtocol,
-        [self, req, node_id = where.node_id](int fd, const std::string& error_class) {
-            std::erase_if(self->dials_, [req](const auto& d) { return d.first == req; });
-            if (self->dial_tasks_) self->dial_tasks_->dialled(node_id, fd >= 0, error_class);
-            rampart_raft_connect_done(req, fd, fd < 0 ? 1 : 0);
-        });
+    peer::SocketBridge::Link* link =
+        self->sockets_.dial(where.address, where.node_id, kProtocol,
+                            [self, req, node_id = where.node_id](int fd, const std::string& error_class) {
+                                std::erase_if(self->dials_, [req](const auto& d) { return d.first == req; });
+                                if (self->dial_tasks_) self->dial_tasks_->dialled(node_id, fd >= 0, error_class);
+                                rampart_raft_connect_done(req, fd, fd < 0 ? 1 : 0);
+                            });
     self->dials_.emplace_back(req, link);
     return 0;
 }

@@ -60,17 +60,17 @@ struct Config {
         std::string discovery_srv;  // SRV domain ("" = off)
         std::string dns_server;     // "a.b.c.d:port" ("" = the system resolver)
         std::string join_token;
-        std::string role;                  // voter | standby | spare
-        int64_t max_store_bytes = 0;       // replicated state cap (same on every member)
-        int64_t election_timeout_ms = 0;   // Raft election timeout
-        int64_t heartbeat_ms = 0;          // Raft heartbeat interval (<= election / 2)
-        int64_t snapshot_threshold = 0;    // log entries between snapshots
-        int64_t snapshot_trailing = 0;     // entries kept after a snapshot
+        std::string role;                       // voter | standby | spare
+        int64_t max_store_bytes = 0;            // replicated state cap (same on every member)
+        int64_t election_timeout_ms = 0;        // Raft election timeout
+        int64_t heartbeat_ms = 0;               // Raft heartbeat interval (<= election / 2)
+        int64_t snapshot_threshold = 0;         // log entries between snapshots
+        int64_t snapshot_trailing = 0;          // entries kept after a snapshot
         int64_t snapshot_write_timeout_ms = 0;  // an own snapshot write still running then has failed
-        int64_t snapshot_retention = 0;    // engine snapshots kept (start prunes older ones)
-        bool auto_promote = true;          // promote caught-up joined voters (membership_manager.h)
-        int64_t remove_dead_after_ms = 0;  // remove silent members after this long (0 = never)
-        std::string follower_writes;       // forward | redirect
+        int64_t snapshot_retention = 0;         // engine snapshots kept (start prunes older ones)
+        bool auto_promote = true;               // promote caught-up joined voters (membership_manager.h)
+        int64_t remove_dead_after_ms = 0;       // remove silent members after this long (0 = never)
+        std::string follower_writes;            // forward | redirect
     } cluster;
     struct Log {
         std::string level;     // debug | info | warn | error

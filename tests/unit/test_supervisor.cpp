@@ -16,12 +16,12 @@
 #include <string>
 #include <vector>
 
+#include "cluster/peer_dial_tasks.h"
 #include "metrics/registry.h"
 #include "policy/policy_host.h"
 #include "resilience/clock.h"
 #include "resilience/recovery_hooks.h"
 #include "resilience/supervisor.h"
-#include "cluster/peer_dial_tasks.h"
 
 // cmocka last: its fail() macro clashes with the C++ library.
 #include <setjmp.h>

@@ -68,6 +68,8 @@ class SnapshotInstallDuringOwnSnapshot(ClusterCase):
                 self.wait_value(follower, key, r.body, timeout=30)
             held += sum(1 for d in nodes if HELD in d.log_text())
         print(f"\n  {rounds} restart(s); an install was held {held} time(s)", flush=True)
+        if not held:  # everything converged, but the guard itself was not exercised this time
+            self.skipTest(f"no InstallSnapshot arrived during a snapshot write in {rounds} restarts")
 
 
 if __name__ == "__main__":

@@ -3,18 +3,21 @@
 // fingerprint and the outcome, until the record expires. Expiry and
 // eviction use only the leader's clock carried in each entry, so every node
 // keeps and drops exactly the same records.
+//
+// Both indexes are persistent maps (util/persistent_map.h), so copying the
+// table for a new version of the state is O(1) and a write after a pinned
+// version copies O(log n) nodes, not the table.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
-#include <map>
 #include <memory>
-#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
 
 #include "store/result.h"
+#include "util/persistent_map.h"
 
 namespace rampart::store {
 
@@ -32,6 +35,8 @@ struct DedupRecord {
 
 class DedupTable {
 public:
+    using Records = util::PersistentMap<DedupRecord>;
+
     explicit DedupTable(DedupLimits limits = {}) : limits_(limits) {}
 
     // Drop records whose expiry is at or before `now_ms`.
@@ -45,15 +50,19 @@ public:
 
     size_t size() const { return records_.size(); }
     size_t bytes() const { return bytes_; }
-    const std::map<std::string, DedupRecord, std::less<>>& records() const { return records_; }
+    const Records& records() const { return records_; }
 
 private:
-    void erase(std::map<std::string, DedupRecord, std::less<>>::iterator it);
-    static size_t cost(const std::string& key, const DedupRecord& r);
+    void erase(std::string_view key);
+    // The record closest to expiry (the table is not empty).
+    std::string_view oldest_key() const;
+    static size_t cost(std::string_view key, const DedupRecord& r);
 
     DedupLimits limits_;
-    std::map<std::string, DedupRecord, std::less<>> records_;
-    std::set<std::pair<uint64_t, std::string>> by_expiry_;
+    Records records_;
+    // Keyed by the expiry (8 bytes, big-endian, so byte order is time
+    // order) followed by the record's key.
+    util::PersistentMap<bool> by_expiry_;
     size_t bytes_ = 0;
 };
 

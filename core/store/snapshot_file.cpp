@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "cluster/raft_adapter.h"
 #include "store/state_machine.h"
@@ -178,13 +181,16 @@ Result StateMachine::apply_restore(uint64_t index, std::string_view record) {
         return refuse(Outcome::StoreFull, "the snapshot holds " + std::to_string(s->used_bytes) +
                                               " bytes of keys and values, over cluster.max_store_bytes = " +
                                               std::to_string(limits_.max_bytes));
-    for (auto& [key, e] : s->kv) {
+    // Collected first: the persistent map is not written while iterated.
+    std::vector<std::pair<std::string, EntryPtr>> rebased;
+    for (const auto& [key, e] : s->kv) {
         if (e->create_index <= index && e->modify_index <= index) continue;
         auto copy = std::make_shared<Entry>(*e);
         copy->create_index = std::min(copy->create_index, index);
         copy->modify_index = std::min(copy->modify_index, index);
-        e = std::move(copy);
+        rebased.emplace_back(key, std::move(copy));
     }
+    for (auto& [key, e] : rebased) s->kv.insert_or_assign(key, std::move(e));
     s->kv_index = index;
     s->applied = index;
     state_ = std::move(s);

@@ -19,8 +19,8 @@ public:
     Mutation(State& s, uint64_t index) : s_(s), index_(index), used_before_(s.used_bytes) {}
 
     EntryPtr find(std::string_view key) const {
-        auto it = s_.kv.find(key);
-        return it == s_.kv.end() ? nullptr : it->second;
+        const EntryPtr* e = s_.kv.get(key);
+        return e ? *e : nullptr;
     }
 
     EntryPtr put(const std::string& key, std::string value, uint64_t flags) {
@@ -38,20 +38,22 @@ public:
     }
 
     void erase(std::string_view key) {
-        auto it = s_.kv.find(key);
-        if (it == s_.kv.end()) return;
-        s_.used_bytes -= entry_cost(it->first, *it->second);
-        undo_.push_back({it->first, it->second});
-        s_.kv.erase(it);
+        const EntryPtr* e = s_.kv.get(key);
+        if (!e) return;
+        s_.used_bytes -= entry_cost(key, **e);
+        undo_.push_back({std::string(key), *e});
+        s_.kv.erase(key);
     }
 
+    // The undo log names the keys first: erasing while iterating would
+    // invalidate the persistent map's iterator.
     void erase_prefix(std::string_view prefix) {
-        auto it = s_.kv.lower_bound(prefix);
-        while (it != s_.kv.end() && it->first.compare(0, prefix.size(), prefix) == 0) {
-            s_.used_bytes -= entry_cost(it->first, *it->second);
-            undo_.push_back({it->first, it->second});
-            it = s_.kv.erase(it);
-        }
+        size_t first = undo_.size();
+        for_each_prefix(s_.kv, prefix, [&](const std::string& k, const EntryPtr& e) {
+            s_.used_bytes -= entry_cost(k, *e);
+            undo_.push_back({k, e});
+        });
+        for (size_t i = first; i < undo_.size(); i++) s_.kv.erase(undo_[i].key);
     }
 
     // Over the cap and grown: shrinking writes and deletes always pass, so
@@ -109,8 +111,8 @@ bool prefix_verb(TxnVerb v) { return v == TxnVerb::GetTree || v == TxnVerb::Dele
 // The read verbs, shared by read-only txns and write txns. Returns the
 // error text, empty when the operation held.
 std::string read_op(const KvMap& kv, const TxnOp& op, std::vector<TxnResult>& results) {
-    auto it = kv.find(op.key);
-    EntryPtr cur = it == kv.end() ? nullptr : it->second;
+    const EntryPtr* found = kv.get(op.key);
+    EntryPtr cur = found ? *found : nullptr;
     switch (op.verb) {
         case TxnVerb::Get:
             if (!cur) return "key " + quoted(op.key) + " doesn't exist";
@@ -228,14 +230,16 @@ StateMachine::StateMachine(StateLimits limits) : limits_(limits), state_(std::ma
 }
 
 // Copy on write: only while a reader or snapshot still holds the version.
+// The copy is O(1) for the KV map and the dedup table (persistent maps
+// share their nodes) plus the small catalog, token and member tables.
 State& StateMachine::mutable_state() {
     if (state_.use_count() > 1) state_ = std::make_shared<State>(*state_);
     return *state_;
 }
 
 EntryPtr StateMachine::get(std::string_view key) const {
-    auto it = state_->kv.find(key);
-    return it == state_->kv.end() ? nullptr : it->second;
+    const EntryPtr* e = state_->kv.get(key);
+    return e ? *e : nullptr;
 }
 
 Result StateMachine::apply_bytes(uint64_t index, std::string_view bytes) {

@@ -4,14 +4,16 @@
 // Result, identical on every node.
 //
 // The state is copy-on-write: readers and snapshots take an immutable
-// Version (shared_ptr, O(1)); the next write copies the map's nodes only
-// while such a version is still held (the entries themselves are shared).
+// Version (shared_ptr, O(1)). The KV map and the dedup table are persistent
+// maps (util/persistent_map.h): while a version is held, the next write
+// copies the State's small fields and only the O(log n) map nodes on the
+// path to the key it changes, never the whole map; with no version held,
+// writes change the map in place.
 // Tokens apply through store/tokens.h, services and checks through
 // store/services.h.
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -24,10 +26,11 @@
 #include "store/result.h"
 #include "store/services.h"
 #include "store/tokens.h"
+#include "util/persistent_map.h"
 
 namespace rampart::store {
 
-using KvMap = std::map<std::string, EntryPtr, std::less<>>;
+using KvMap = util::PersistentMap<EntryPtr>;
 
 struct StateLimits {
     // Sum of key and value bytes. Must be the same on every node: it

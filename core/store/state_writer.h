@@ -28,7 +28,7 @@ private:
     const State& s_;
     Phase phase_ = Phase::Head;
     KvMap::const_iterator kv_;
-    std::map<std::string, DedupRecord, std::less<>>::const_iterator dedup_;
+    DedupTable::Records::const_iterator dedup_;
 };
 
 }  // namespace rampart::store

@@ -80,12 +80,11 @@ constexpr size_t kBatchMaxBytes = RAMPART_RAFT_MAX_COMMAND / 2;
 // plain record, one per sub-command for a batch).
 using Results = std::vector<Result>;
 
-// The i-th caller's Result. A batch that did not decode (never one this
-// build wrote) has one Invalid result, which every caller gets.
-std::unique_ptr<Result> take_result(Results* rs, size_t i) {
+// The i-th of `callers` Results. A batch that did not decode (never one
+// this build wrote) has one Invalid result, which every caller gets a copy of.
+std::unique_ptr<Result> take_result(Results* rs, size_t i, size_t callers) {
     if (rs == nullptr || rs->empty()) return std::make_unique<Result>(Result::failure(Outcome::Invalid, "no result"));
-    if (rs->size() == 1 && i > 0) return std::make_unique<Result>(rs->front());
-    if (i >= rs->size()) return std::make_unique<Result>(Result::failure(Outcome::Invalid, "no result"));
+    if (rs->size() != callers) return std::make_unique<Result>(rs->front());
     return std::make_unique<Result>(std::move((*rs)[i]));
 }
 
@@ -383,7 +382,7 @@ void Store::fail_pending(int status) {
 void Store::cb_write_done(void* ctx, int status, uint64_t index, void* result) {
     std::unique_ptr<WriteDone> done(static_cast<WriteDone*>(ctx));
     std::unique_ptr<Results> rs(static_cast<Results*>(result));
-    (*done)(status, index, status == 0 ? take_result(rs.get(), 0) : nullptr);
+    (*done)(status, index, status == 0 ? take_result(rs.get(), 0, 1) : nullptr);
 }
 
 // Every caller of the batch, in the order of its sub-commands.
@@ -391,7 +390,7 @@ void Store::cb_batch_done(void* ctx, int status, uint64_t index, void* result) {
     std::unique_ptr<std::vector<WriteDone>> dones(static_cast<std::vector<WriteDone>*>(ctx));
     std::unique_ptr<Results> rs(static_cast<Results*>(result));
     for (size_t i = 0; i < dones->size(); i++)
-        (*dones)[i](status, index, status == 0 ? take_result(rs.get(), i) : nullptr);
+        (*dones)[i](status, index, status == 0 ? take_result(rs.get(), i, dones->size()) : nullptr);
 }
 
 int Store::transfer_leadership() {

@@ -16,8 +16,10 @@
 //
 // A test-only switch makes a build pretend to be an older one:
 // RAMPART_TEST_COMMAND_VERSION_MAX=N caps every type at version N, in what
-// the node declares and in what it accepts from the log. Never set it in
-// production (docs/cluster.md, "Rolling upgrades").
+// the node declares and in what it accepts from the log;
+// RAMPART_TEST_COMMAND_TYPE_MAX=N drops the command types above N (8: a
+// build from before batch records). Never set them in production
+// (docs/cluster.md, "Rolling upgrades").
 #pragma once
 
 #include <cstdint>
@@ -34,6 +36,7 @@ namespace rampart::cluster {
 
 // The test switch's environment variable.
 inline constexpr const char* kTestVersionMaxEnv = "RAMPART_TEST_COMMAND_VERSION_MAX";
+inline constexpr const char* kTestTypeMaxEnv = "RAMPART_TEST_COMMAND_TYPE_MAX";
 
 // Every record type this build decodes, with its highest version (the test
 // switch applied), sorted by type: what the node declares.
@@ -43,7 +46,8 @@ const std::vector<CommandVersion>& local_versions();
 std::string record_type_name(uint8_t type);
 
 // A record this build cannot apply: set when `record` has a type or version
-// the build does not know.
+// the build does not know (for a batch record: the batch itself or any of
+// its sub-records).
 struct UnknownRecord {
     bool unknown = false;
     uint8_t type = 0;
@@ -60,6 +64,10 @@ UnknownRecord check_record(std::string_view record);
 // declarations, the baseline for a voter without one); 0 if some voter
 // knows no version of it.
 uint8_t agreed_version(uint8_t type, const rampart_raft* engine, uint64_t self_raft_id, const MemberTable& members);
+
+// Group commit (store/store.h): whether every voter decodes batch records.
+// When one does not, the leader proposes one entry per write.
+bool voters_decode_batches(const rampart_raft* engine, uint64_t self_raft_id, const MemberTable& members);
 
 // The leader's encoding of `cmd`: the newest version every voter decodes
 // that can carry it. False with *why when there is none.

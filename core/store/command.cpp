@@ -283,6 +283,7 @@ std::string check_body(const TokenRevoke& c) {
 CommandType Command::type() const { return static_cast<CommandType>(body.index()); }
 
 const char* type_name(CommandType t) {
+    if (t == CommandType::Batch) return "batch";
     static const char* const names[] = {"noop",       "kv_set",           "kv_delete",
                                         "txn",        "service_register", "service_deregister",
                                         "check_pass", "token_create",     "token_revoke"};
@@ -291,6 +292,7 @@ const char* type_name(CommandType t) {
 }
 
 uint8_t record_version(CommandType t) {
+    if (t == CommandType::Batch) return kBatchVersion;
     return t == CommandType::ServiceRegister || t == CommandType::CheckPass ? 2 : kCommandVersion;
 }
 
@@ -319,6 +321,8 @@ DecodeResult decode(std::string_view bytes) {
     uint8_t type = r.u8("type");
     uint8_t version = r.u8("version");
     if (!r.ok()) return {std::nullopt, r.error()};
+    if (type == static_cast<uint8_t>(CommandType::Batch))
+        return {std::nullopt, "offset 0: a batch record where one command belongs (batches do not nest)"};
     if (type >= kTypeCount) return {std::nullopt, "offset 0: unknown command type " + std::to_string(type)};
     if (version < 1 || version > record_version(static_cast<CommandType>(type)))
         return {std::nullopt, "offset 1: unknown version " + std::to_string(version) + " of " +
@@ -333,6 +337,51 @@ DecodeResult decode(std::string_view bytes) {
                type_name(static_cast<CommandType>(type)));
     if (!r.ok()) return {std::nullopt, r.error()};
     return {std::move(cmd), {}};
+}
+
+// ---- Batch records ---------------------------------------------------------
+
+bool is_batch_record(std::string_view bytes) {
+    return !bytes.empty() && static_cast<uint8_t>(bytes[0]) == static_cast<uint8_t>(CommandType::Batch);
+}
+
+std::string encode_batch(const std::vector<std::string_view>& records) {
+    ByteOut w;
+    w.u8(static_cast<uint8_t>(CommandType::Batch));
+    w.u8(kBatchVersion);
+    w.varint(records.size());
+    for (std::string_view r : records) w.bytes(r);
+    return w.take();
+}
+
+bool decode_batch(std::string_view bytes, std::vector<std::string_view>* records, std::string* error) {
+    ByteIn r(bytes);
+    records->clear();
+    uint8_t type = r.u8("type");
+    uint8_t version = r.u8("version");
+    if (r.ok() && type != static_cast<uint8_t>(CommandType::Batch)) r.fail("not a batch record");
+    if (r.ok() && version != kBatchVersion) r.fail("unknown version " + std::to_string(version) + " of batch");
+    // Each record takes at least its length byte plus kMinCommandRecord.
+    uint64_t n = r.count(kBatchCommands, "batch count");
+    if (r.ok() && n == 0) r.fail("empty batch");
+    for (uint64_t i = 0; i < n && r.ok(); i++) {
+        size_t len = static_cast<size_t>(r.varint("record length"));
+        if (r.ok() && len < kMinCommandRecord) r.fail("record " + std::to_string(i) + " too short");
+        std::string_view rec = r.raw(len, "record");
+        if (!r.ok()) break;
+        // Only plain commands: no nested batch, restore or membership record.
+        if (static_cast<uint8_t>(rec[0]) >= static_cast<uint8_t>(CommandType::Batch)) {
+            r.fail("record " + std::to_string(i) + " has type " + std::to_string(static_cast<uint8_t>(rec[0])) +
+                   ", which a batch cannot carry");
+            break;
+        }
+        records->push_back(rec);
+    }
+    if (r.ok() && !r.at_end()) r.fail(std::to_string(bytes.size() - r.offset()) + " trailing bytes after batch");
+    if (r.ok()) return true;
+    records->clear();
+    *error = r.error();
+    return false;
 }
 
 // ---- Older record versions (issue 6, cluster/version_gate.h) --------------

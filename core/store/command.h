@@ -35,6 +35,10 @@ enum class CommandType : uint8_t {
     CheckPass = 6,
     TokenCreate = 7,
     TokenRevoke = 8,
+    // Group commit (store/store.h): several encoded commands of the types
+    // above in one Raft entry. decode() never sees it: decode_batch() splits
+    // it and each sub-record goes through decode() on its own.
+    Batch = 9,
     // A snapshot restore (store/snapshot_file.h): the record is this type
     // byte, a version byte and a whole snapshot file. The state machine
     // reads it before decode(), which never sees it.
@@ -215,6 +219,26 @@ const char* type_name(CommandType t);
 // The version encode() writes for `t`: 2 for service_register and
 // check_pass, kCommandVersion for the others.
 uint8_t record_version(CommandType t);
+
+// ---- Batch records (group commit) -----------------------------------------
+//
+//   type:u8 (9)  version:u8 (1)  count:varint  count * (length:varint  record)
+//
+// Each record is an encoded command of types 0-8 (encode() / encode_as());
+// a batch never holds a batch, a snapshot restore or a membership record.
+// count is 1..kBatchCommands; no trailing bytes.
+inline constexpr uint8_t kBatchVersion = 1;
+inline constexpr size_t kBatchCommands = 256;
+// The shortest command record: type, version, leader_ms, two empty byte fields.
+inline constexpr size_t kMinCommandRecord = 5;
+
+bool is_batch_record(std::string_view bytes);
+// The records must be encoded commands (not checked here: the decoder
+// refuses what this cannot carry).
+std::string encode_batch(const std::vector<std::string_view>& records);
+// Split a batch record into its sub-records (views into `bytes`). False
+// with *error ("offset N: what") on any malformed or hostile input.
+bool decode_batch(std::string_view bytes, std::vector<std::string_view>* records, std::string* error);
 
 // ---- Older record versions (issue 6, cluster/version_gate.h) --------------
 // A leader whose voters do not all decode record_version() of a type writes

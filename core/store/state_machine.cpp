@@ -252,6 +252,30 @@ Result StateMachine::apply_bytes(uint64_t index, std::string_view bytes) {
     return Result::failure(Outcome::Invalid, "undecodable command: " + d.error);
 }
 
+std::vector<Result> StateMachine::apply_entry(uint64_t index, std::string_view bytes) {
+    if (is_batch_record(bytes)) return apply_batch(index, bytes);
+    std::vector<Result> out;
+    out.push_back(apply_bytes(index, bytes));
+    return out;
+}
+
+// Group commit: the sub-commands share the entry's index, as a txn's ops
+// do, and each keeps its own outcome (and its own idempotency record). A
+// malformed batch applies nothing and is one Invalid result.
+std::vector<Result> StateMachine::apply_batch(uint64_t index, std::string_view bytes) {
+    std::vector<std::string_view> records;
+    std::string error;
+    std::vector<Result> out;
+    if (!decode_batch(bytes, &records, &error)) {
+        mutable_state().applied = index;
+        out.push_back(Result::failure(Outcome::Invalid, "undecodable batch: " + error));
+        return out;
+    }
+    out.reserve(records.size());
+    for (std::string_view record : records) out.push_back(apply_bytes(index, record));
+    return out;
+}
+
 Result StateMachine::apply_member_info(uint64_t index, std::string_view record) {
     cluster::MemberInfo info;
     std::string error;

@@ -61,6 +61,10 @@ public:
     // The log's bytes: an entry that does not decode is an Invalid result
     // (deterministic: every node fails the same bytes the same way).
     Result apply_bytes(uint64_t index, std::string_view bytes);
+    // One Raft entry: a batch record (group commit, store/command.h) gives
+    // one Result per sub-command, applied in order at the same index; any
+    // other record gives apply_bytes()'s one Result.
+    std::vector<Result> apply_entry(uint64_t index, std::string_view bytes);
 
     // Reads (local state; consistency is the caller's business).
     Version version() const { return state_; }
@@ -93,6 +97,7 @@ private:
     // A member's announcement replaces its previous one.
     Result apply_member_info(uint64_t index, std::string_view record);
     Result apply_membership(uint64_t index, std::string_view bytes);
+    std::vector<Result> apply_batch(uint64_t index, std::string_view bytes);
     State& mutable_state();
     Result apply_body(State& s, uint64_t index, const Command& cmd);
     Result apply_dedup(State& s, uint64_t index, const Command& cmd);

@@ -14,6 +14,7 @@
 #include "cluster/version_gate.h"
 #include "config/config.h"
 #include "log.h"
+#include "metrics/registry.h"
 #include "store/check_ticker.h"
 #include "store/snapshot_file.h"
 #include "store/snapshot_recovery.h"
@@ -69,6 +70,29 @@ struct SnapshotBytes {
 };
 
 constexpr size_t kSnapshotPiece = size_t{64} * 1024;  // StateWriter's budget per piece
+
+// Group commit: a batch is proposed before it would pass this many bytes
+// (half the engine's smallest command cap, so a batch always fits) or
+// kBatchCommands commands. A larger write goes alone.
+constexpr size_t kBatchMaxBytes = RAMPART_RAFT_MAX_COMMAND / 2;
+
+// What cb_apply hands back for an entry: one Result per command (one for a
+// plain record, one per sub-command for a batch).
+using Results = std::vector<Result>;
+
+// The i-th of `callers` Results. A batch that did not decode (never one
+// this build wrote) has one Invalid result, which every caller gets a copy of.
+std::unique_ptr<Result> take_result(Results* rs, size_t i, size_t callers) {
+    if (rs == nullptr || rs->empty()) return std::make_unique<Result>(Result::failure(Outcome::Invalid, "no result"));
+    if (rs->size() != callers) return std::make_unique<Result>(rs->front());
+    return std::make_unique<Result>(std::move((*rs)[i]));
+}
+
+template <class Handle>
+void close_and_free(Handle* h) {
+    uv_close(reinterpret_cast<uv_handle_t*>(h),
+             [](uv_handle_t* x) { std::unique_ptr<Handle>(reinterpret_cast<Handle*>(x)).reset(); });
+}
 
 }  // namespace
 
@@ -200,13 +224,7 @@ void Store::write_record(const std::string& record, WriteDone done) {
         done(RAMPART_RAFT_SHUTDOWN, 0, nullptr);
         return;
     }
-    auto ctx = std::make_unique<WriteDone>(std::move(done));
-    int rv = rampart_raft_apply(node_, record.data(), record.size(), cb_write_done, ctx.get());
-    if (rv != 0) {
-        (*ctx)(rv, 0, nullptr);
-        return;
-    }
-    (void)ctx.release();  // cb_write_done owns it now
+    propose(record, std::move(done));
 }
 
 void Store::release_watchers() {
@@ -218,6 +236,9 @@ void Store::close(std::function<void()> done) {
     if (closing_) return;
     closing_ = true;
     closed_ = std::move(done);
+    fail_pending(RAMPART_RAFT_SHUTDOWN);
+    if (flush_prepare_ != nullptr) close_and_free(std::exchange(flush_prepare_, nullptr));
+    if (flush_check_ != nullptr) close_and_free(std::exchange(flush_check_, nullptr));
     watchers_.close();
     catalog_watchers_.close();
     ticker_->close();
@@ -257,16 +278,74 @@ void Store::write(const Command& cmd, WriteDone done) {
         done(RAMPART_RAFT_NO_SPACE, 0, nullptr);
         return;
     }
-    // The leader writes only versions every voter decodes; elsewhere the
-    // engine refuses the write anyway.
-    std::string bytes, why;
+    // A follower's write: the engine refuses it at once (NOT_LEADER).
     if (!is_leader()) {
-        bytes = encode(cmd);
-    } else if (!cluster::encode_for_voters(cmd, node_, settings_.raft_id, sm_.version()->members, &bytes, &why)) {
+        propose(encode(cmd), std::move(done));
+        return;
+    }
+    // The leader writes only versions every voter decodes.
+    std::string bytes, why;
+    if (!cluster::encode_for_voters(cmd, node_, settings_.raft_id, sm_.version()->members, &bytes, &why)) {
         log::warn("store: write refused during a rolling upgrade", {{"reason", why}});
         done(kStatusVersionUnsupported, 0, nullptr);
         return;
     }
+    enqueue(std::move(bytes), std::move(done));
+}
+
+void Store::register_metrics(metrics::Registry* registry) {
+    if (registry == nullptr) return;
+    batch_size_ = registry->histogram("rampart_store_batch_size",
+                                      "Writes per Raft entry the leader proposed (group commit; 1: a lone write)", {},
+                                      {1, 2, 4, 8, 16, 32, 64, 128, 256});
+}
+
+void Store::observe_batch(size_t commands) {
+    if (batch_size_ != nullptr) batch_size_->observe({}, static_cast<double>(commands));
+}
+
+void Store::enqueue(std::string bytes, WriteDone done) {
+    if (!pending_.empty() && (pending_bytes_ + bytes.size() > kBatchMaxBytes || pending_.size() >= kBatchCommands))
+        flush();
+    pending_bytes_ += bytes.size();
+    pending_.push_back({std::move(bytes), std::move(done)});
+    if (flush_prepare_ == nullptr) {
+        flush_prepare_ = std::make_unique<uv_prepare_t>().release();  // close() frees both
+        flush_check_ = std::make_unique<uv_check_t>().release();
+        uv_prepare_init(loop_, flush_prepare_);
+        uv_check_init(loop_, flush_check_);
+        flush_prepare_->data = this;
+        flush_check_->data = this;
+    }
+    // Whichever comes first: after this turn's I/O callbacks (check), or
+    // before the loop would wait, for a write from a timer (prepare).
+    uv_prepare_start(flush_prepare_, cb_flush_prepare);
+    uv_check_start(flush_check_, cb_flush_check);
+}
+
+void Store::cb_flush_prepare(uv_prepare_t* h) { static_cast<Store*>(h->data)->flush(); }
+void Store::cb_flush_check(uv_check_t* h) { static_cast<Store*>(h->data)->flush(); }
+
+void Store::flush() {
+    if (flush_prepare_ != nullptr) uv_prepare_stop(flush_prepare_);
+    if (flush_check_ != nullptr) uv_check_stop(flush_check_);
+    std::vector<Pending> batch;
+    batch.swap(pending_);
+    pending_bytes_ = 0;
+    if (batch.empty()) return;
+    // An older voter that cannot read batches: one entry per write, as
+    // before group commit (cluster/version_gate.h).
+    if (batch.size() == 1 || !cluster::voters_decode_batches(node_, settings_.raft_id, sm_.version()->members)) {
+        for (Pending& p : batch) {
+            observe_batch(1);
+            propose(p.bytes, std::move(p.done));
+        }
+        return;
+    }
+    propose_batch(std::move(batch));
+}
+
+void Store::propose(const std::string& bytes, WriteDone done) {
     auto ctx = std::make_unique<WriteDone>(std::move(done));
     int rv = rampart_raft_apply(node_, bytes.data(), bytes.size(), cb_write_done, ctx.get());
     if (rv != 0) {
@@ -276,9 +355,44 @@ void Store::write(const Command& cmd, WriteDone done) {
     (void)ctx.release();  // cb_write_done owns it now
 }
 
+void Store::propose_batch(std::vector<Pending> batch) {
+    std::vector<std::string_view> records;
+    records.reserve(batch.size());
+    auto ctx = std::make_unique<std::vector<WriteDone>>();
+    ctx->reserve(batch.size());
+    for (Pending& p : batch) {
+        records.emplace_back(p.bytes);
+        ctx->push_back(std::move(p.done));
+    }
+    std::string bytes = encode_batch(records);
+    observe_batch(records.size());
+    int rv = rampart_raft_apply(node_, bytes.data(), bytes.size(), cb_batch_done, ctx.get());
+    if (rv != 0) {
+        for (WriteDone& d : *ctx) d(rv, 0, nullptr);
+        return;
+    }
+    (void)ctx.release();  // cb_batch_done owns it now
+}
+
+void Store::fail_pending(int status) {
+    std::vector<Pending> batch;
+    batch.swap(pending_);
+    pending_bytes_ = 0;
+    for (Pending& p : batch) p.done(status, 0, nullptr);
+}
+
 void Store::cb_write_done(void* ctx, int status, uint64_t index, void* result) {
     std::unique_ptr<WriteDone> done(static_cast<WriteDone*>(ctx));
-    (*done)(status, index, std::unique_ptr<Result>(static_cast<Result*>(result)));
+    std::unique_ptr<Results> rs(static_cast<Results*>(result));
+    (*done)(status, index, status == 0 ? take_result(rs.get(), 0, 1) : nullptr);
+}
+
+// Every caller of the batch, in the order of its sub-commands.
+void Store::cb_batch_done(void* ctx, int status, uint64_t index, void* result) {
+    std::unique_ptr<std::vector<WriteDone>> dones(static_cast<std::vector<WriteDone>*>(ctx));
+    std::unique_ptr<Results> rs(static_cast<Results*>(result));
+    for (size_t i = 0; i < dones->size(); i++)
+        (*dones)[i](status, index, status == 0 ? take_result(rs.get(), i, dones->size()) : nullptr);
 }
 
 int Store::transfer_leadership() {
@@ -370,23 +484,26 @@ void Store::watch(uint64_t index, uint64_t wait_ms, std::function<void()> done) 
 
 void Store::cb_apply(void* user, uint64_t index, const void* data, size_t len, void** result) {
     auto* self = static_cast<Store*>(user);
-    cluster::UnknownRecord unknown = cluster::check_record(std::string_view(static_cast<const char*>(data), len));
+    std::string_view bytes(static_cast<const char*>(data), len);
+    cluster::UnknownRecord unknown = cluster::check_record(bytes);
     if (unknown.unknown) cluster::stop_on_unknown_record(index, unknown);
     uint64_t before = self->sm_.index();
     uint64_t catalog_before = self->sm_.catalog_index();
-    Result r = self->sm_.apply_bytes(index, std::string_view(static_cast<const char*>(data), len));
-    if (r.outcome == Outcome::Invalid)
-        log::warn("store: command refused", {{"index", static_cast<long long>(index)}, {"error", r.error}});
+    Results rs = self->sm_.apply_entry(index, bytes);
+    for (const Result& r : rs) {
+        if (r.outcome == Outcome::Invalid)
+            log::warn("store: command refused", {{"index", static_cast<long long>(index)}, {"error", r.error}});
+    }
+    // Once per entry: every key a batch changed carries this index.
     if (self->sm_.index() != before) self->watchers_.notify(self->sm_.index());
     self->catalog_applied(catalog_before);
     // A restore replaced everything: every watcher re-reads, whatever index
     // it waits past.
-    if (is_restore_record(std::string_view(static_cast<const char*>(data), len)) && r.outcome == Outcome::Ok)
-        self->watchers_.wake_all();
-    *result = std::make_unique<Result>(std::move(r)).release();
+    if (is_restore_record(bytes) && rs.front().outcome == Outcome::Ok) self->watchers_.wake_all();
+    *result = std::make_unique<Results>(std::move(rs)).release();
 }
 
-void Store::cb_result_free(void*, void* result) { std::unique_ptr<Result>(static_cast<Result*>(result)).reset(); }
+void Store::cb_result_free(void*, void* result) { std::unique_ptr<Results>(static_cast<Results*>(result)).reset(); }
 
 // On the loop: only pin the current immutable version (a shared_ptr copy).
 // cb_snapshot_fill serialises it on the thread pool while the loop applies

@@ -33,6 +33,10 @@ class CheckTicker;
 namespace rampart::config {
 struct Config;
 }
+namespace rampart::metrics {
+class Metric;
+class Registry;
+}  // namespace rampart::metrics
 namespace rampart::audit {
 class AuditLog;
 }
@@ -106,7 +110,16 @@ public:
     // status is a rampart_raft_status; result is set when status is 0.
     using WriteDone = std::function<void(int status, uint64_t index, std::unique_ptr<Result> result)>;
     // Propose `cmd`; `done` runs once, possibly before write() returns.
+    //
+    // Group commit: on the leader, the writes of one loop turn are proposed
+    // together, at the end of that turn (a uv_prepare before the loop waits,
+    // a uv_check after the I/O callbacks), as one batch record when there
+    // are several and every voter decodes batches. Several writes then share
+    // one index; each gets its own Result. No timer: a lone write is
+    // proposed in the turn it arrived.
     void write(const Command& cmd, WriteDone done);
+    // Register rampart_store_batch_size (commands per proposed entry).
+    void register_metrics(metrics::Registry* registry);
     // Run the TTL-check ticker as the supervisor's task "ttl_checks"
     // (check_ticker.h). False with *error when the task cannot be added.
     bool supervise_checks(resilience::Supervisor& supervisor, std::string* error);
@@ -148,6 +161,23 @@ private:
     static void cb_write_done(void* ctx, int status, uint64_t index, void* result);
     static void cb_barrier_done(void* ctx, int status, uint64_t index);
     static void cb_closed(void* ctx);
+    static void cb_batch_done(void* ctx, int status, uint64_t index, void* result);
+    static void cb_flush_prepare(uv_prepare_t* h);
+    static void cb_flush_check(uv_check_t* h);
+
+    // Group commit: a write waiting for the end of the loop turn.
+    struct Pending {
+        std::string bytes;
+        WriteDone done;
+    };
+    void enqueue(std::string bytes, WriteDone done);
+    void flush();
+    // One entry for one record (never batched: restores, membership, a
+    // follower's refused write).
+    void propose(const std::string& bytes, WriteDone done);
+    void propose_batch(std::vector<Pending> batch);
+    void fail_pending(int status);
+    void observe_batch(size_t commands);
 
     void start_barrier();
     // After an apply: wake catalog watchers, re-arm the TTL ticker.
@@ -169,6 +199,12 @@ private:
     std::vector<ReadReady> barrier_readers_;
     std::vector<ReadReady> next_readers_;
     bool barrier_in_flight_ = false;
+    // Group commit (see write()). The handles are closed in close().
+    std::vector<Pending> pending_;
+    size_t pending_bytes_ = 0;
+    uv_prepare_t* flush_prepare_ = nullptr;
+    uv_check_t* flush_check_ = nullptr;
+    metrics::Metric* batch_size_ = nullptr;
 };
 
 }  // namespace rampart::store

@@ -108,10 +108,14 @@ void test_trailing_bytes(void**) {
 void test_unknown_type_and_version(void**) {
     std::string bytes = encode({meta(1), KvSet{"k", "v", 0, std::nullopt}});
     std::string t = bytes;
-    t[0] = 9;
+    t[0] = 10;
     DecodeResult r = decode(t);
     assert_false(r.ok());
     assert_non_null(strstr(r.error.c_str(), "unknown command type"));
+    t[0] = 9;  // a batch: decode_batch() reads it, decode() never does
+    r = decode(t);
+    assert_false(r.ok());
+    assert_non_null(strstr(r.error.c_str(), "do not nest"));
     t[0] = static_cast<char>(0xff);
     assert_false(decode(t).ok());
     std::string ver = bytes;
@@ -284,14 +288,135 @@ void test_random_fuzz(void**) {
     assert_true(decoded > 0 && decoded < 200000);
 }
 
+// ---- Batch records (group commit) ------------------------------------------
+
+std::vector<std::string> encoded_samples() {
+    std::vector<std::string> out;
+    for (const Command& c : samples()) out.push_back(encode(c));
+    return out;
+}
+
+std::vector<std::string_view> views(const std::vector<std::string>& v) { return {v.begin(), v.end()}; }
+
+void test_batch_round_trip(void**) {
+    std::vector<std::string> records = encoded_samples();
+    std::string batch = encode_batch(views(records));
+    assert_true(is_batch_record(batch));
+    assert_false(is_batch_record(records[0]));
+    assert_int_equal(static_cast<uint8_t>(batch[1]), kBatchVersion);
+    std::vector<std::string_view> back;
+    std::string error;
+    assert_true(decode_batch(batch, &back, &error));
+    assert_int_equal(back.size(), records.size());
+    for (size_t i = 0; i < back.size(); i++) assert_true(back[i] == records[i]);
+    // One record is a valid batch too (the store never writes one).
+    assert_true(decode_batch(encode_batch({records[1]}), &back, &error));
+    assert_int_equal(back.size(), 1);
+    assert_string_equal(type_name(CommandType::Batch), "batch");
+    assert_int_equal(record_version(CommandType::Batch), 1);
+}
+
+void test_batch_truncated_trailing_and_version(void**) {
+    std::vector<std::string> records = {encode(samples()[1]), encode(samples()[4])};
+    std::string batch = encode_batch(views(records));
+    std::vector<std::string_view> back;
+    std::string error;
+    for (size_t cut = 0; cut < batch.size(); cut++) {
+        error.clear();
+        assert_false(decode_batch(batch.substr(0, cut), &back, &error));
+        assert_false(error.empty());
+        assert_true(back.empty());
+    }
+    assert_false(decode_batch(batch + '\0', &back, &error));
+    assert_non_null(strstr(error.c_str(), "trailing"));
+    std::string v2 = batch;
+    v2[1] = 2;
+    assert_false(decode_batch(v2, &back, &error));
+    assert_non_null(strstr(error.c_str(), "unknown version"));
+    assert_false(decode_batch(records[0], &back, &error));  // a plain command
+    assert_non_null(strstr(error.c_str(), "not a batch"));
+}
+
+void test_batch_hostile_counts_and_records(void**) {
+    std::vector<std::string_view> back;
+    std::string error;
+    std::string head = "\x09\x01";
+    std::string cmd = encode(samples()[1]);
+    assert_false(decode_batch(head + varint(0), &back, &error));  // empty
+    assert_non_null(strstr(error.c_str(), "empty batch"));
+    assert_false(decode_batch(head + varint(kBatchCommands + 1) + std::string(4096, 'x'), &back, &error));
+    assert_non_null(strstr(error.c_str(), "over the limit"));
+    assert_false(decode_batch(head + varint(200) + varint(cmd.size()) + cmd, &back, &error));  // count > bytes
+    assert_false(decode_batch(head + varint(1) + varint(1ull << 62) + cmd, &back, &error));    // huge length
+    assert_non_null(strstr(error.c_str(), "truncated"));
+    assert_false(decode_batch(head + varint(1) + "\xff\xff\xff\xff\xff\xff\xff\xff\xff\x7f", &back, &error));
+    assert_false(decode_batch(head + varint(1) + varint(2) + "\x01\x01", &back, &error));  // too short
+    assert_non_null(strstr(error.c_str(), "too short"));
+    // Nested batches, restores and membership records are refused.
+    std::string inner = encode_batch({cmd});
+    assert_false(decode_batch(encode_batch({cmd, inner}), &back, &error));
+    assert_non_null(strstr(error.c_str(), "record 1 has type 9"));
+    for (uint8_t type : {uint8_t{64}, uint8_t{65}, uint8_t{80}, uint8_t{0xff}}) {
+        std::string other = cmd;
+        other[0] = static_cast<char>(type);
+        assert_false(decode_batch(encode_batch({other}), &back, &error));
+        assert_true(back.empty());
+    }
+}
+
+void test_batch_random_fuzz(void**) {
+    std::mt19937_64 rng(0xba7c);
+    std::vector<std::string> records;
+    for (const Command& c : samples()) {
+        std::string b = encode(c);
+        if (b.size() < 1024) records.push_back(b);
+    }
+    std::string seed = encode_batch(views(records));
+    std::vector<std::string_view> back;
+    std::string error;
+    int decoded = 0;
+    for (int iter = 0; iter < 50000; iter++) {
+        std::string s = seed;
+        int flips = 1 + static_cast<int>(rng() % 4);
+        for (int k = 0; k < flips && !s.empty(); k++) {
+            size_t at = rng() % s.size();
+            switch (rng() % 3) {
+                case 0: s[at] = static_cast<char>(rng()); break;
+                case 1: s.erase(at, 1); break;
+                default: s.insert(at, 1, static_cast<char>(rng())); break;
+            }
+        }
+        if (!decode_batch(s, &back, &error)) {
+            assert_false(error.empty());
+            continue;
+        }
+        decoded++;
+        // What decodes re-encodes to the same bytes, and every view lies
+        // inside the input.
+        assert_true(encode_batch(back) == s);
+        for (std::string_view v : back) {
+            assert_true(v.data() >= s.data() && v.data() + v.size() <= s.data() + s.size());
+            (void)decode(v);  // each sub-record is decoded on its own: must not crash
+        }
+    }
+    assert_true(decoded > 0);
+}
+
 }  // namespace
 
 int main() {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip_every_type), cmocka_unit_test(test_truncated_at_every_offset),
-        cmocka_unit_test(test_trailing_bytes),        cmocka_unit_test(test_unknown_type_and_version),
-        cmocka_unit_test(test_hostile_lengths),       cmocka_unit_test(test_older_record_versions),
+        cmocka_unit_test(test_round_trip_every_type),
+        cmocka_unit_test(test_truncated_at_every_offset),
+        cmocka_unit_test(test_trailing_bytes),
+        cmocka_unit_test(test_unknown_type_and_version),
+        cmocka_unit_test(test_hostile_lengths),
+        cmocka_unit_test(test_older_record_versions),
         cmocka_unit_test(test_random_fuzz),
+        cmocka_unit_test(test_batch_round_trip),
+        cmocka_unit_test(test_batch_truncated_trailing_and_version),
+        cmocka_unit_test(test_batch_hostile_counts_and_records),
+        cmocka_unit_test(test_batch_random_fuzz),
     };
     return cmocka_run_group_tests(tests, nullptr, nullptr);
 }

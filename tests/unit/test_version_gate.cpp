@@ -114,6 +114,33 @@ void test_check_record_names_what_this_build_cannot_apply(void**) {
     assert_false(cluster::check_record("").unknown);  // malformed, refused by decode() everywhere
 }
 
+// A batch is checked record by record: a newer sub-record stops the node
+// like a newer plain record; a malformed batch is not "newer".
+void test_check_record_looks_inside_batches(void**) {
+    std::string plain = store::encode(service(true));
+    std::string set = store::encode({{}, store::KvSet{"k", "v", 0, std::nullopt}});
+    assert_false(cluster::check_record(store::encode_batch({set, plain})).unknown);
+    std::string newer = plain;
+    newer[1] = 3;
+    cluster::UnknownRecord u = cluster::check_record(store::encode_batch({set, newer}));
+    assert_true(u.unknown);
+    assert_int_equal(u.type, static_cast<uint8_t>(store::CommandType::ServiceRegister));
+    assert_int_equal(u.version, 3);
+    std::string batch = store::encode_batch({set});
+    batch[1] = 2;  // a newer batch version
+    u = cluster::check_record(batch);
+    assert_true(u.unknown);
+    assert_int_equal(u.type, 9);
+    std::string truncated = store::encode_batch({set, plain});
+    assert_false(cluster::check_record(truncated.substr(0, truncated.size() - 2)).unknown);
+    assert_string_equal(cluster::record_type_name(9).c_str(), "batch");
+    // This build declares batches, so a leader of such builds groups writes.
+    bool declared = false;
+    for (const cluster::CommandVersion& v : cluster::local_versions())
+        declared = declared || (v.type == 9 && v.version == store::kBatchVersion);
+    assert_true(declared);
+}
+
 void test_state_machine_keeps_advertisements_through_a_snapshot(void**) {
     store::StateMachine sm;
     assert_true(sm.apply_bytes(1, cluster::encode_member_info(info("node_1"))).outcome == store::Outcome::Ok);
@@ -136,6 +163,7 @@ int main() {
         cmocka_unit_test(test_member_info_round_trip_and_malformed),
         cmocka_unit_test(test_older_versions_only_when_they_carry_the_command),
         cmocka_unit_test(test_check_record_names_what_this_build_cannot_apply),
+        cmocka_unit_test(test_check_record_looks_inside_batches),
         cmocka_unit_test(test_state_machine_keeps_advertisements_through_a_snapshot),
     };
     return cmocka_run_group_tests(tests, nullptr, nullptr);

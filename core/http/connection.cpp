@@ -179,6 +179,10 @@ void Connection::cb_alloc(uv_handle_t*, size_t, uv_buf_t* buf) {
 
 void Connection::cb_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
     auto* conn = static_cast<Connection*>(stream->data);
+    if (conn->lingering_) {
+        if (nread < 0) conn->close();  // EOF (or an error): the client has read the answer or left
+        return;                        // what it still sends is discarded
+    }
     if (nread > 0 && conn->secure_) {
         conn->secure_input(buf->base, static_cast<size_t>(nread));
     } else if (nread > 0) {
@@ -439,7 +443,7 @@ void Connection::pump_stream() {
 void Connection::flush_wire() {
     if (closing_) return;
     if (wirebuf_.empty()) {
-        if (close_after_flush_ && writes_in_flight_ == 0 && outbuf_.empty() && !stream_) close();
+        if (close_after_flush_ && writes_in_flight_ == 0 && outbuf_.empty() && !stream_) close_after_answer();
         return;
     }
     if (writes_in_flight_ == 0) {
@@ -451,7 +455,7 @@ void Connection::flush_wire() {
         }
         if (n > 0) wirebuf_.erase(0, static_cast<size_t>(n));
         if (wirebuf_.empty()) {
-            if (close_after_flush_ && outbuf_.empty() && !stream_) close();
+            if (close_after_flush_ && outbuf_.empty() && !stream_) close_after_answer();
             return;
         }
     }
@@ -489,7 +493,7 @@ void Connection::cb_write(uv_write_t* req, int status) {
 }
 
 void Connection::update_timer() {
-    if (closing_) return;
+    if (closing_ || lingering_) return;
     const ServerSettings& s = server_->settings();
     if (handshaking_) {
         // A handshake must finish within the request deadline, counted
@@ -528,6 +532,10 @@ void Connection::cb_timer(uv_timer_t* timer) {
         conn->close();
         return;
     }
+    if (conn->timer_mode_ == TimerMode::Linger) {
+        conn->close();
+        return;
+    }
     if (conn->timer_mode_ == TimerMode::Request) {
         conn->timer_mode_ = TimerMode::None;
         uint64_t ms = conn->server_->settings().request_timeout_ms;
@@ -556,7 +564,44 @@ void Connection::resume_reading() {
     if (uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), cb_alloc, cb_read) == 0) reading_ = true;
 }
 
+// A client still sending a request body when we answer early (413, 507, a
+// 401 before the body) has its unread bytes in our socket: closing now makes
+// the kernel answer them with a reset, and the client often loses our answer
+// with it (curl: "Connection reset by peer"). So, as nginx's lingering close
+// does, send a FIN and keep reading and discarding until the client closes
+// or kLingerMs pass. Only when a request was still arriving (an answer to
+// a whole request closes at once); plain TCP only (a TLS session has
+// already sent its close_notify and ends as before); never while the server
+// drains.
+void Connection::close_after_answer() {
+    constexpr uint64_t kLingerMs = 2000;
+    const bool request_arriving = parser_.in_progress() || parser_.failed_mid_request();
+    if (peer_eof_ || secure_ || server_->draining() || lingering_ || !request_arriving) {
+        if (!lingering_) close();
+        return;
+    }
+    shutdown_req_.data = this;
+    if (uv_shutdown(&shutdown_req_, reinterpret_cast<uv_stream_t*>(&tcp_), cb_shutdown) != 0) {
+        close();
+        return;
+    }
+    lingering_ = true;
+    inbuf_.clear();
+    timer_mode_ = TimerMode::Linger;
+    uv_timer_start(&timer_, cb_timer, kLingerMs, 0);
+    if (!reading_ && uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), cb_alloc, cb_read) == 0) reading_ = true;
+}
+
+void Connection::cb_shutdown(uv_shutdown_t* req, int status) {
+    auto* conn = static_cast<Connection*>(req->data);
+    if (status < 0 && status != UV_ECANCELED) conn->close();  // ECANCELED: closing already
+}
+
 void Connection::close_when_idle() {
+    if (lingering_) {  // its answer is out
+        close();
+        return;
+    }
     stop_parsing_ = true;
     pause_reading();
     if (!queue_.empty()) {

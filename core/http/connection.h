@@ -53,13 +53,14 @@ public:
     std::list<std::unique_ptr<Connection>>::iterator self_;
 
 private:
-    enum class TimerMode { None, Handshake, Request, Idle };
+    enum class TimerMode { None, Handshake, Request, Idle, Linger };
 
     static void cb_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
     static void cb_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
     static void cb_write(uv_write_t* req, int status);
     static void cb_timer(uv_timer_t* timer);
     static void cb_closed(uv_handle_t* handle);
+    static void cb_shutdown(uv_shutdown_t* req, int status);
 
     void on_data(const char* data, size_t len);
     void on_peer_eof();
@@ -79,6 +80,8 @@ private:
     void update_timer();
     void pause_reading();
     void resume_reading();
+    // The last answer is out: close, or first linger (close_after_answer).
+    void close_after_answer();
 
     Server* server_;
     uv_tcp_t tcp_{};
@@ -111,6 +114,8 @@ private:
     bool stop_parsing_ = false;  // a closing request or an error was seen
     bool close_after_flush_ = false;
     bool closing_ = false;
+    bool lingering_ = false;  // FIN sent; reading and discarding until EOF or the linger time
+    uv_shutdown_t shutdown_req_{};
     bool peer_eof_ = false;
     bool in_batch_ = false;  // inside on_data or parse_span: flush once at the end
     bool parsing_ = false;   // inside parse_span (see send_completed)

@@ -147,6 +147,7 @@ Request RequestParser::take_request() {
 int RequestParser::fail(int status, const char* code, std::string message) {
     current_.body_sink.reset();  // what it spooled goes now, not with the connection
     state_ = State::Error;
+    failed_mid_request_ = in_progress_;
     in_progress_ = false;
     error_.status = status;
     error_.code = code;

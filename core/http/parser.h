@@ -103,6 +103,9 @@ public:
     const ParseError& error() const { return error_; }
     // True between the first byte of a request and its completion.
     bool in_progress() const { return in_progress_; }
+    // The parser gave up on a request it had begun (a 400 or 413 before
+    // its end): the client may still be sending the rest.
+    bool failed_mid_request() const { return failed_mid_request_; }
     // How many requests have started so far (tells one request from the next).
     uint64_t requests_begun() const { return requests_begun_; }
     // The current request's head is done and it asked for "100-continue".
@@ -154,6 +157,7 @@ private:
     bool paused_at_head_ = false;
     size_t host_count_ = 0;
     bool in_progress_ = false;
+    bool failed_mid_request_ = false;
     uint64_t requests_begun_ = 0;
     bool expects_continue_ = false;
     bool last_was_value_ = false;

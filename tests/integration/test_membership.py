@@ -234,8 +234,13 @@ class RejoinAfterDataLoss(MembershipCase):
         leader = self.leader_of(alive)
         os.rename(victim.log_path, victim.log_path + ".1")
         victim.start()
-        for i in range(60):
-            self.wait_value(victim, f"acked/{i}", f"v{i}".encode(), timeout=30)
+        try:
+            for i in range(60):
+                self.wait_value(victim, f"acked/{i}", f"v{i}".encode(), timeout=30)
+        except AssertionError:
+            for d in nodes:
+                open(f"/tmp/dbg-{d.node_id}.log", "w").write(d.log_text())
+            raise
         lost = [e for e in leader.log_entries() if "its log was lost" in e.get("detail", "")]
         self.assertEqual(len(lost), 1, leader.log_text()[-3000:])
         self.assertIn("handing leadership over", lost[0]["detail"])

@@ -237,10 +237,8 @@ class RejoinAfterDataLoss(MembershipCase):
         try:
             for i in range(60):
                 self.wait_value(victim, f"acked/{i}", f"v{i}".encode(), timeout=30)
-        except AssertionError:
-            for d in nodes:
-                open(f"/tmp/dbg-{d.node_id}.log", "w").write(d.log_text())
-            raise
+        except AssertionError as e:  # what the leader saw says why
+            raise AssertionError(f"{e}\nleader {leader.node_id}:\n{leader.log_text()[-4000:]}") from None
         lost = [e for e in leader.log_entries() if "its log was lost" in e.get("detail", "")]
         self.assertEqual(len(lost), 1, leader.log_text()[-3000:])
         self.assertIn("handing leadership over", lost[0]["detail"])

@@ -127,6 +127,17 @@ class ClusterCase(TlsCase):
             nodes.append(d)
         return nodes
 
+    def start_with_an_old_voter(self, old_env):
+        """Three nodes, node_3 run with `old_env` (a test switch that makes
+        it play an older build); returns (nodes, the old node, the leader)."""
+        nodes = self.start_cluster(start=False)
+        old = nodes[2]
+        old.env.update(old_env)
+        for d in nodes:
+            d.start()
+        self.wait_ready(nodes)
+        return nodes, old, self.leader_of(nodes)
+
     def restart(self, d, wait=True):
         """Start a stopped node again. Its API port is new (127.0.0.1:0), and
         the harness reads it from the log: the old log moves aside first."""

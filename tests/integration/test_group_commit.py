@@ -20,7 +20,9 @@ import base64
 import json
 import os
 import shutil
+import signal
 import tempfile
+import time
 import unittest
 
 from cluster_util import AUTH, ClusterCase, metric_values
@@ -33,13 +35,21 @@ OLD_BUILD = {"RAMPART_TEST_COMMAND_TYPE_MAX": "8"}  # a build from before batch 
 
 def burst(d, requests, headers=None):
     """Send every (method, path, body) on its own connection at once, then
-    read the answers: they reach the daemon in one or a few loop turns."""
+    read the answers. The connections are accepted first; the requests are
+    sent while the daemon is stopped (SIGSTOP), so that after SIGCONT they
+    are all readable in the same loop turn, however slowly this client
+    writes them."""
     socks = []
     try:
         for _ in requests:
             socks.append(d.connect(timeout=scaled(20)))
-        for s, (method, path, body) in zip(socks, requests):
-            s.sendall(build_request(method, path, body, headers, close=True))
+        time.sleep(0.05)  # let it accept them all
+        d.signal(signal.SIGSTOP)
+        try:
+            for s, (method, path, body) in zip(socks, requests):
+                s.sendall(build_request(method, path, body, headers, close=True))
+        finally:
+            d.signal(signal.SIGCONT)
         return [parse_response(recv_all(s)) for s in socks]
     finally:
         for s in socks:
@@ -172,13 +182,7 @@ class MixedVersions(ClusterCase):
         return None
 
     def test_old_voter_gets_one_entry_per_write_until_upgraded(self):
-        nodes = self.start_cluster(start=False)
-        old = nodes[2]
-        old.env.update(OLD_BUILD)
-        for d in nodes:
-            d.start()
-        self.wait_ready(nodes)
-        leader = self.leader_of(nodes)
+        nodes, old, leader = self.start_with_an_old_voter(OLD_BUILD)
         self.eventually(lambda: self.declared_batch(leader, "node_3") == 0, what="node_3 declaring no batches")
         indexes = self.burst_indexes(leader, "mv/old")
         self.assertEqual(len(set(indexes)), len(indexes), "a batch was proposed to a voter that cannot read it")

@@ -14,15 +14,12 @@ Data directories live under /var/tmp (a real disk), never tmpfs.
 """
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
-import threading
-import time
 import unittest
 
-from harness import BUILD, Daemon, build_request, parse_response, recv_response, scaled
+from harness import BUILD, scaled
+from snapshot_node import Client, SnapshotNodeCase
 
 TOKEN = "memory-test-token-0123456789abcdef0123"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -48,46 +45,13 @@ def malloc_arenas(pid):
     return found
 
 
-class Client:
-    def __init__(self, d):
-        self.sock = d.connect(timeout=scaled(10))
-
-    def call(self, method, path, body=b"", headers=None):
-        self.sock.sendall(build_request(method, path, body, headers))
-        return parse_response(recv_response(self.sock))
-
-    def close(self):
-        self.sock.close()
-
-
-class MemorySettings(unittest.TestCase):
-    def setUp(self):
-        self.dir = tempfile.mkdtemp(prefix="rampart-mem-", dir="/var/tmp")
-        self.d = Daemon(config={"auth": {"enabled": True, "bootstrap_token": TOKEN},
-                                "cluster": {"snapshot_threshold": 64, "snapshot_trailing": 16}},
-                        workdir=self.dir)
-        self.d.start()
-        deadline = time.monotonic() + scaled(10)
-        while self.d.request("GET", "/ready").status != 200:
-            self.assertLess(time.monotonic(), deadline, "node never became ready")
-            time.sleep(0.02)
-
-    def tearDown(self):
-        self.d.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+class MemorySettings(SnapshotNodeCase):
+    TOKEN = TOKEN
+    THRESHOLD = 64
+    PREFIX = "rampart-mem-"
 
     def fill(self):
-        def writer(part):
-            c = Client(self.d)
-            for k in range(part, KEYS, 4):
-                r = c.call("PUT", f"/v1/kv/mem/{k:05d}", bytes([65 + k % 26]) * VALUE, AUTH)
-                self.assertEqual(r.status, 200, r)
-            c.close()
-        threads = [threading.Thread(target=writer, args=(p,)) for p in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        super().fill("mem", KEYS, VALUE)
 
     def snapshots_taken(self):
         return [n for n in os.listdir(os.path.join(self.dir, "data", "raft")) if n.startswith("snapshot-")]

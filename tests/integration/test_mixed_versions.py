@@ -40,13 +40,7 @@ class MixedVersions(ClusterCase):
                         what=f"service {name} on {d.node_id}")
 
     def test_old_voter_limits_versions_then_stops_on_one_it_does_not_know(self):
-        nodes = self.start_cluster(start=False)
-        old = nodes[2]
-        old.env.update(OLD_BUILD)
-        for d in nodes:
-            d.start()
-        self.wait_ready(nodes)
-        leader = self.leader_of(nodes)
+        nodes, old, leader = self.start_with_an_old_voter(OLD_BUILD)
         self.eventually(lambda: self.declared(leader, "node_3") == 1, what="node_3 declaring version 1")
         self.eventually(lambda: self.declared(leader, "node_1") == 2, what="node_1 declaring version 2")
 

@@ -22,13 +22,12 @@ Data directories live under /var/tmp (a real disk), never tmpfs.
 import glob
 import os
 import re
-import shutil
-import tempfile
 import threading
 import time
 import unittest
 
-from harness import Daemon, build_request, parse_response, recv_response, scaled
+from harness import scaled
+from snapshot_node import Client, SnapshotNodeCase
 
 TOKEN = "snapshot-latency-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -48,49 +47,13 @@ def snapshot_indexes(data_dir):
     return found
 
 
-class Client:
-    """One keep-alive connection."""
-
-    def __init__(self, d):
-        self.sock = d.connect(timeout=scaled(10))
-
-    def call(self, method, path, body=b"", headers=None):
-        self.sock.sendall(build_request(method, path, body, headers))
-        return parse_response(recv_response(self.sock))
-
-    def close(self):
-        self.sock.close()
-
-
-class SnapshotsOffTheLoop(unittest.TestCase):
-    def setUp(self):
-        self.dir = tempfile.mkdtemp(prefix="rampart-snaplat-", dir="/var/tmp")
-        self.d = Daemon(config={"auth": {"enabled": True, "bootstrap_token": TOKEN},
-                                "cluster": {"snapshot_threshold": THRESHOLD, "snapshot_trailing": 16}},
-                        workdir=self.dir)
-        self.d.start()
-        deadline = time.monotonic() + scaled(10)
-        while self.d.request("GET", "/ready").status != 200:
-            self.assertLess(time.monotonic(), deadline, "node never became ready")
-            time.sleep(0.02)
-
-    def tearDown(self):
-        self.d.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+class SnapshotsOffTheLoop(SnapshotNodeCase):
+    TOKEN = TOKEN
+    THRESHOLD = THRESHOLD
+    PREFIX = "rampart-snaplat-"
 
     def fill(self):
-        """FILL_KEYS values from 4 connections (fsync per batch, not per key)."""
-        def writer(part):
-            c = Client(self.d)
-            for k in range(part, FILL_KEYS, 4):
-                r = c.call("PUT", f"/v1/kv/fill/{k:05d}", bytes([65 + k % 26]) * FILL_VALUE, AUTH)
-                self.assertEqual(r.status, 200, r)
-            c.close()
-        threads = [threading.Thread(target=writer, args=(p,)) for p in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        super().fill("fill", FILL_KEYS, FILL_VALUE)
 
     def probe_while_writing(self, writes):
         """GET /health latencies (ms) while `writes` PUTs go through."""

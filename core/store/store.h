@@ -51,10 +51,10 @@ struct StoreSettings {
     unsigned heartbeat_ms = 0;
     unsigned snapshot_threshold = 1024;
     unsigned snapshot_trailing = 128;
-    unsigned snapshot_retention = 2;   // engine snapshots kept on start (snapshot_recovery.h)
+    unsigned snapshot_retention = 2;         // engine snapshots kept on start (snapshot_recovery.h)
     unsigned snapshot_write_timeout_ms = 0;  // 0: the adapter's default
-    uint64_t max_snapshot_bytes = 0;   // largest restore entry (0: snapshot_size_limit of the cap)
-    audit::AuditLog* audit = nullptr;  // corrupt snapshots set aside are audited (may be null)
+    uint64_t max_snapshot_bytes = 0;         // largest restore entry (0: snapshot_size_limit of the cap)
+    audit::AuditLog* audit = nullptr;        // corrupt snapshots set aside are audited (may be null)
     // Clustering: this node's Raft id, the members a pristine node
     // bootstraps with (empty: a one-node cluster of itself), and the
     // engine's transport (none: one node, no peers).

@@ -79,7 +79,7 @@ void test_idempotency_stays_per_sub_command(void**) {
 void test_a_bad_sub_record_fails_only_itself(void**) {
     StateMachine sm;
     std::string bad = set("z", "v");
-    bad[1] = 9;  // a version of kv_set no build has
+    bad[1] = 9;                                // a version of kv_set no build has
     std::string bad_key = set("a/../b", "v");  // a key the state machine refuses
     std::vector<Result> rs = sm.apply_entry(2, batch({set("a", "1"), bad, bad_key, set("b", "2")}));
     assert_int_equal(rs.size(), 4);

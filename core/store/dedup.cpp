@@ -55,10 +55,10 @@ void DedupTable::expire(uint64_t now_ms) {
 
 const DedupRecord* DedupTable::find(std::string_view key) const { return records_.get(key); }
 
-void DedupTable::remember(std::string key, std::string fingerprint, uint64_t now_ms,
+void DedupTable::remember(const std::string& key, std::string fingerprint, uint64_t now_ms,
                           std::shared_ptr<const Result> outcome) {
     erase(key);
-    insert(std::move(key), DedupRecord{std::move(fingerprint), now_ms + limits_.ttl_ms, std::move(outcome)});
+    insert(key, DedupRecord{std::move(fingerprint), now_ms + limits_.ttl_ms, std::move(outcome)});
     // The oldest records go first: a retry that late is the least likely.
     while (records_.size() > limits_.max_records || (bytes_ > limits_.max_bytes && records_.size() > 1)) {
         erase(std::string(oldest_key()));
@@ -67,7 +67,7 @@ void DedupTable::remember(std::string key, std::string fingerprint, uint64_t now
 
 // The restore path may name a key twice: the later record wins, as it did
 // with std::map::insert_or_assign.
-void DedupTable::insert(std::string key, DedupRecord record) {
+void DedupTable::insert(const std::string& key, DedupRecord record) {
     erase(key);
     bytes_ += cost(key, record);
     by_expiry_.insert_or_assign(expiry_key(record.expires_ms, key), true);

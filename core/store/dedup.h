@@ -44,9 +44,10 @@ public:
     const DedupRecord* find(std::string_view key) const;
     // Keep `outcome` for `key`, evicting the records closest to expiry
     // when over a limit.
-    void remember(std::string key, std::string fingerprint, uint64_t now_ms, std::shared_ptr<const Result> outcome);
+    void remember(const std::string& key, std::string fingerprint, uint64_t now_ms,
+                  std::shared_ptr<const Result> outcome);
     // Restore path: a record exactly as serialised.
-    void insert(std::string key, DedupRecord record);
+    void insert(const std::string& key, DedupRecord record);
 
     size_t size() const { return records_.size(); }
     size_t bytes() const { return bytes_; }

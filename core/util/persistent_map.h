@@ -223,7 +223,8 @@ private:
         release(n->left);
         release(n->right);
         n->left = n->right = nullptr;
-        delete n;
+        delete n;  // NOLINT(cppcoreguidelines-owning-memory): nodes are reference-counted by hand (shared between
+                   // versions)
     }
 
     // Give `slot` a node of its own: the same node when nothing else holds
@@ -231,7 +232,7 @@ private:
     // copied in turn if the write goes down to them).
     static Node* own(Node*& slot) {
         if (slot->refs.load(std::memory_order_acquire) != 1) {
-            Node* copy = new Node(*slot);
+            Node* copy = new Node(*slot);  // NOLINT(cppcoreguidelines-owning-memory): owned through refs
             release(slot);
             slot = copy;
         }
@@ -257,6 +258,7 @@ private:
     template <class T>
     static void insert(Node*& slot, std::string_view key, T&& value, bool& inserted) {
         if (!slot) {
+            // NOLINTNEXTLINE(cppcoreguidelines-owning-memory): owned through refs
             slot = new Node(std::string(key), std::forward<T>(value));
             inserted = true;
             return;

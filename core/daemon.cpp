@@ -1000,6 +1000,7 @@ int Daemon::run() {
         log::error("cannot supervise the TTL-check ticker", {{"error", error}});
         exit_status_ = kExitRuntime;
     }
+    store_->register_metrics(&registry_);  // the store's own (group commit)
     snapshot_task_ = std::make_unique<cluster::SnapshotTask>(store_->engine());
     if (!snapshot_task_->supervise(*supervisor_, &error)) {
         log::error("cannot supervise the snapshotter", {{"error", error}});

@@ -147,7 +147,6 @@ ClusterStatus::ClusterStatus(uv_loop_t* loop, store::Store& store, std::string n
                              metrics::Registry* registry)
     : loop_(loop), store_(store), node_id_(std::move(node_id)), members_(std::move(members)) {
     if (registry == nullptr) return;
-    store_.register_metrics(registry);  // the store's own (group commit)
     term_ = registry->gauge("rampart_raft_term", "The Raft term this node is in", {});
     is_leader_ = registry->gauge("rampart_raft_is_leader", "1 while this node is the Raft leader", {});
     commit_index_ = registry->gauge("rampart_raft_commit_index", "Highest log index known to be committed", {});

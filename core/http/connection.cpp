@@ -575,9 +575,10 @@ void Connection::resume_reading() {
 // drains.
 void Connection::close_after_answer() {
     constexpr uint64_t kLingerMs = 2000;
+    if (lingering_) return;  // already waiting for the client to close
     const bool request_arriving = parser_.in_progress() || parser_.failed_mid_request();
-    if (peer_eof_ || secure_ || server_->draining() || lingering_ || !request_arriving) {
-        if (!lingering_) close();
+    if (peer_eof_ || secure_ || server_->draining() || !request_arriving) {
+        close();
         return;
     }
     shutdown_req_.data = this;

@@ -27,6 +27,7 @@
 #include "cluster/membership_client.h"
 #include "cluster/membership_manager.h"
 #include "cluster/membership_routes.h"
+#include "cluster/not_applied.h"
 #include "cluster/raft_bridge.h"
 #include "cluster/redirect.h"
 #include "cluster/snapshot_task.h"
@@ -644,7 +645,8 @@ bool Daemon::forward_to_leader(http::Exchange& ex) {
     };
     // Forwarded here, but this node is no longer the leader: no second hop.
     if (ex.from_peer() && ex.request().header(cluster::kForwardedBy) != nullptr) {
-        return no_leader("not_leader", "this node is not the leader any more; retry");
+        ex.respond(cluster::not_leader_any_more());
+        return true;
     }
     auto [leader_id, leader_address] = store_->leader();
     std::optional<cluster::Member> leader =

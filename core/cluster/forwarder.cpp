@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cluster/not_applied.h"
 #include "http/exchange.h"
 #include "http/response.h"
 #include "http/server.h"
@@ -370,13 +371,15 @@ resilience::PeerRetrier::Abort Forwarder::send(const std::shared_ptr<Forwarded>&
     a->answered = [this, raw, done](http::Response r) {
         auto it = forwarded_.find(raw);
         if (it == forwarded_.end()) return;
-        uint64_t retry_after = 0;
+        resilience::PeerOutcome o{r.status, "", 0};
         for (const auto& [name, value] : r.headers) {
-            if (iequals(name, "retry-after")) retry_after = resilience::PeerRetrier::parse_retry_after(&value);
+            if (iequals(name, "retry-after")) o.retry_after_ms = resilience::PeerRetrier::parse_retry_after(&value);
+            o.not_applied = o.not_applied || is_not_applied_header(name, value);
         }
-        int status = r.status;
+        // Between nodes only: the client gets the refusal without it.
+        std::erase_if(r.headers, [](const auto& h) { return iequals(h.first, kNotApplied); });
         it->second->last = std::move(r);
-        done(resilience::PeerOutcome{status, "", retry_after});
+        done(o);
     };
     a->failed = [done](const std::string& error) { done(resilience::PeerOutcome{0, error, 0}); };
     pool.waiting.push_back(a);

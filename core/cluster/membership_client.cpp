@@ -3,8 +3,11 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <string_view>
+
+#include "cluster/not_applied.h"
 
 namespace rampart::cluster {
 
@@ -94,6 +97,11 @@ private:
                 std::string value(line.substr(12));
                 value.erase(0, value.find_first_not_of(' '));
                 a.retry_after_ms = resilience::PeerRetrier::parse_retry_after(&value);
+            }
+            if (size_t colon = line.find(':'); colon != std::string_view::npos) {
+                std::string_view value = line.substr(colon + 1);
+                value.remove_prefix(std::min(value.find_first_not_of(' '), value.size()));
+                a.not_applied = a.not_applied || is_not_applied_header(line.substr(0, colon), value);
             }
         }
         if (in_.size() < end + 4 + length) {
@@ -206,7 +214,7 @@ resilience::PeerRetrier::Abort MembershipClient::attempt(const std::shared_ptr<P
     calls_[id] = std::make_unique<Call>(this, id, [weak, done](Raw a) {
         std::shared_ptr<Pending> alive = weak.lock();
         if (!alive) return;
-        resilience::PeerOutcome o{a.status, a.error, a.retry_after_ms};
+        resilience::PeerOutcome o{a.status, a.error, a.retry_after_ms, a.not_applied};
         alive->last = std::move(a);
         done(o);
     });

@@ -87,6 +87,7 @@ private:
         std::string body;
         std::string error;  // "" with an answer; "tls", "timeout" or another transport error
         uint64_t retry_after_ms = 0;
+        bool not_applied = false;  // X-Rampart-Not-Applied (cluster/not_applied.h)
     };
     using RawDone = std::function<void(Raw)>;
 

@@ -9,6 +9,7 @@
 #include "audit/audit_log.h"
 #include "auth/authenticator.h"
 #include "cluster/membership_client.h"
+#include "cluster/not_applied.h"
 #include "cluster/raft_adapter.h"
 #include "cluster/raft_bridge.h"
 #include "http/exchange.h"
@@ -111,7 +112,7 @@ public:
     void relay(const ExPtr& ex, const std::string& path, const std::string& body, bool idempotent,
                Handler again) const {
         if (ex->request().header(kRelayedBy) != nullptr)
-            return ex->respond(unavailable("not_leader", "this node is not the leader any more; retry"));
+            return ex->respond(not_leader_any_more());
         if (!leader_address())
             return ex->respond(unavailable("no_leader", "the cluster has no leader right now; retry"));
         MembershipClient::Request rq;

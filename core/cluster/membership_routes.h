@@ -23,7 +23,9 @@
 //     second transfer moves leadership again, a second create makes a
 //     second token, and a repeated leave or revoke answers 404 for what the
 //     first did. Sent once, unless the client's request carries an
-//     Idempotency-Key (relayed with it), as forwarded writes are.
+//     Idempotency-Key (relayed with it), as forwarded writes are, or the
+//     node it reached refused it unapplied because it no longer leads
+//     (cluster/not_applied.h): then it goes to the leader known now.
 #pragma once
 
 #include <functional>

@@ -250,7 +250,9 @@ void PeerRetrier::judge(uint64_t id, const PeerOutcome& o) {
     if (!c->peer.empty() && c->request.guarded) {
         p = &peer(c->peer, c->limits);
         uint64_t now = clock_.now_ms();
-        if (peer_failed(retry_class)) {
+        if (o.not_applied) {
+            p->budget.record_failure();
+        } else if (peer_failed(retry_class)) {
             p->budget.record_failure();
             p->breaker.record_failure(now);
         } else {
@@ -261,7 +263,7 @@ void PeerRetrier::judge(uint64_t id, const PeerOutcome& o) {
     }
     bool capped = c->request.max_attempts > 0 && c->attempts >= c->request.max_attempts;
     if (retry_class == "success" || capped ||
-        !policy::should_retry(g, retry_class, c->attempts, c->request.idempotent)) {
+        !policy::should_retry(g, retry_class, c->attempts, c->request.idempotent || o.not_applied)) {
         finish(id, RetryEnd::Answered);
         return;
     }

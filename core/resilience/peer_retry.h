@@ -11,7 +11,9 @@
 //      reported to the peer's breaker and retry budget;
 //   4. retry.should_retry decides whether to try again (a write is
 //      idempotent only with an Idempotency-Key: one without is never
-//      re-sent); the failed peer's retry budget may still refuse;
+//      re-sent, unless the peer said it did not act on it, see
+//      PeerOutcome::not_applied); the failed peer's retry budget may still
+//      refuse;
 //   5. the wait is backoff.delay_ms(retry, rand01), or the peer's
 //      Retry-After when longer, bounded by the policy's longest delay.
 //
@@ -49,6 +51,12 @@ struct PeerOutcome {
     int status = 0;               // the answer's HTTP status; 0 when none arrived
     std::string error;            // "" (an answer arrived), "timeout", "tls", or another transport error
     uint64_t retry_after_ms = 0;  // the answer's Retry-After; 0 when absent
+    // The peer refused before acting on the request (a node that is no
+    // longer the leader answers a forwarded or relayed request 503 with
+    // X-Rampart-Not-Applied): sending it again cannot apply it twice, so it
+    // is retried as an idempotent request would be. Not held against the
+    // peer's breaker (it answered, correctly); it spends retry budget.
+    bool not_applied = false;
 };
 
 enum class RetryEnd {

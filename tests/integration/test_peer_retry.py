@@ -18,7 +18,7 @@ import unittest
 from cluster_util import AUTH, ClusterCase, metric_values
 from harness import scaled
 from test_tls import metric
-from tls_util import spki_sha256
+from tls_util import client_context, spki_sha256, tls_connect
 
 
 class PeerRetry(ClusterCase):
@@ -162,6 +162,47 @@ class PeerRetry(ClusterCase):
         second = one_wait("delay-2")
         self.assertTrue(0.56 <= second <= 0.84, second)  # base 700 ms, ±20 %
         self.assertGreaterEqual(time.monotonic() - start, 0.56)  # the client waited it, too
+
+    def over_peer_port(self, to, as_node, head, body=b""):
+        """One HTTP request to `to`'s peer port with node `as_node`'s
+        certificate, as a forwarding or relaying member sends it."""
+        cert, key = self.certs.node(as_node)
+        host, port = to.peer_listen.rsplit(":", 1)
+        with tls_connect(host, int(port), client_context(self.certs.ca, cert, key)) as conn:
+            conn.sendall(b"RAMPART/1 http\n" + head.encode() +
+                         f"Connection: close\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+            answer = b""
+            while chunk := conn.recv(65536):
+                answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")
+        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        return int(lines[0].split()[1]), headers, json.loads(body)
+
+    def test_a_node_no_longer_leading_refuses_before_acting(self):
+        """A write forwarded or relayed to a node that does not lead (any
+        more) is refused unapplied, and says so (X-Rampart-Not-Applied), so
+        the sending node sends even an unkeyed write again to the leader it
+        knows now (unit: test_peer_retry.test_not_applied_...)."""
+        nodes = self.start_cluster(3)
+        self.wait_ready(nodes)
+        leader, followers = self.leader_and_followers(nodes)
+        follower = followers[0]
+        sender = int(followers[1].node_id.split("_")[1])
+        token = AUTH["Authorization"]
+        for head, body in ((f"PUT /v1/kv/refused HTTP/1.1\r\nHost: x\r\nAuthorization: {token}\r\n"
+                            f"X-Rampart-Forwarded-By: {followers[1].node_id}\r\n", b"v"),
+                           (f"POST /v1/cluster/transfer-leadership HTTP/1.1\r\nHost: x\r\n"
+                            f"Authorization: {token}\r\nX-Rampart-Relayed-By: {followers[1].node_id}\r\n",
+                            json.dumps({"to": follower.node_id}).encode())):
+            status, headers, answer = self.over_peer_port(follower, sender, head, body)
+            self.assertEqual((status, answer["code"]), (503, "not_leader"), answer)
+            self.assertEqual(headers.get("x-rampart-not-applied"), "1", headers)
+            self.assertEqual(headers.get("retry-after"), "1", headers)
+        # Nothing was done: no key, the same leader.
+        self.assertEqual(leader.request("GET", "/v1/kv/refused", headers=AUTH).status, 404)
+        self.assertIs(self.leader_of(nodes), leader)
+
 
     def test_membership_relays_through_the_retrier(self):
         nodes = self.start_cluster(3)

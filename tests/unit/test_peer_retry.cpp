@@ -363,6 +363,43 @@ void test_never_retried(void**) {
     }
 }
 
+// A deposed leader refuses a forwarded or relayed write before acting on it
+// (503 with X-Rampart-Not-Applied): even a write without an Idempotency-Key
+// goes again, to the leader looked up afresh. The refusal spends retry
+// budget but does not count towards the refusing node's breaker.
+void test_not_applied_is_sent_again_to_the_new_leader(void**) {
+    Fixture f;
+    PeerOutcome refused{503, "", 1000, true};
+    for (int i = 0; i < 6; ++i) f.peers.script.push_back({refused, false});
+    f.peers.then(200);
+    f.request(false, "", true);  // not idempotent; node_1, node_2, ... in turn
+    f.settle();
+    assert_int_equal(f.results.size(), 1);
+    assert_true(f.results[0].end == RetryEnd::Answered);
+    assert_string_equal(f.results[0].retry_class.c_str(), "success");
+    assert_int_equal(f.peers.sent_at.size(), 7);
+    assert_string_equal(f.peers.sent_to.back().c_str(), "node_7");
+    // Retry-After: 1 from the refusing node; the policy's delay when longer.
+    assert_true(f.gaps()[0] >= 1000);
+    // The same refusals from one node: its breaker stays closed, its budget
+    // stops the retries once half is spent.
+    Fixture g;
+    g.peers.script.push_back({refused, false});
+    g.request(false);
+    g.settle();
+    assert_true(g.retrier->breaker_state("node_2") == BreakerState::Closed);
+    assert_true(g.results[0].end == RetryEnd::BudgetExhausted);
+    assert_true(g.peers.sent_at.size() >= 2 && g.peers.sent_at.size() <= 6);
+    // Without the header, a 503 to a write without a key is final.
+    Fixture h;
+    h.peers.then(503, "", 1000);
+    h.peers.then(200);
+    h.request(false);
+    h.settle();
+    assert_int_equal(h.peers.sent_at.size(), 1);
+    assert_int_equal(h.results[0].attempts, 1);
+}
+
 // The join loop's way: one attempt, whatever retry.lua says, and the
 // peer's budget and breaker left alone (the loop paces itself); outcomes
 // are still counted per peer.
@@ -515,6 +552,7 @@ int main() {
         cmocka_unit_test(test_reload_changes_the_base_delay_for_new_requests),
         cmocka_unit_test(test_retry_after_header_parsing),
         cmocka_unit_test(test_bad_limits_fall_back),
+        cmocka_unit_test(test_not_applied_is_sent_again_to_the_new_leader),
     };
     return cmocka_run_group_tests(tests, nullptr, nullptr);
 }

@@ -6,7 +6,7 @@ size_t Result::byte_size() const {
     size_t n = sizeof(Result) + error.size();
     for (const TxnResult& r : results) {
         n += sizeof(TxnResult) + r.key.size();
-        if (r.with_value && r.entry) n += r.entry->value.size();
+        if (r.with_value && r.entry) n += r.entry->value().size();
     }
     for (const TxnError& e : errors) n += sizeof(TxnError) + e.what.size();
     return n;

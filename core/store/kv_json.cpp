@@ -13,18 +13,18 @@ namespace {
 void append_entry(std::string& out, std::string_view key, const Entry& e, bool with_value) {
     out += "{\"LockIndex\":0,\"Key\":";
     append_json_string(out, key);
-    out += ",\"Flags\":" + std::to_string(e.flags) + ",\"Value\":";
+    out += ",\"Flags\":" + std::to_string(e.flags()) + ",\"Value\":";
     // Consul encodes an empty value as null, and txn results other than
     // get carry no value.
-    if (with_value && !e.value.empty()) {
+    if (with_value && !e.value().empty()) {
         out += '"';
-        out += util::base64_encode(e.value);
+        out += util::base64_encode(e.value());
         out += '"';
     } else {
         out += "null";
     }
-    out += ",\"CreateIndex\":" + std::to_string(e.create_index);
-    out += ",\"ModifyIndex\":" + std::to_string(e.modify_index) + "}";
+    out += ",\"CreateIndex\":" + std::to_string(e.create_index());
+    out += ",\"ModifyIndex\":" + std::to_string(e.modify_index()) + "}";
 }
 
 struct VerbName {

@@ -275,7 +275,7 @@ Response answer_read(const Store& store, const ReadPlan& p) {
     } else if (p.raw) {
         r.status = 200;
         r.content_type = "application/octet-stream";
-        r.body = e->value;
+        r.body = e->value();
     } else {
         r = Response::json(200, render_entries({{p.key, e}}));
     }

@@ -10,15 +10,10 @@
 #include <utility>
 #include <vector>
 
+#include "store/entry.h"
+
 namespace rampart::store {
 
-struct Entry {
-    std::string value;
-    uint64_t flags = 0;
-    uint64_t create_index = 0;
-    uint64_t modify_index = 0;
-};
-using EntryPtr = std::shared_ptr<const Entry>;
 
 // Numbers are snapshot format: never renumber.
 enum class Outcome : uint8_t {

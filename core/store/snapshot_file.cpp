@@ -184,11 +184,9 @@ Result StateMachine::apply_restore(uint64_t index, std::string_view record) {
     // Collected first: the persistent map is not written while iterated.
     std::vector<std::pair<std::string, EntryPtr>> rebased;
     for (const auto& [key, e] : s->kv) {
-        if (e->create_index <= index && e->modify_index <= index) continue;
-        auto copy = std::make_shared<Entry>(*e);
-        copy->create_index = std::min(copy->create_index, index);
-        copy->modify_index = std::min(copy->modify_index, index);
-        rebased.emplace_back(key, std::move(copy));
+        if (e->create_index() <= index && e->modify_index() <= index) continue;
+        rebased.emplace_back(key, Entry::make(e->value(), e->flags(), std::min(e->create_index(), index),
+                                              std::min(e->modify_index(), index)));
     }
     for (auto& [key, e] : rebased) s->kv.insert_or_assign(key, std::move(e));
     s->kv_index = index;

@@ -10,7 +10,7 @@ namespace {
 
 std::string quoted(std::string_view key) { return "\"" + std::string(key) + "\""; }
 
-uint64_t entry_cost(std::string_view key, const Entry& e) { return key.size() + e.value.size(); }
+uint64_t entry_cost(std::string_view key, const Entry& e) { return key.size() + e.value().size(); }
 
 // Changes to the KV map with an undo log, so a txn (or a write over the
 // size cap) is all or nothing.
@@ -24,12 +24,8 @@ public:
     }
 
     EntryPtr put(const std::string& key, std::string value, uint64_t flags) {
-        auto e = std::make_shared<Entry>();
-        e->value = std::move(value);
-        e->flags = flags;
-        e->modify_index = index_;
         EntryPtr old = find(key);
-        e->create_index = old ? old->create_index : index_;
+        EntryPtr e = Entry::make(value, flags, old ? old->create_index() : index_, index_);
         s_.used_bytes += entry_cost(key, *e);
         if (old) s_.used_bytes -= entry_cost(key, *old);
         undo_.push_back({key, old});
@@ -100,11 +96,11 @@ Result store_full(uint64_t max_bytes) {
 // Consul's kvsSetCASTxn: cas 0 creates only; otherwise the key must exist
 // with exactly that ModifyIndex.
 bool cas_holds(const EntryPtr& cur, uint64_t cas) {
-    return cas == 0 ? cur == nullptr : cur && cur->modify_index == cas;
+    return cas == 0 ? cur == nullptr : cur && cur->modify_index() == cas;
 }
 
 // Consul's kvsDeleteCASTxn: a missing key counts as deleted.
-bool delete_cas_holds(const EntryPtr& cur, uint64_t cas) { return cur == nullptr || cur->modify_index == cas; }
+bool delete_cas_holds(const EntryPtr& cur, uint64_t cas) { return cur == nullptr || cur->modify_index() == cas; }
 
 bool prefix_verb(TxnVerb v) { return v == TxnVerb::GetTree || v == TxnVerb::DeleteTree; }
 
@@ -125,8 +121,9 @@ std::string read_op(const KvMap& kv, const TxnOp& op, std::vector<TxnResult>& re
             return {};
         case TxnVerb::CheckIndex:
             if (!cur) return "key " + quoted(op.key) + " doesn't exist";
-            if (cur->modify_index != op.index) {
-                return "current modify index " + std::to_string(cur->modify_index) + " != " + std::to_string(op.index);
+            if (cur->modify_index() != op.index) {
+                return "current modify index " + std::to_string(cur->modify_index()) +
+                       " != " + std::to_string(op.index);
             }
             results.push_back({op.key, cur, false});
             return {};
@@ -199,7 +196,7 @@ Result run_set(State& s, uint64_t index, const KvSet& c, uint64_t max_bytes) {
 uint64_t newest_index(const KvMap& kv, std::string_view prefix) {
     uint64_t newest = 0;
     for_each_prefix(kv, prefix, [&](const std::string&, const EntryPtr& e) {
-        if (e->modify_index > newest) newest = e->modify_index;
+        if (e->modify_index() > newest) newest = e->modify_index();
     });
     return newest;
 }

@@ -30,19 +30,18 @@ constexpr uint8_t kFormat = 5;
 constexpr size_t kMaxTokenBytes = size_t{8} * 1024 * 1024;
 
 void write_entry(Out& o, const Entry& e, bool with_value) {
-    if (with_value) o.bytes(e.value);
-    o.varint(e.flags);
-    o.varint(e.create_index);
-    o.varint(e.modify_index);
+    if (with_value) o.bytes(e.value());
+    o.varint(e.flags());
+    o.varint(e.create_index());
+    o.varint(e.modify_index());
 }
 
 EntryPtr read_entry(In& in, bool with_value) {
-    auto e = std::make_shared<Entry>();
-    if (with_value) e->value = in.bytes(Limits::kValue);
-    e->flags = in.varint();
-    e->create_index = in.varint();
-    e->modify_index = in.varint();
-    return e;
+    std::string value = with_value ? in.bytes(Limits::kValue) : std::string();
+    uint64_t flags = in.varint();
+    uint64_t create_index = in.varint();
+    uint64_t modify_index = in.varint();
+    return Entry::make(value, flags, create_index, modify_index);
 }
 
 void write_result(Out& o, const Result& r) {
@@ -158,7 +157,7 @@ bool StateMachine::restore(uint64_t index, std::string_view payload, std::string
     for (uint64_t i = 0; i < count && in.ok(); i++) {
         std::string key = in.bytes(Limits::kKey);
         EntryPtr e = read_entry(in, true);
-        s->used_bytes += key.size() + e->value.size();
+        s->used_bytes += key.size() + e->value().size();
         s->kv.insert_or_assign(std::move(key), std::move(e));
     }
     uint64_t records = in.varint();

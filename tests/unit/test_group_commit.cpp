@@ -50,13 +50,13 @@ void test_sub_commands_share_the_index_with_their_own_results(void**) {
     for (size_t i = 0; i < rs.size(); i++) assert_int_equal(rs[i].outcome, want[i]);
     assert_int_equal(sm.applied(), 7);
     assert_int_equal(sm.index(), 7);
-    assert_string_equal(sm.get("a")->value.c_str(), "2");
-    assert_int_equal(sm.get("a")->create_index, 7);
-    assert_int_equal(sm.get("a")->modify_index, 7);
-    assert_string_equal(sm.get("c")->value.c_str(), "x");
-    assert_string_equal(sm.get("b")->value.c_str(), "new");
-    assert_int_equal(sm.get("b")->create_index, 3);
-    assert_int_equal(sm.get("b")->modify_index, 7);
+    assert_true(sm.get("a")->value() == "2");
+    assert_int_equal(sm.get("a")->create_index(), 7);
+    assert_int_equal(sm.get("a")->modify_index(), 7);
+    assert_true(sm.get("c")->value() == "x");
+    assert_true(sm.get("b")->value() == "new");
+    assert_int_equal(sm.get("b")->create_index(), 3);
+    assert_int_equal(sm.get("b")->modify_index(), 7);
 }
 
 void test_idempotency_stays_per_sub_command(void**) {
@@ -73,7 +73,7 @@ void test_idempotency_stays_per_sub_command(void**) {
     // And in a later entry, alone.
     Result again = sm.apply_entry(5, set("k", "1", std::nullopt, "client\nkey-1")).front();
     assert_true(again.replayed);
-    assert_int_equal(sm.get("k")->modify_index, 4);
+    assert_int_equal(sm.get("k")->modify_index(), 4);
 }
 
 void test_a_bad_sub_record_fails_only_itself(void**) {
@@ -123,9 +123,9 @@ void test_same_entries_same_state(void**) {
         for (size_t j = 0; j < ra.size(); j++) assert_int_equal(ra[j].outcome, rb[j].outcome);
     }
     assert_true(StateMachine::serialize(*one.version()) == StateMachine::serialize(*two.version()));
-    assert_string_equal(one.get("b")->value.c_str(), "2");
-    assert_string_equal(one.get("a")->value.c_str(), "1");  // create-only on an existing key
-    assert_string_equal(one.get("c")->value.c_str(), "2");  // c was at index 2: the CAS held
+    assert_true(one.get("b")->value() == "2");
+    assert_true(one.get("a")->value() == "1");  // create-only on an existing key
+    assert_true(one.get("c")->value() == "2");  // c was at index 2: the CAS held
 }
 
 }  // namespace

@@ -40,8 +40,8 @@ void test_base64(void**) {
 }
 
 void test_render_entries_like_consul(void**) {
-    auto e = std::make_shared<Entry>(Entry{"bar", 3, 5, 7});
-    auto empty = std::make_shared<Entry>(Entry{"", 0, 8, 8});
+    auto e = Entry::make("bar", 3, 5, 7);
+    auto empty = Entry::make("", 0, 8, 8);
     std::string out = render_entries({{"caf\xc3\xa9\"q", e}, {"e", empty}});
     assert_string_equal(
         out.c_str(),
@@ -53,7 +53,7 @@ void test_render_entries_like_consul(void**) {
 
 void test_render_txn(void**) {
     Result ok;
-    ok.results.push_back({"k", std::make_shared<Entry>(Entry{"v", 0, 2, 2}), false});
+    ok.results.push_back({"k", Entry::make("v", 0, 2, 2), false});
     assert_string_equal(render_txn(ok).c_str(),
                         "{\"Results\":[{\"KV\":{\"LockIndex\":0,\"Key\":\"k\",\"Flags\":0,\"Value\":null,"
                         "\"CreateIndex\":2,\"ModifyIndex\":2}}],\"Errors\":null}\n");

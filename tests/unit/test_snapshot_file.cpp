@@ -145,8 +145,8 @@ void test_restore_record_rebases_the_index(void**) {
     assert_int_equal(sm.applied(), 41);
     assert_int_equal(sm.version()->kv.size(), 3);
     assert_true(sm.get("old/1") == nullptr);
-    assert_int_equal(sm.get("b/c")->modify_index, 3);  // older than the restore: kept
-    assert_string_equal(sm.get("b/c")->value.c_str(), "two");
+    assert_int_equal(sm.get("b/c")->modify_index(), 3);  // older than the restore: kept
+    assert_true(sm.get("b/c")->value() == "two");
     // From a cluster further along: indexes beyond the restore's are clamped.
     StateMachine far;
     far.apply(900, set("x", "1"));
@@ -157,11 +157,11 @@ void test_restore_record_rebases_the_index(void**) {
             sm2.apply_bytes(6, encode_restore_record(encode_snapshot_file(*far.version(), 900, 3))).outcome),
         static_cast<int>(Outcome::Ok));
     assert_int_equal(sm2.index(), 6);
-    assert_int_equal(sm2.get("x")->modify_index, 6);
-    assert_int_equal(sm2.get("x")->create_index, 6);
+    assert_int_equal(sm2.get("x")->modify_index(), 6);
+    assert_int_equal(sm2.get("x")->create_index(), 6);
     // Writes after a restore carry on from its index.
     sm2.apply(7, set("x", "2"));
-    assert_int_equal(sm2.get("x")->modify_index, 7);
+    assert_int_equal(sm2.get("x")->modify_index(), 7);
 }
 
 void test_bad_restore_record_changes_nothing(void**) {

@@ -2,8 +2,11 @@
 // Consul has them, CAS and txn edge cases, idempotent deduplication by the
 // state machine itself, the size cap, key rules, copy-on-write versions and
 // snapshot round trips.
+#include <malloc.h>
+
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "store/key.h"
@@ -45,7 +48,7 @@ Command with_key(Command c, std::string key, std::string fingerprint, uint64_t n
 
 std::string value_of(const StateMachine& sm, std::string_view key) {
     EntryPtr e = sm.get(key);
-    return e ? e->value : "<missing>";
+    return e ? std::string(e->value()) : "<missing>";
 }
 
 // ---- KV ------------------------------------------------------------------
@@ -56,14 +59,14 @@ void test_set_get_indexes_and_flags(void**) {
     assert_int_equal(sm.apply(5, set("a", "1", std::nullopt, 42)).outcome, Outcome::Ok);
     EntryPtr e = sm.get("a");
     assert_non_null(e.get());
-    assert_int_equal(e->create_index, 5);
-    assert_int_equal(e->modify_index, 5);
-    assert_int_equal(e->flags, 42);
+    assert_int_equal(e->create_index(), 5);
+    assert_int_equal(e->modify_index(), 5);
+    assert_int_equal(e->flags(), 42);
     assert_int_equal(sm.apply(7, set("a", "2")).outcome, Outcome::Ok);
     e = sm.get("a");
-    assert_int_equal(e->create_index, 5);  // kept across updates
-    assert_int_equal(e->modify_index, 7);
-    assert_int_equal(e->flags, 0);  // PUT without ?flags= resets them, as in Consul
+    assert_int_equal(e->create_index(), 5);  // kept across updates
+    assert_int_equal(e->modify_index(), 7);
+    assert_int_equal(e->flags(), 0);  // PUT without ?flags= resets them, as in Consul
     assert_int_equal(sm.index(), 7);
     assert_int_equal(sm.applied(), 7);
     assert_int_equal(sm.used_bytes(), 2);
@@ -128,8 +131,8 @@ void test_txn_commits_all(void**) {
     assert_int_equal(r.results.size(), 6);
     assert_false(r.results[0].with_value);  // set: no value, like Consul
     assert_true(r.results[2].with_value);
-    assert_string_equal(r.results[2].entry->value.c_str(), "1");  // sees the earlier op
-    assert_int_equal(r.results[1].entry->modify_index, 2);
+    assert_true(r.results[2].entry->value() == "1");  // sees the earlier op
+    assert_int_equal(r.results[1].entry->modify_index(), 2);
     assert_string_equal(value_of(sm, "x").c_str(), "new");
     assert_int_equal(sm.index(), 2);
 }
@@ -243,8 +246,8 @@ void test_idempotent_failed_cas_and_txn_replay(void**) {
     Result t2 = sm.apply(6, with_key(txn({op(TxnVerb::Set, "n", "1"), op(TxnVerb::Get, "k")}), "s\nt", "g", now));
     assert_true(t2.replayed);
     assert_int_equal(t2.results.size(), 2);
-    assert_string_equal(t2.results[1].entry->value.c_str(), "v");  // the first answer, as it was
-    assert_int_equal(t2.results[0].entry->modify_index, t.results[0].entry->modify_index);
+    assert_true(t2.results[1].entry->value() == "v");  // the first answer, as it was
+    assert_int_equal(t2.results[0].entry->modify_index(), t.results[0].entry->modify_index());
 }
 
 void test_idempotency_expiry_by_leader_clock(void**) {
@@ -309,7 +312,7 @@ void test_versions_are_immutable(void**) {
     Version v = sm.version();
     sm.apply(2, set("a", "2"));
     sm.apply(3, set("b", "3"));
-    assert_string_equal(v->kv.at("a")->value.c_str(), "1");
+    assert_true(v->kv.at("a")->value() == "1");
     assert_int_equal(v->kv.size(), 1);
     assert_int_equal(v->applied, 1);
     assert_string_equal(value_of(sm, "a").c_str(), "2");
@@ -367,9 +370,9 @@ void test_snapshot_round_trip(void**) {
     assert_int_equal(copy.used_bytes(), sm.used_bytes());
     assert_int_equal(copy.dedup_records(), 2);
     EntryPtr a = copy.get("a");
-    assert_int_equal(a->value.size(), 2);
-    assert_int_equal(a->flags, 7);
-    assert_int_equal(a->create_index, 1);
+    assert_int_equal(a->value().size(), 2);
+    assert_int_equal(a->flags(), 7);
+    assert_int_equal(a->create_index(), 1);
     // Serialising the restored state gives the same bytes.
     assert_true(StateMachine::serialize(*copy.version()) == bytes);
     // The idempotency records came along: a retry is still a duplicate,
@@ -414,8 +417,46 @@ void test_undecodable_entry_is_a_result(void**) {
 
 }  // namespace
 
+// An entry is one block (metadata + value), shared by counted references:
+// copies see the same bytes, and the last reference frees the block,
+// whichever thread drops it.
+void test_entry_is_one_shared_block(void**) {
+    std::string value(256, 'v');
+    value[0] = '\0';  // values are bytes, NUL included
+    EntryPtr e = Entry::make(value, 9, 3, 4);
+    assert_true(e->value() == value);
+    assert_int_equal(e->flags(), 9);
+    assert_int_equal(e->create_index(), 3);
+    assert_int_equal(e->modify_index(), 4);
+    EntryPtr copy = e;
+    assert_true(copy == e);
+    assert_ptr_equal(copy->value().data(), e->value().data());
+    assert_true(Entry::make("", 0, 1, 1)->value().empty());
+    EntryPtr none;
+    assert_true(none == nullptr);
+    assert_false(static_cast<bool>(none));
+
+    // A thread's first run allocates its own malloc state: do that first.
+    std::thread([] { Entry::make("warm-up", 0, 1, 1); }).join();
+    size_t before = mallinfo2().uordblks;
+    {
+        std::vector<EntryPtr> held;
+        for (int i = 0; i < 1000; i++) held.push_back(Entry::make(value, 0, 1, 1));
+        // Half the references dropped on another thread, half here.
+        std::vector<EntryPtr> theirs(held.begin(), held.end());
+        std::thread t([&theirs] { theirs.clear(); });
+        held.clear();
+        t.join();
+    }
+    // All 1000 blocks (288 KB) are back; glibc's per-thread caches keep a
+    // few freed chunks counted as in use (7 per size), hence the slack.
+    size_t after = mallinfo2().uordblks;
+    assert_true(after < before + 16 * 1024);
+}
+
 int main() {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_entry_is_one_shared_block),
         cmocka_unit_test(test_set_get_indexes_and_flags),
         cmocka_unit_test(test_cas),
         cmocka_unit_test(test_delete_and_delete_cas),

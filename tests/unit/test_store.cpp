@@ -109,7 +109,7 @@ void test_write_and_read(void**) {
     WriteOutcome w = write(f, *s, "k", "v");
     assert_int_equal(w.status, 0);
     assert_int_equal(w.outcome, Outcome::Ok);
-    assert_int_equal(s->state().get("k")->modify_index, w.index);
+    assert_int_equal(s->state().get("k")->modify_index(), w.index);
     int status = -1;
     s->read(Consistency::Stale, [&](int st) { status = st; });
     assert_int_equal(status, 0);  // at once
@@ -175,7 +175,7 @@ void test_restart_recovers(void**) {
     f.close(s);
     s = f.open();
     assert_int_equal(s->state().version()->kv.size(), 50);
-    assert_string_equal(s->state().get("r/7")->value.c_str(), "v7");
+    assert_true(s->state().get("r/7")->value() == "v7");
     assert_int_equal(s->state().index(), index);
     f.close(s);
 }

@@ -111,8 +111,7 @@ public:
     // leadership while the request waited for a retry.
     void relay(const ExPtr& ex, const std::string& path, const std::string& body, bool idempotent,
                Handler again) const {
-        if (ex->request().header(kRelayedBy) != nullptr)
-            return ex->respond(not_leader_any_more());
+        if (ex->request().header(kRelayedBy) != nullptr) return ex->respond(not_leader_any_more());
         if (!leader_address())
             return ex->respond(unavailable("no_leader", "the cluster has no leader right now; retry"));
         MembershipClient::Request rq;

@@ -8,7 +8,7 @@ namespace rampart::store {
 EntryPtr Entry::make(std::string_view value, uint64_t flags, uint64_t create_index, uint64_t modify_index) {
     // Values are at most Limits::kValue (512 KiB): the size fits in 32 bits.
     void* block = ::operator new(sizeof(Entry) + value.size());
-    auto* e = new (block) Entry();
+    auto* e = new (block) Entry();  // NOLINT(cppcoreguidelines-owning-memory): EntryPtr owns it
     e->size_ = static_cast<uint32_t>(value.size());
     e->flags_ = flags;
     e->create_index_ = create_index;

@@ -14,7 +14,6 @@
 
 namespace rampart::store {
 
-
 // Numbers are snapshot format: never renumber.
 enum class Outcome : uint8_t {
     Ok = 0,         // applied (PUT/DELETE answer true; txn committed)

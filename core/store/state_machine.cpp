@@ -23,7 +23,7 @@ public:
         return e ? *e : nullptr;
     }
 
-    EntryPtr put(const std::string& key, std::string value, uint64_t flags) {
+    EntryPtr put(const std::string& key, std::string_view value, uint64_t flags) {
         EntryPtr old = find(key);
         EntryPtr e = Entry::make(value, flags, old ? old->create_index() : index_, index_);
         s_.used_bytes += entry_cost(key, *e);

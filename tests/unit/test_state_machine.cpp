@@ -428,7 +428,7 @@ void test_entry_is_one_shared_block(void**) {
     assert_int_equal(e->flags(), 9);
     assert_int_equal(e->create_index(), 3);
     assert_int_equal(e->modify_index(), 4);
-    EntryPtr copy = e;
+    EntryPtr copy = e;  // NOLINT(performance-unnecessary-copy-initialization): the copy is the test
     assert_true(copy == e);
     assert_ptr_equal(copy->value().data(), e->value().data());
     assert_true(Entry::make("", 0, 1, 1)->value().empty());
@@ -441,6 +441,7 @@ void test_entry_is_one_shared_block(void**) {
     size_t before = mallinfo2().uordblks;
     {
         std::vector<EntryPtr> held;
+        held.reserve(1000);
         for (int i = 0; i < 1000; i++) held.push_back(Entry::make(value, 0, 1, 1));
         // Half the references dropped on another thread, half here.
         std::vector<EntryPtr> theirs(held.begin(), held.end());
@@ -451,7 +452,7 @@ void test_entry_is_one_shared_block(void**) {
     // All 1000 blocks (288 KB) are back; glibc's per-thread caches keep a
     // few freed chunks counted as in use (7 per size), hence the slack.
     size_t after = mallinfo2().uordblks;
-    assert_true(after < before + 16 * 1024);
+    assert_true(after < before + size_t{16} * 1024);
 }
 
 int main() {

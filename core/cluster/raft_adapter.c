@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "cluster/lost_log_watch.h"
 #include "util/crc32c.h"
 
 /* ------------------------------------------------------------------ */
@@ -193,9 +194,7 @@ struct rampart_raft {
     bool install_held;
 
     /* A member answering below what it had acknowledged (watch_for_lost_log). */
-    raft_id lost_log_member;
-    unsigned lost_log_answers;
-    raft_term lost_log_term; /* the term in which it was acted on (once per term) */
+    struct rampart_lost_log_watch lost_log;
 };
 
 /* The engine owns the `data` fields of the structs it is handed (raft_uv
@@ -871,18 +870,7 @@ static void allow_votes_after_leader_silence(struct rampart_raft* n, struct raft
         msg->request_vote.disrupt_leader = true;
 }
 
-/* A follower whose data directory was wiped (or replaced by an older copy)
- * and that comes back under its old Raft id (no join token) answers the
- * leader's appends with rejections below the index it had acknowledged.
- * 0.22.1 takes such a rejection from a follower in pipeline mode for a stale
- * one and ignores it (progressMaybeDecrement): the leader never refills the
- * node, which then serves an empty state for ever. A new leader starts every
- * follower's progress afresh, so after a few such answers in a row the
- * leader hands leadership to the most up-to-date other voter, once per
- * term. One answer could be a stale one from an old connection; three in a
- * row are not. */
-enum { LOST_LOG_ANSWERS = 3 };
-
+/* A member that lost its log: see cluster/lost_log_watch.h. */
 static raft_id best_other_voter(struct rampart_raft* n, raft_id except) {
     const struct raft_configuration* c = &n->raft.configuration;
     raft_id best = 0;
@@ -899,20 +887,12 @@ static raft_id best_other_voter(struct rampart_raft* n, raft_id except) {
 }
 
 static void watch_for_lost_log(struct rampart_raft* n, const struct raft_message* msg) {
-    if (msg->type != RAFT_APPEND_ENTRIES_RESULT || raft_state(&n->raft) != RAFT_LEADER ||
-        n->lost_log_term == n->raft.current_term)
-        return;
+    if (msg->type != RAFT_APPEND_ENTRIES_RESULT || raft_state(&n->raft) != RAFT_LEADER) return;
     const struct raft_append_entries_result* r = &msg->append_entries_result;
     raft_index match = 0;
     if (r->term != n->raft.current_term || raft_match_index(&n->raft, msg->server_id, &match) != 0) return;
-    bool below = r->rejected > 0 && r->last_log_index < match;
-    if (msg->server_id == n->lost_log_member && !below) n->lost_log_answers = 0;
-    if (!below) return;
-    if (msg->server_id != n->lost_log_member) n->lost_log_answers = 0;
-    n->lost_log_member = msg->server_id;
-    if (++n->lost_log_answers < LOST_LOG_ANSWERS) return;
-    n->lost_log_answers = 0;
-    n->lost_log_term = n->raft.current_term;
+    if (!rampart_lost_log_observe(&n->lost_log, n->raft.current_term, msg->server_id, r->last_log_index, match))
+        return;
     raft_id to = best_other_voter(n, msg->server_id);
     logf_(n, 2,
           "member %llu answers below the index it acknowledged (its last %llu, acknowledged %llu): its log was "

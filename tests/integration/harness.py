@@ -21,6 +21,8 @@ RAMPARTCTL = os.path.join(BUILD, "rampartctl")
 SLOW = float(os.environ.get("RAMPART_SLOW_FACTOR", "1"))
 # Set by `make test-asan`: memory figures (RSS) are not meaningful there.
 SANITIZED = os.environ.get("RAMPART_SANITIZED") == "1"
+# Leave each node's directory (logs, data) behind to read after a failure.
+KEEP_DIRS = os.environ.get("RAMPART_KEEP_DIRS") == "1"
 
 
 def scaled(seconds):
@@ -136,7 +138,7 @@ class Daemon:
 
     def cleanup(self):
         self.stop()
-        if self.owns_dir:
+        if self.owns_dir and not KEEP_DIRS:
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self):

@@ -215,7 +215,7 @@ class RejoinAfterDataLoss(MembershipCase):
         nodes[0].wait_log(lambda e: e.get("msg") == "raft: refused a peer claiming a Raft id its certificate "
                                                      "does not own" and e.get("owner") == "node_3")
 
-    def test_wiped_follower_without_a_token_is_refilled(self):
+    def wipe_a_follower_and_bring_it_back(self, downtime_s):
         """No token: the node comes back under its old Raft id. The leader
         sees it answer below what it had acknowledged and hands leadership
         over; the new leader refills it."""
@@ -232,6 +232,7 @@ class RejoinAfterDataLoss(MembershipCase):
         for i in range(40, 60):
             self.put_on_leader(alive, f"acked/{i}", f"v{i}".encode())
         leader = self.leader_of(alive)
+        time.sleep(downtime_s)
         os.rename(victim.log_path, victim.log_path + ".1")
         victim.start()
         try:
@@ -244,6 +245,19 @@ class RejoinAfterDataLoss(MembershipCase):
         self.assertIn("handing leadership over", lost[0]["detail"])
         self.assertEqual(lost[0]["level"], "warn")
         self.assertIsNot(self.leader_of(nodes), leader)
+
+    def test_wiped_follower_back_at_once_is_refilled(self):
+        """Back within an election timeout: the leader still streams to it
+        and takes its rejections for stale ones."""
+        self.wipe_a_follower_and_bring_it_back(0)
+
+    def test_wiped_follower_back_later_is_refilled(self):
+        """Back after the leader gave up streaming to it (an election
+        timeout without contact puts it back to probing): the engine steps
+        its next index below the match index it keeps, then sends it only
+        empty heartbeats, which the node accepts. CI caught this one, when
+        a restart happened to straddle the leader's check."""
+        self.wipe_a_follower_and_bring_it_back(scaled(3 * 0.5))
 
     def test_wiped_follower_rejoins_under_a_new_raft_id(self):
         nodes = self.start_cluster(3)

@@ -10,7 +10,6 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <memory>
 #include <random>
 
@@ -63,6 +62,7 @@
 #include "store/snapshot_routes.h"
 #include "store/store.h"
 #include "transport_setup.h"
+#include "util/file_io.h"
 #include "util/sha256.h"
 
 namespace rampart {
@@ -924,11 +924,9 @@ bool Daemon::start_node_state() {
     state::BootInfo boot;
     boot.node_id = config_->node.id;
     boot.rampart_version = RAMPART_VERSION;
-    std::ifstream in(config_->source_file, std::ios::binary);
-    if (in) {
-        std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::string text;
+    if (util::read_whole_file(config_->source_file, &text, nullptr))
         boot.configuration_hash = "sha256:" + util::sha256_hex(text);
-    }
     state::Sinks sinks{audit_.get(), migrations_};
     if (!state::ensure_state(config_->node.data_dir, boot, sinks, &error)) {
         log::error("cannot start: state.json", {{"dir", config_->node.data_dir}, {"error", error}});
@@ -939,10 +937,9 @@ bool Daemon::start_node_state() {
 
 bool Daemon::write_pid_file() {
     if (config_->node.pid_file.empty()) return true;
-    std::ofstream out(config_->node.pid_file, std::ios::trunc);
-    out << getpid() << "\n";
-    if (!out) {
-        log::error("cannot write pid file", {{"path", config_->node.pid_file}});
+    std::string error;
+    if (!util::write_small_file(config_->node.pid_file, std::to_string(getpid()) + "\n", &error)) {
+        log::error("cannot write pid file", {{"path", config_->node.pid_file}, {"error", error}});
         return false;
     }
     return true;

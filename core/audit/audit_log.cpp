@@ -10,8 +10,8 @@
 #include <cstdint>
 #include <cstring>
 #include <ctime>
-#include <fstream>
 
+#include "util/file_io.h"
 #include "util/json.h"
 
 namespace rampart::audit {
@@ -32,13 +32,11 @@ bool write_all(int fd, std::string_view data) {
 // The largest audit_id in a file; 0 when none (missing, empty, or only a
 // torn last line from a crash).
 uint64_t max_id_in(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
     uint64_t best = 0;
-    std::string line;
-    while (std::getline(in, line)) {
+    util::for_each_line(path, [&best](std::string_view line) {
         uint64_t id = AuditLog::id_of_line(line);
         if (id > best) best = id;
-    }
+    });
     return best;
 }
 
@@ -53,7 +51,7 @@ std::string utc_timestamp(int64_t unix_ms) {
     time_t secs = static_cast<time_t>(unix_ms / 1000);
     struct tm tm {};
     gmtime_r(&secs, &tm);
-    char buf[40];
+    char buf[64];  // room for any int fields, so the format is never cut
     snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
              tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(unix_ms % 1000));
     return buf;

@@ -35,8 +35,8 @@ struct rampart_lost_log_watch {
 
 /* One answer of `member` in `term`: its last log index and the match index
  * the leader keeps for it. True when the leader should act now. */
-bool rampart_lost_log_observe(struct rampart_lost_log_watch* w, uint64_t term, uint64_t member,
-                              uint64_t last_log_index, uint64_t match_index);
+bool rampart_lost_log_observe(struct rampart_lost_log_watch* w, uint64_t term, uint64_t member, uint64_t last_log_index,
+                              uint64_t match_index);
 
 #ifdef __cplusplus
 }

@@ -891,8 +891,7 @@ static void watch_for_lost_log(struct rampart_raft* n, const struct raft_message
     const struct raft_append_entries_result* r = &msg->append_entries_result;
     raft_index match = 0;
     if (r->term != n->raft.current_term || raft_match_index(&n->raft, msg->server_id, &match) != 0) return;
-    if (!rampart_lost_log_observe(&n->lost_log, n->raft.current_term, msg->server_id, r->last_log_index, match))
-        return;
+    if (!rampart_lost_log_observe(&n->lost_log, n->raft.current_term, msg->server_id, r->last_log_index, match)) return;
     raft_id to = best_other_voter(n, msg->server_id);
     logf_(n, 2,
           "member %llu answers below the index it acknowledged (its last %llu, acknowledged %llu): its log was "

@@ -7,14 +7,13 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <memory>
-#include <sstream>
 
 #include "audit/audit_log.h"
 #include "log.h"
 #include "metrics/registry.h"
 #include "rampart_version.h"
+#include "util/file_io.h"
 #include "util/sha256.h"
 
 namespace rampart::state {
@@ -31,15 +30,7 @@ constexpr size_t kMaxStateBytes = size_t{64} * 1024;  // a state file is a few h
 std::string join(const std::string& dir, const char* name) { return dir + "/" + name; }
 
 bool read_file(const std::string& path, std::string* out, std::string* error) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        *error = path + ": " + strerror(errno);
-        return false;
-    }
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    *out = ss.str();
-    return true;
+    return util::read_whole_file(path, out, error);
 }
 
 bool fsync_dir(const std::string& dir) {

@@ -13,7 +13,7 @@ EntryPtr Entry::make(std::string_view value, uint64_t flags, uint64_t create_ind
     e->flags_ = flags;
     e->create_index_ = create_index;
     e->modify_index_ = modify_index;
-    if (!value.empty()) std::memcpy(e + 1, value.data(), value.size());
+    if (!value.empty()) std::memcpy(static_cast<char*>(block) + sizeof(Entry), value.data(), value.size());
     return EntryPtr(e);
 }
 

@@ -8,11 +8,10 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <memory>
-#include <sstream>
 
 #include "cluster/raft_adapter.h"
+#include "util/file_io.h"
 
 namespace rampart::store {
 namespace {
@@ -61,11 +60,9 @@ std::string check_engine_snapshot(const std::string& path, bool* unverifiable) {
     uint64_t meta_size = 0;
     if (!file_size(path + ".meta", &meta_size)) return "its .meta file is missing";
     if (meta_size == 0) return "its .meta file is empty";
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return std::string("cannot read it: ") + strerror(errno);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    std::string data = ss.str();
+    std::string data;
+    std::string error;
+    if (!util::read_whole_file(path, &data, &error)) return "cannot read it: " + error;
     if (data.size() >= 4 && std::memcmp(data.data(), kLz4Magic, 4) == 0) {
         *unverifiable = true;
         return {};

@@ -80,5 +80,22 @@ class MemorySettings(SnapshotNodeCase):
         self.assertRegex(p.stdout, r"total RSS\s+\d+\s+\|\s+\d+")
 
 
+class NoIostreams(unittest.TestCase):
+    """rampartd reads and writes files with core/util/file_io.h: one
+    std::ifstream or std::ostringstream pulls every locale facet of the C++
+    runtime it carries (static_cxx_runtime) into the binary, 0.3 MiB of
+    resident code (docs/store.md, "Memory"). Checked on the symbols, which
+    name these classes whether the runtime is linked in or shared."""
+
+    STREAMS = re.compile(r"basic_(i|o|io)?fstream|basic_(i|o)?stringstream|basic_stringbuf|ios_base::Init|"
+                         r"std::locale::classic")
+
+    def test_rampartd_has_no_iostreams(self):
+        out = subprocess.run(["nm", "-C", os.path.join(BUILD, "rampartd")], capture_output=True, text=True,
+                             check=True).stdout
+        found = sorted({line.split(" ", 2)[-1] for line in out.splitlines() if self.STREAMS.search(line)})
+        self.assertEqual(found, [], "rampartd uses iostreams again: use util/file_io.h")
+
+
 if __name__ == "__main__":
     unittest.main()

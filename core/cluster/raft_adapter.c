@@ -176,6 +176,8 @@ struct rampart_raft {
     int (*io_snapshot_put)(struct raft_io*, unsigned, struct raft_io_snapshot_put*, const struct raft_snapshot*,
                            raft_io_snapshot_put_cb);
     void (*io_close)(struct raft_io*, raft_io_close_cb);
+    int (*io_snapshot_get)(struct raft_io*, struct raft_io_snapshot_get*, raft_io_snapshot_get_cb);
+    bool io_closing;                   /* the engine has closed raft_uv */
     raft_io_close_cb engine_io_closed; /* held while a fill runs */
     bool io_closed;
     raft_io_tick_cb engine_tick;
@@ -1029,8 +1031,69 @@ static void io_closed_cb(struct raft_io* io) {
 
 static void io_close_after_fill(struct raft_io* io, raft_io_close_cb cb) {
     struct rampart_raft* n = node_of_io(io);
+    n->io_closing = true;
     n->engine_io_closed = cb;
     n->io_close(io, io_closed_cb);
+}
+
+/* ------------------------------------------------------------------ */
+/* Loading a snapshot to send: a failure never reaches the engine      */
+
+/* A leader loads its newest snapshot to send it to a follower that is too
+ * far behind (raft_uv's snapshot_get lists the files on the thread pool,
+ * then reads the newest). With a low snapshot threshold the node's own
+ * snapshots come so fast that the listed one can be deleted (raft_uv keeps
+ * the last two) before it is read. 0.22.1's legacyLoadSnapshotCb then frees
+ * the message's configuration and data, which sendSnapshot never set:
+ * "double free or corruption" and SIGABRT (a CI rehearsal,
+ * test_snapshot_install, killed the leader so). So the adapter takes the
+ * load's answer first: a failure is loaded again, a few times; if it still
+ * fails, the engine never hears of it, and its install timeout (about 3 s)
+ * sends the snapshot again from scratch. The engine's request is then never
+ * completed: a few hundred bytes, once per such failure. */
+enum { SNAPSHOT_GET_ATTEMPTS = 4 };
+
+struct snapshot_get {
+    struct raft_io_snapshot_get proxy; /* what raft_uv sees */
+    struct rampart_raft* node;
+    struct raft_io_snapshot_get* engine_req;
+    raft_io_snapshot_get_cb engine_cb;
+    unsigned attempts;
+};
+
+static void snapshot_get_cb(struct raft_io_snapshot_get* proxy, struct raft_snapshot* snapshot, int status) {
+    struct snapshot_get* g = proxy->data;
+    struct rampart_raft* n = g->node;
+    if (status == 0) {
+        g->engine_req->cb = g->engine_cb;
+        g->engine_cb(g->engine_req, snapshot, 0);
+        free(g);
+        return;
+    }
+    raft_free(snapshot); /* raft_uv allocated it; on a failure nobody else frees it */
+    if (++g->attempts < SNAPSHOT_GET_ATTEMPTS && !n->io_closing &&
+        n->io_snapshot_get(&n->io, &g->proxy, snapshot_get_cb) == 0) {
+        logf_(n, 3, "loading the snapshot to send failed (%s); loading it again", raft_strerror(status));
+        return;
+    }
+    logf_(n, 2,
+          "loading the snapshot to send failed %u times (%s): the install is dropped; the leader sends it again "
+          "after its install timeout",
+          g->attempts, raft_strerror(status));
+    free(g);
+}
+
+static int io_snapshot_get_guarded(struct raft_io* io, struct raft_io_snapshot_get* req, raft_io_snapshot_get_cb cb) {
+    struct rampart_raft* n = node_of_io(io);
+    struct snapshot_get* g = calloc(1, sizeof *g);
+    if (g == NULL) return RAFT_NOMEM;
+    g->proxy.data = g;
+    g->node = n;
+    g->engine_req = req;
+    g->engine_cb = cb;
+    int rv = n->io_snapshot_get(io, &g->proxy, snapshot_get_cb);
+    if (rv != 0) free(g);
+    return rv;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1180,6 +1243,8 @@ int rampart_raft_create(uv_loop_t* loop, const struct rampart_raft_config* cfg, 
     n->io.snapshot_put = io_snapshot_put_after_fill;
     n->io_close = n->io.close;
     n->io.close = io_close_after_fill;
+    n->io_snapshot_get = n->io.snapshot_get;
+    n->io.snapshot_get = io_snapshot_get_guarded;
     /* Never let the engine "repair" a damaged log by dropping entries. */
     raft_uv_set_auto_recovery(&n->io, false);
     /* Snapshot files stay plain, so that start can check our envelope on

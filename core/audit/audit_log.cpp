@@ -19,16 +19,6 @@ namespace {
 
 std::string errno_text(const std::string& what) { return what + ": " + strerror(errno); }
 
-bool write_all(int fd, std::string_view data) {
-    while (!data.empty()) {
-        ssize_t n = ::write(fd, data.data(), data.size());
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return false;
-        data.remove_prefix(static_cast<size_t>(n));
-    }
-    return true;
-}
-
 // The largest audit_id in a file; 0 when none (missing, empty, or only a
 // torn last line from a crash).
 uint64_t max_id_in(const std::string& path) {
@@ -152,7 +142,7 @@ uint64_t AuditLog::append(std::string_view event, const Fields& fields, std::str
     uint64_t id = last_id_ + 1;
     std::string line = format(id, now_unix_ms(), options_.node_id, event, fields);
     if (size_ > 0 && size_ + line.size() > options_.max_bytes && !rotate(error)) return 0;
-    if (!write_all(fd_, line) || ::fsync(fd_) != 0) {
+    if (!util::write_all(fd_, line) || ::fsync(fd_) != 0) {
         *error = errno_text(options_.path);
         // Drop a torn line, so the next event starts on a line of its own.
         if (ftruncate(fd_, static_cast<off_t>(size_)) != 0) *error += " (and the torn line stays)";

@@ -13,9 +13,12 @@
 #include "http/server.h"
 #include "log.h"
 #include "net/transport.h"
+#include "util/strings.h"
 
 namespace rampart::cluster {
 namespace {
+
+using util::iequals;
 
 constexpr size_t kMaxResponseHead = size_t{64} * 1024;
 constexpr size_t kMaxResponseBody = size_t{64} << 20;
@@ -34,14 +37,6 @@ bool has_param(std::string_view query, std::string_view name) {
 }
 
 bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (size_t i = 0; i < a.size(); ++i) {
-        if (tolower(static_cast<unsigned char>(a[i])) != tolower(static_cast<unsigned char>(b[i]))) return false;
-    }
-    return true;
-}
 
 // Headers that describe one hop, not the request: the forwarder sets its own.
 bool hop_by_hop(std::string_view name) {

@@ -1,13 +1,12 @@
 #include "cluster/membership_client.h"
 
-#include <strings.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cstdlib>
 #include <string_view>
 
 #include "cluster/not_applied.h"
+#include "util/strings.h"
 
 namespace rampart::cluster {
 
@@ -91,17 +90,17 @@ private:
         Raw a;
         for (size_t at = head.find("\r\n"); at != std::string_view::npos; at = head.find("\r\n", at + 2)) {
             std::string_view line = head.substr(at + 2, head.find("\r\n", at + 2) - at - 2);
-            if (line.size() > 15 && strncasecmp(line.data(), "content-length:", 15) == 0)
-                length = strtoull(std::string(line.substr(15)).c_str(), nullptr, 10);
-            if (line.size() > 12 && strncasecmp(line.data(), "retry-after:", 12) == 0) {
-                std::string value(line.substr(12));
-                value.erase(0, value.find_first_not_of(' '));
+            size_t colon = line.find(':');
+            if (colon == std::string_view::npos) continue;
+            std::string_view name = line.substr(0, colon);
+            std::string value(line.substr(colon + 1));
+            value.erase(0, value.find_first_not_of(' '));
+            if (util::iequals(name, "content-length")) {
+                length = strtoull(value.c_str(), nullptr, 10);
+            } else if (util::iequals(name, "retry-after")) {
                 a.retry_after_ms = resilience::PeerRetrier::parse_retry_after(&value);
-            }
-            if (size_t colon = line.find(':'); colon != std::string_view::npos) {
-                std::string_view value = line.substr(colon + 1);
-                value.remove_prefix(std::min(value.find_first_not_of(' '), value.size()));
-                a.not_applied = a.not_applied || is_not_applied_header(line.substr(0, colon), value);
+            } else {
+                a.not_applied = a.not_applied || is_not_applied_header(name, value);
             }
         }
         if (in_.size() < end + 4 + length) {

@@ -7,11 +7,10 @@
 // client talking to a node directly never sees it.
 #pragma once
 
-#include <strings.h>
-
 #include <string_view>
 
 #include "http/response.h"
+#include "util/strings.h"
 
 namespace rampart::cluster {
 
@@ -26,9 +25,7 @@ inline http::Response not_leader_any_more() {
 
 // Whether an answer's header marks it as refused before acting.
 inline bool is_not_applied_header(std::string_view name, std::string_view value) {
-    std::string_view expected(kNotApplied);
-    return name.size() == expected.size() && strncasecmp(name.data(), expected.data(), name.size()) == 0 &&
-           value == "1";
+    return util::iequals(name, kNotApplied) && value == "1";
 }
 
 }  // namespace rampart::cluster

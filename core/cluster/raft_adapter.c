@@ -177,7 +177,6 @@ struct rampart_raft {
                            raft_io_snapshot_put_cb);
     void (*io_close)(struct raft_io*, raft_io_close_cb);
     int (*io_snapshot_get)(struct raft_io*, struct raft_io_snapshot_get*, raft_io_snapshot_get_cb);
-    bool io_closing;                   /* the engine has closed raft_uv */
     raft_io_close_cb engine_io_closed; /* held while a fill runs */
     bool io_closed;
     raft_io_tick_cb engine_tick;
@@ -1031,7 +1030,6 @@ static void io_closed_cb(struct raft_io* io) {
 
 static void io_close_after_fill(struct raft_io* io, raft_io_close_cb cb) {
     struct rampart_raft* n = node_of_io(io);
-    n->io_closing = true;
     n->engine_io_closed = cb;
     n->io_close(io, io_closed_cb);
 }
@@ -1071,7 +1069,7 @@ static void snapshot_get_cb(struct raft_io_snapshot_get* proxy, struct raft_snap
         return;
     }
     raft_free(snapshot); /* raft_uv allocated it; on a failure nobody else frees it */
-    if (++g->attempts < SNAPSHOT_GET_ATTEMPTS && !n->io_closing &&
+    if (++g->attempts < SNAPSHOT_GET_ATTEMPTS && !n->closing &&
         n->io_snapshot_get(&n->io, &g->proxy, snapshot_get_cb) == 0) {
         logf_(n, 3, "loading the snapshot to send failed (%s); loading it again", raft_strerror(status));
         return;

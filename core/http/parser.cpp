@@ -1,17 +1,15 @@
 #include "http/parser.h"
 
-#include <strings.h>
-
 #include <utility>
+
+#include "util/strings.h"
 
 namespace rampart::http {
 namespace {
 
-RequestParser* self(llhttp_t* p) { return static_cast<RequestParser*>(p->data); }
+using util::iequals;
 
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
-}
+RequestParser* self(llhttp_t* p) { return static_cast<RequestParser*>(p->data); }
 
 // RFC 9110 token characters; anything else in a field name (notably
 // whitespace before the colon) must be rejected to stop smuggling.

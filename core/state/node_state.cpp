@@ -29,10 +29,6 @@ constexpr size_t kMaxStateBytes = size_t{64} * 1024;  // a state file is a few h
 
 std::string join(const std::string& dir, const char* name) { return dir + "/" + name; }
 
-bool read_file(const std::string& path, std::string* out, std::string* error) {
-    return util::read_whole_file(path, out, error);
-}
-
 bool fsync_dir(const std::string& dir) {
     int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return false;
@@ -48,14 +44,7 @@ bool write_file(const std::string& path, std::string_view data, std::string* err
         *error = path + ": " + strerror(errno);
         return false;
     }
-    bool ok = true;
-    while (ok && !data.empty()) {
-        ssize_t n = ::write(fd, data.data(), data.size());
-        if (n < 0 && errno == EINTR) continue;
-        ok = n > 0;
-        if (ok) data.remove_prefix(static_cast<size_t>(n));
-    }
-    ok = ok && ::fsync(fd) == 0;
+    bool ok = util::write_all(fd, data) && ::fsync(fd) == 0;
     if (!ok) *error = path + ": " + strerror(errno);
     ::close(fd);
     return ok;
@@ -223,7 +212,7 @@ NodeState convert_v1(const NodeState& v1, std::string_view now) {
 
 MigrateResult migrate_state(const std::string& dir, const Sinks& sinks, std::string* error, const Hooks& hooks) {
     std::string original;
-    if (!read_file(join(dir, kState), &original, error)) return MigrateResult::Failed;
+    if (!util::read_whole_file(join(dir, kState), &original, error)) return MigrateResult::Failed;
     NodeState v1;
     int version = 0;
     std::string parse_error;
@@ -285,12 +274,14 @@ MigrateResult migrate_state(const std::string& dir, const Sinks& sinks, std::str
         NodeState check;
         int check_version = 0;
         std::string check_error;
-        if (!read_file(join(dir, kBackup), &backup, &why) || !read_file(join(dir, kBackupSum), &sumfile, &why)) break;
+        if (!util::read_whole_file(join(dir, kBackup), &backup, &why) ||
+            !util::read_whole_file(join(dir, kBackupSum), &sumfile, &why))
+            break;
         if (util::sha256_hex(backup) != sum || sumfile.compare(0, sum.size(), sum) != 0 || backup != original) {
             why = "Backup checksum verification failed";
             break;
         }
-        if (!read_file(join(dir, kNew), &reread, &why)) break;
+        if (!util::read_whole_file(join(dir, kNew), &reread, &why)) break;
         if (reread != rendered || !parse_state(reread, &check, &check_version, &check_error) ||
             check_version != kSchemaVersion || check.node_id != v1.node_id || check.raft_id != v1.raft_id) {
             why = "the v2 state did not read back as written" + (check_error.empty() ? "" : ": " + check_error);
@@ -320,7 +311,7 @@ MigrateResult migrate_state(const std::string& dir, const Sinks& sinks, std::str
     // 8. Roll back: state.json holds the v1 bytes again and state.v2.json is
     // gone. The backup and its checksum stay for the operator.
     std::string now, rollback_error;
-    bool restored = read_file(join(dir, kState), &now, &rollback_error) && now == original;
+    bool restored = util::read_whole_file(join(dir, kState), &now, &rollback_error) && now == original;
     if (!restored) restored = replace_file(dir, kState, original, &rollback_error);
     if (new_written) ::unlink(join(dir, kNew).c_str());
     trail.record("rollback", restored ? "ok" : "failed", rollback_error);
@@ -354,7 +345,7 @@ bool ensure_state(const std::string& dir, const BootInfo& boot, const Sinks& sin
         if (migrate_state(dir, sinks, error, hooks) == MigrateResult::Failed) return false;
         std::string text;
         int version = 0;
-        if (!read_file(path, &text, error)) return false;
+        if (!util::read_whole_file(path, &text, error)) return false;
         if (!parse_state(text, &s, &version, error)) {
             *error = path + ": " + *error;
             return false;

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 namespace rampart::util {
 namespace {
@@ -80,20 +81,25 @@ bool for_each_line(const std::string& path, const std::function<void(std::string
     return true;
 }
 
-bool write_small_file(const std::string& path, std::string_view data, std::string* error) {
-    Fd f(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    if (f.fd < 0) return failed(path, strerror(errno), error);
+bool write_all(int fd, std::string_view data) {
     while (!data.empty()) {
-        ssize_t n = ::write(f.fd, data.data(), data.size());
+        ssize_t n = ::write(fd, data.data(), data.size());
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return failed(path, n < 0 ? strerror(errno) : "short write", error);
+        if (n < 0) return false;
+        if (n == 0) {
+            errno = EIO;  // a write that takes nothing and says no error
+            return false;
+        }
         data.remove_prefix(static_cast<size_t>(n));
     }
-    if (::close(f.fd) != 0) {
-        f.fd = -1;
-        return failed(path, strerror(errno), error);
-    }
-    f.fd = -1;
+    return true;
+}
+
+bool write_small_file(const std::string& path, std::string_view data, std::string* error) {
+    Fd f(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (f.fd < 0 || !write_all(f.fd, data)) return failed(path, strerror(errno), error);
+    const int fd = std::exchange(f.fd, -1);
+    if (::close(fd) != 0) return failed(path, strerror(errno), error);
     return true;
 }
 

@@ -21,6 +21,10 @@ bool read_whole_file(const std::string& path, std::string* out, std::string* err
 // be opened or read; lines already seen were passed on.
 bool for_each_line(const std::string& path, const std::function<void(std::string_view)>& on_line);
 
+// Write all of `data` to `fd` (retried on EINTR and short writes). False,
+// with errno set, on an error.
+bool write_all(int fd, std::string_view data);
+
 // Create or truncate `path` (mode 0644) and write `data`. False, with
 // "<path>: <reason>" in *error, on any failure.
 bool write_small_file(const std::string& path, std::string_view data, std::string* error);
